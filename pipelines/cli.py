@@ -1,0 +1,125 @@
+"""`tflite-pipeline [HYDRA OVERRIDES]`: compose the config, run the DAG, report, track, exit with a code.
+
+Exit codes (the contract): 0 every variant passed its gates; 1 a variant failed a gate or errored;
+2 bad input or configuration found before any work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from pipelines.cache import StageCache
+from pipelines.dag import build_dag
+from pipelines.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConfigError
+from pipelines.preflight import preflight
+from pipelines.report import build_report, format_table, write_report
+from pipelines.runner import run_dag
+from pipelines.schema import register_configs
+from pipelines.worker import Worker
+
+log = logging.getLogger("tflite_pipeline")
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+_state: dict[str, Any] = {"started": False, "exit_codes": []}
+
+
+def resolve(cfg: DictConfig) -> dict[str, Any]:
+    """The fully resolved config as plain data, or ConfigError naming the missing or broken key."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)  # type: ignore
+    except MissingMandatoryValue as err:
+        key = err.full_key
+        raise ConfigError(f"`{key}` must be set for this configuration, e.g. `{key}=...` on the command line.") from None
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"The configuration is invalid: {str(err).splitlines()[0]}") from None
+
+
+def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
+    """Run one pipeline; returns the exit code. Raises ConfigError for bad input found before any work."""
+    preflight(cfg, run_dir)
+    nodes = build_dag(cfg["pipeline"]["stages"], cfg["variants"])
+    tracker = None
+    if cfg["tracking"]["enabled"]:
+        from pipelines.tracking import MlflowTracker
+
+        experiment = cfg["tracking"]["experiment"] or cfg["model"]["name"] or "tflite-pipeline"
+        tracker = MlflowTracker(cfg["tracking"]["uri"], experiment)
+        tracker.start(cfg, run_name=run_dir.name, parent_run_id=os.environ.get("TFLITE_PIPELINE_PARENT_RUN"))
+    runtime = cfg["runtime"]
+    cache = StageCache(Path(runtime["cache_dir"]).expanduser().resolve(), enabled=runtime["use_cache"])
+    started = time.perf_counter()
+    log.info("Running %d stages for variants %s (cache: %s)", len(nodes), ", ".join(sorted(cfg["variants"])),
+             cache.root)
+    try:
+        with Worker(log_path=None if runtime["debug"] else str(run_dir / "worker.log")) as worker:
+            outcomes = run_dag(nodes, cache, worker, runtime["stage_timeout_s"])
+        input_errors = [o for nid, o in outcomes.items() if "[" not in nid and o.status == "error" and o.input_error]
+        if input_errors:
+            raise ConfigError(input_errors[0].error or "bad input")
+        report = build_report(cfg, outcomes, run_dir)
+        report["wall_s"] = round(time.perf_counter() - started, 2)
+        if tracker is not None:
+            from pipelines.tracking import variant_params
+
+            for name, entry in report["variants"].items():
+                entry["mlflow_run_id"] = tracker.log_variant(name, entry, variant_params(cfg, name), run_dir)
+            report["mlflow_run_id"] = tracker.parent_id
+        write_report(report, run_dir)
+        if tracker is not None:
+            tracker.finish(report, run_dir, "FINISHED" if report["status"] == "passed" else "FAILED")
+    except BaseException:
+        if tracker is not None:
+            tracker.abort()
+        raise
+    if runtime["debug"]:
+        for nid, outcome in outcomes.items():
+            if outcome.details:
+                log.error("%s traceback:\n%s", nid, outcome.details)
+    print("\n" + format_table(report))
+    print(f"\nReport: {run_dir / 'report.md'}  ({report['wall_s']:.1f}s)")
+    return EXIT_OK if report["status"] == "passed" else EXIT_FAILED
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """After a configuration error, leave no run directory behind (Hydra creates it before we run)."""
+    leftovers = [p for p in run_dir.iterdir() if p.name not in (".hydra", "worker.log") and p.suffix != ".log"]
+    if not leftovers:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def _task(cfg: DictConfig) -> int:
+    _state["started"] = True
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        code = run_pipeline(resolve(cfg), run_dir)
+    except ConfigError as err:
+        log.error("Error: %s", err)
+        _remove_if_empty(run_dir)
+        code = EXIT_BAD_INPUT
+    _state["exit_codes"].append(code)
+    return code
+
+
+def main() -> None:
+    """Console entry point: Hydra's own errors (bad override, unknown option or key) exit with code 2."""
+    register_configs()
+    try:
+        _task()
+    except SystemExit as exit_:
+        if exit_.code == 1 and not _state["started"]:
+            sys.exit(EXIT_BAD_INPUT)
+        raise
+    codes = _state["exit_codes"]
+    sys.exit(max(codes) if codes else EXIT_OK)

@@ -1,0 +1,28 @@
+"""Gates: limits a variant's verification metrics must meet. Evaluated by the engine, not by `verify`,
+so changing a limit re-judges cached results instead of recomputing them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def evaluate_gates(gates: dict[str, Any], metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{gate: {limit, value, passed}} for every enabled gate whose metric exists, plus finiteness."""
+    results: dict[str, dict[str, Any]] = {}
+    if "finite" in metrics:
+        results["finite_outputs"] = {"limit": True, "value": metrics["finite"], "passed": bool(metrics["finite"])}
+
+    def check(name: str, value: float | None, higher_is_better: bool) -> None:
+        limit = gates.get(name)
+        if limit is None or value is None:
+            return
+        passed = value >= limit if higher_is_better else value <= limit
+        results[name] = {"limit": limit, "value": round(float(value), 6), "passed": bool(passed)}
+
+    delta = metrics.get("accuracy_delta")
+    check("max_accuracy_drop", None if delta is None else -delta, higher_is_better=False)
+    check("min_argmax_agreement", metrics.get("argmax_agreement"), higher_is_better=True)
+    check("max_rmse", max(metrics["rmse"].values()) if metrics.get("rmse") else None, higher_is_better=False)
+    errors = metrics.get("max_abs_err")
+    check("max_abs_err", max(errors.values()) if errors else None, higher_is_better=False)
+    return results

@@ -1,0 +1,172 @@
+"""Assemble `report.json` (the contract in ARCHITECTURE.md), `report.md`, the plot and the console table."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pipelines.gates import evaluate_gates
+from pipelines.runner import Outcome
+
+VARIANT_STAGES = ("convert", "verify", "benchmark")
+
+
+def _first_error(outcomes: dict[str, Outcome], ids: list[str]) -> str | None:
+    for nid in ids:
+        outcome = outcomes.get(nid)
+        if outcome is not None and outcome.status == "error":
+            return f"{nid}: {outcome.error}"
+    for nid in ids:
+        outcome = outcomes.get(nid)
+        if outcome is not None and outcome.status == "skipped":
+            return f"{nid}: {outcome.error}"
+    return None
+
+
+def _variant_entry(
+    name: str, variant_cfg: dict[str, Any], outcomes: dict[str, Outcome], reference: dict[str, Any], run_dir: Path
+) -> dict[str, Any]:
+    def result(stage: str) -> Any:
+        outcome = outcomes.get(f"{stage}[{name}]")
+        return outcome.result if outcome is not None and outcome.status == "ok" else None
+
+    converted, verified, timed = result("convert"), result("verify"), result("benchmark")
+    entry: dict[str, Any] = {"status": "error", "size_bytes": None, "tflite_path": None, "metrics": {}, "gates": {}}
+    if converted is not None:
+        target = run_dir / "variants" / name / "model.tflite"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(converted.path("tflite"), target)
+        entry.update(size_bytes=converted.metrics["size_bytes"], tflite_path=str(target.relative_to(run_dir)))
+        entry["metrics"]["convert_s"] = converted.metrics["convert_s"]
+        entry["io"] = converted.meta["io"]
+        entry["ops"] = converted.meta["contents"]["ops"]
+    if verified is not None:
+        entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
+        entry["gates"] = evaluate_gates(variant_cfg.get("gates") or {}, verified.metrics)
+    if timed is not None and "latency_ms" in timed.metrics:
+        entry["metrics"]["latency_ms"] = timed.metrics["latency_ms"]
+    error = _first_error(outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES])
+    if error is None and verified is not None:
+        entry["status"] = "passed" if all(g["passed"] for g in entry["gates"].values()) else "failed"
+    entry["error"] = error
+    if reference.get("size_bytes") and entry["size_bytes"]:
+        entry["size_ratio"] = round(entry["size_bytes"] / reference["size_bytes"], 4)
+    return entry
+
+
+def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Path) -> dict[str, Any]:
+    """The run's report; copies every converted variant to `variants/<name>/model.tflite`."""
+    load = outcomes.get("load")
+    model = dict(load.result.meta["model"]) if load and load.result else dict(cfg["model"])
+    split_outcome = outcomes.get("split")
+    split = split_outcome.result.meta if split_outcome and split_outcome.result else {"mode": cfg["split"]["mode"]}
+    calib = outcomes.get("calibrate")
+    ref = outcomes.get("reference")
+    fp32_size = None
+    convert_fp32 = outcomes.get("convert[fp32]")
+    if convert_fp32 is not None and convert_fp32.result is not None:
+        fp32_size = convert_fp32.result.metrics["size_bytes"]
+    reference_info = {"size_bytes": fp32_size or model.get("size_bytes")}
+    report: dict[str, Any] = {
+        "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
+        "split": {k: split.get(k) for k in ("mode", "unsupported_ops", "cut_tensors", "postprocess")},
+        "calibration": calib.result.meta["calibration"] if calib and calib.result else None,
+        "reference": {"metrics": dict(ref.result.metrics) if ref and ref.result else {}},
+        "variants": {
+            name: _variant_entry(name, vcfg, outcomes, reference_info, run_dir)
+            for name, vcfg in sorted(cfg["variants"].items())
+        },
+        "size_baseline": "fp32 variant" if fp32_size else "source model",
+    }
+    if calib and calib.result and calib.result.meta.get("random"):
+        report["notes"] = ["dataset=random: accuracy and error figures are meaningless; sizes and latency hold."]
+    report["status"] = "passed" if all(v["status"] == "passed" for v in report["variants"].values()) else "failed"
+    global_errors = {nid: o.error for nid, o in outcomes.items() if "[" not in nid and o.status == "error"}
+    if global_errors:
+        report["errors"] = global_errors
+    return report
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table_rows(report: dict[str, Any]) -> list[list[str]]:
+    """Reference row, then one row per variant: the comparison table's cells."""
+    ref = report["reference"]["metrics"]
+    rows = [["reference", "-", _fmt(ref.get("accuracy")), "-", "-", _fmt(ref.get("latency_ms", {}).get("p50"), ".3f"),
+             _fmt((report["model"].get("size_bytes") or 0) / 1024, ".1f"), "-"]]
+    for name, v in report["variants"].items():
+        m = v["metrics"]
+        rmse = max(m["rmse"].values()) if m.get("rmse") else None
+        rows.append([
+            name,
+            v["status"],
+            _fmt(m.get("accuracy")),
+            _fmt(m.get("accuracy_delta"), "+.4f"),
+            _fmt(rmse, ".2e"),
+            _fmt(m.get("latency_ms", {}).get("p50"), ".3f"),
+            _fmt(v["size_bytes"] / 1024 if v["size_bytes"] else None, ".1f"),
+            _fmt(v.get("size_ratio"), ".3f"),
+        ])
+    return rows
+
+
+HEADER = ["variant", "status", "accuracy", "Δ accuracy", "max RMSE", "p50 ms", "size KiB", "size ratio"]
+
+
+def format_table(report: dict[str, Any]) -> str:
+    rows = [HEADER, *table_rows(report)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    problems = [f"  {n}: {v['error']}" for n, v in report["variants"].items() if v.get("error")]
+    failed_gates = [
+        f"  {n}: gate {g} = {r['value']} (limit {r['limit']})"
+        for n, v in report["variants"].items()
+        for g, r in v["gates"].items()
+        if not r["passed"]
+    ]
+    return "\n".join(lines + (["", "Errors:", *problems] if problems else []) +
+                     (["", "Failed gates:", *failed_gates] if failed_gates else []))
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    rows = table_rows(report)
+    lines = [
+        f"# tflite-pipeline report: {report['model']['name']}",
+        "",
+        f"Status: **{report['status']}**. Size ratio is relative to the {report['size_baseline']}.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join("---" for _ in HEADER) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+    split = report["split"]
+    if split.get("cut_tensors"):
+        lines += ["", f"Split: unsupported ops {split['unsupported_ops']}, cut at {split['cut_tensors']}."]
+    details = format_table(report).split("\n\n", 1)
+    if len(details) > 1:
+        lines += ["", "```", details[1], "```"]
+    if (report.get("plot")):
+        lines += ["", f"![accuracy and error against size and latency]({report['plot']})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_report(report: dict[str, Any], run_dir: Path) -> None:
+    from pipelines.plots import plot_tradeoffs
+
+    plot = plot_tradeoffs(report, run_dir / "tradeoffs.png")
+    if plot is not None:
+        report["plot"] = plot.name
+    write_atomic(run_dir / "report.json", json.dumps(report, indent=2, default=str))
+    write_atomic(run_dir / "report.md", format_markdown(report))

@@ -1,0 +1,178 @@
+"""Structured-config schemas behind every config group.
+
+Hydra validates each YAML file against these dataclasses at compose time, so a typo in a key
+(`model.pth=...`) or an enum value (`variants.int8.mode=int4`) fails before any TensorFlow work, with
+exit code 2. Keep them pure data: no I/O here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class ModelFormat(str, Enum):
+    keras = "keras"
+    saved_model = "saved_model"
+    frozen_graph = "frozen_graph"
+
+
+class DatasetKind(str, Enum):
+    digits = "digits"
+    npz = "npz"
+    random = "random"
+
+
+class QuantMode(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    dynamic = "dynamic"
+    int8 = "int8"
+    int16x8 = "int16x8"
+
+
+class IODtype(str, Enum):
+    float32 = "float32"
+    int8 = "int8"
+    uint8 = "uint8"
+    int16 = "int16"
+
+
+class SplitMode(str, Enum):
+    auto = "auto"
+    none = "none"
+    manual = "manual"
+
+
+@dataclass
+class ModelConfig:
+    # Default: the model file's (or directory's) name without extension.
+    name: Optional[str] = None
+    format: ModelFormat = ModelFormat.keras
+    path: Optional[str] = None
+    # Dotted path of a function `build(path: str, **build_args) -> None` that creates the model file when
+    # `path` does not exist yet (the bundled examples); its source is part of the cache key.
+    build: Optional[str] = None
+    build_args: dict[str, Any] = field(default_factory=dict)
+    # Frozen graphs only: tensor names (with or without ':0') and static shapes.
+    inputs: Optional[list[str]] = None
+    outputs: Optional[list[str]] = None
+    input_shapes: Optional[dict[str, list[int]]] = None
+    # SavedModel only.
+    signature: str = "serving_default"
+    # Keras only: refuse Lambda layers and other arbitrary code unless the user opts in.
+    safe_mode: bool = True
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    kind: DatasetKind = DatasetKind.digits
+    path: Optional[str] = None
+    # Name of the model output that holds class scores (for accuracy and argmax agreement);
+    # default: the first output whose last dimension matches the number of classes, else the first.
+    label_output: Optional[str] = None
+    # Fraction of the data held out for evaluation (npz/random); digits uses its own held-out test split.
+    eval_fraction: float = 0.5
+    max_eval_samples: int = 1000
+    seed: int = 0
+    # random only: how many samples to generate.
+    num_samples: int = 256
+
+
+@dataclass
+class Gates:
+    """Limits a variant must meet to pass; null disables a gate."""
+
+    max_accuracy_drop: Optional[float] = None
+    min_argmax_agreement: Optional[float] = None
+    max_rmse: Optional[float] = None
+    max_abs_err: Optional[float] = None
+
+
+@dataclass
+class VariantConfig:
+    mode: QuantMode = QuantMode.fp32
+    # Full-integer variants only: dtype of the model's inputs and outputs.
+    io_dtype: IODtype = IODtype.float32
+    gates: Gates = field(default_factory=Gates)
+
+
+@dataclass
+class SplitConfig:
+    mode: SplitMode = SplitMode.auto
+    # manual: tensor names to cut at (they become the head's outputs).
+    outputs: Optional[list[str]] = None
+    # Numpy tail: `{_target_: pkg.module.fn, ...kwargs}`; null runs the cut-off subgraph with TensorFlow.
+    postprocess: Optional[dict[str, Any]] = None
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str = "sqlite:///mlflow.db"
+    # Default: the model's name (one experiment per model).
+    experiment: Optional[str] = None
+
+
+@dataclass
+class CalibrateConfig:
+    num_samples: int = 100
+    seed: int = 0
+
+
+@dataclass
+class BenchmarkConfig:
+    enabled: bool = True
+    num_threads: int = 1
+    use_xnnpack: bool = True
+    warmup: int = 10
+    min_runs: int = 50
+    min_seconds: float = 0.5
+    max_seconds: float = 20.0
+
+
+@dataclass
+class RuntimeConfig:
+    """How the engine executes stages."""
+
+    cache_dir: str = "outputs/cache"
+    use_cache: bool = True
+    # Seconds a single stage may run in the worker process before it is killed.
+    stage_timeout_s: float = 1800.0
+    debug: bool = False
+
+
+@dataclass
+class StageSpec:
+    _target_: str = MISSING
+    needs: list[str] = field(default_factory=list)
+    per_variant: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineConfig:
+    stages: dict[str, StageSpec] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    variants: dict[str, VariantConfig] = field(default_factory=dict)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
+    benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+
+def register_configs() -> None:
+    """Register the root schema; conf/config.yaml lists it first in its defaults, so every group is typed."""
+    ConfigStore.instance().store(name="config_schema", node=Config)

@@ -1,0 +1,144 @@
+"""The one place that talks to MLflow: a parent run per pipeline run, a nested child run per variant.
+
+Stages return metrics; this hook flattens config into params (`.`-joined keys), logs metrics under
+`<stage>/<metric>` names, attaches each variant's `.tflite` and verification details, and ends the parent run
+FAILED when the pipeline fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import ConfigError
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists become JSON strings."""
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(value, list | tuple):
+        return {prefix: json.dumps(value)}
+    return {prefix: value}
+
+
+def variant_metrics(entry: dict[str, Any]) -> dict[str, float]:
+    """A report entry's numbers as MLflow metrics named `<stage>/<metric>`."""
+    m = entry["metrics"]
+    metrics: dict[str, float] = {}
+    if entry.get("size_bytes"):
+        metrics["convert/size_bytes"] = entry["size_bytes"]
+    if entry.get("size_ratio") is not None:
+        metrics["convert/size_ratio"] = entry["size_ratio"]
+    if "convert_s" in m:
+        metrics["convert/seconds"] = m["convert_s"]
+    for key in ("accuracy", "accuracy_delta", "argmax_agreement"):
+        if key in m:
+            metrics[f"verify/{key}"] = m[key]
+    for kind in ("rmse", "max_abs_err"):
+        for output, value in (m.get(kind) or {}).items():
+            metrics[f"verify/{kind}/{_metric_name(output)}"] = value
+    for stat, value in (m.get("latency_ms") or {}).items():
+        if stat != "count":
+            metrics[f"benchmark/latency_ms_{stat}"] = value
+    metrics["gates/passed"] = float(entry["status"] == "passed")
+    return metrics
+
+
+def _metric_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def config_hash(cfg: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class MlflowTracker:
+    """Parent run for the pipeline run, child runs per variant."""
+
+    def __init__(self, uri: str, experiment: str) -> None:
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        import mlflow
+
+        self.mlflow = mlflow
+        self.uri = uri
+        self.experiment = experiment
+        self.parent_id: str | None = None
+
+    def start(self, cfg: dict[str, Any], run_name: str, parent_run_id: str | None = None) -> str:
+        """Open the parent run; an unreachable or unusable store fails here, before any work."""
+        mlflow = self.mlflow
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            mlflow.set_experiment(self.experiment)
+            tags = {"config_hash": config_hash(cfg), "git_commit": git_commit(), "host": socket.gethostname()}
+            if parent_run_id:
+                tags["mlflow.parentRunId"] = parent_run_id
+            run = mlflow.start_run(run_name=run_name, tags=tags)
+        except Exception as err:  # noqa: BLE001 - MlflowException, requests errors, sqlalchemy errors
+            raise ConfigError(
+                f"Cannot use the MLflow tracking store at '{self.uri}' ({type(err).__name__}: "
+                f"{str(err).splitlines()[0][:300] if str(err) else ''}). Start the server or fix `tracking.uri`, "
+                "or run without tracking: `tracking.enabled=false`."
+            ) from None
+        mlflow.log_params({k: str(v)[:500] for k, v in flatten(_run_params(cfg)).items()})
+        self.parent_id = run.info.run_id
+        return run.info.run_id
+
+    def log_variant(self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path) -> str:
+        mlflow = self.mlflow
+        with mlflow.start_run(run_name=name, nested=True) as child:
+            mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
+            mlflow.log_metrics(variant_metrics(entry))
+            mlflow.set_tags({"variant": name, "status": entry["status"]})
+            if entry.get("error"):
+                mlflow.set_tag("error", str(entry["error"])[:5000])
+            if entry.get("tflite_path"):
+                mlflow.log_artifact(str(run_dir / entry["tflite_path"]))
+            mlflow.log_dict({k: v for k, v in entry.items() if k != "mlflow_run_id"}, "verification.json")
+            return child.info.run_id
+
+    def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
+        mlflow = self.mlflow
+        ref = report["reference"]["metrics"]
+        if "accuracy" in ref:
+            mlflow.log_metric("reference/accuracy", ref["accuracy"])
+        if "latency_ms" in ref:
+            mlflow.log_metric("reference/latency_ms_p50", ref["latency_ms"]["p50"])
+        for name in ("report.json", "report.md", "tradeoffs.png"):
+            if (run_dir / name).exists():
+                mlflow.log_artifact(str(run_dir / name))
+        mlflow.end_run(status=status)
+
+    def abort(self) -> None:
+        if self.mlflow.active_run() is not None:
+            self.mlflow.end_run(status="FAILED")
+
+
+def _run_params(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: cfg[k] for k in ("model", "dataset", "split", "calibrate", "benchmark") if k in cfg} | {
+        "variants": sorted(cfg.get("variants", {}))
+    }
+
+
+def variant_params(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    return {**_run_params(cfg), "variant": {"name": name, **cfg["variants"][name]}}

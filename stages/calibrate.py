@@ -1,0 +1,126 @@
+"""Calibrate stage: disjoint calibration and evaluation sets, checked against the model's input signature.
+
+Everything downstream reads these two files, so every variant is calibrated and verified on the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.datasets import digits_split, random_inputs, read_npz
+from stages.result import InputError, StageResult
+
+
+def save_samples(path: Path, feeds: dict[str, np.ndarray], labels: np.ndarray | None) -> None:
+    arrays = {f"input/{k}": v for k, v in feeds.items()}
+    if labels is not None:
+        arrays["labels"] = labels
+    np.savez(path, **arrays)
+
+
+def load_samples(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Inverse of `save_samples`: inputs keyed by input name, and labels or None."""
+    with np.load(path, allow_pickle=False) as data:
+        feeds = {k.removeprefix("input/"): data[k] for k in data.files if k.startswith("input/")}
+        labels = data["labels"] if "labels" in data.files else None
+    return feeds, labels
+
+
+def _checksum(feeds: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(feeds):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(feeds[name]).tobytes())
+    return digest.hexdigest()
+
+
+def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], source: str) -> dict[str, np.ndarray]:
+    """Shape, dtype and finiteness against the model's inputs; returns arrays cast to the input dtypes."""
+    checked = {}
+    counts = {name: len(array) for name, array in feeds.items()}
+    if len(set(counts.values())) > 1:
+        raise InputError(f"The dataset {source} has different sample counts per input: {counts}. Align them.")
+    for spec in inputs:
+        array = np.asarray(feeds[spec["name"]])
+        expected = [d for d in spec["shape"][1:]]
+        if array.ndim != len(spec["shape"]) or any(
+            e is not None and e != a for e, a in zip(expected, array.shape[1:], strict=False)
+        ):
+            shown = ["N"] + ["?" if d is None else d for d in expected]
+            raise InputError(
+                f"The dataset {source} gives input '{spec['name']}' samples of shape {list(array.shape)}, but "
+                f"the model expects {shown} (N samples first). Reshape the data or fix the model's input shape."
+            )
+        if array.dtype.kind not in "fiub":
+            raise InputError(
+                f"The dataset {source} gives input '{spec['name']}' as {array.dtype}; the model expects "
+                f"{spec['dtype']}. Store numbers, not objects or strings."
+            )
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            raise InputError(
+                f"The dataset {source} holds {bad} NaN or infinite values in input '{spec['name']}'. "
+                "Clean or drop those samples: they would break calibration and verification."
+            )
+        checked[spec["name"]] = array.astype(spec["dtype"], copy=False)
+    if not checked or len(next(iter(checked.values()))) == 0:
+        raise InputError(f"The dataset {source} is empty: it needs at least 2 samples.")
+    return checked
+
+
+def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult) -> StageResult:
+    dataset = cfg["dataset"]
+    inputs = load.meta["model"]["inputs"]
+    names = [i["name"] for i in inputs]
+    num, seed = int(cfg["num_samples"]), int(cfg["seed"])
+    kind = dataset["kind"]
+    if kind == "digits":
+        x_train, y_train, x_test, y_test = digits_split(seed=0)
+        if len(names) != 1:
+            raise InputError(f"The digits dataset feeds one input; the model has {names}. Use `dataset=npz`.")
+        shape = [d for d in inputs[0]["shape"][1:]]
+        if None not in shape and int(np.prod(shape)) == 64:
+            x_train, x_test = x_train.reshape([-1, *shape]), x_test.reshape([-1, *shape])
+        source = "digits (scikit-learn, training split for calibration, test split for evaluation)"
+        train = check_inputs({names[0]: x_train}, inputs, "digits")
+        test = check_inputs({names[0]: x_test}, inputs, "digits")
+        pick = np.random.default_rng(seed).permutation(len(y_train))[:num]
+        calib = {k: v[pick] for k, v in train.items()}
+        evaluation, labels = test, y_test
+    else:
+        if kind == "npz":
+            feeds, labels = read_npz(dataset["path"], names)
+            source = str(dataset["path"])
+        else:
+            feeds, labels = random_inputs(inputs, int(dataset["num_samples"]), int(dataset["seed"])), None
+            source = f"random (seed {dataset['seed']}): for size and latency only, accuracy is meaningless"
+        feeds = check_inputs(feeds, inputs, source)
+        total = len(next(iter(feeds.values())))
+        if labels is not None and len(labels) != total:
+            raise InputError(f"The dataset {source} has {total} samples but {len(labels)} labels in 'y'. Align them.")
+        if total < 2:
+            raise InputError(f"The dataset {source} has {total} sample(s): calibration and evaluation need >= 2.")
+        order = np.random.default_rng(int(dataset["seed"])).permutation(total)
+        n_eval = max(1, min(int(round(total * float(dataset["eval_fraction"]))), total - 1))
+        eval_idx, calib_idx = order[:n_eval][: int(dataset["max_eval_samples"])], order[n_eval:][:num]
+        calib = {k: v[calib_idx] for k, v in feeds.items()}
+        evaluation = {k: v[eval_idx] for k, v in feeds.items()}
+        labels = labels[eval_idx] if labels is not None else None
+    out = Path(out_dir)
+    save_samples(out / "calib.npz", calib, None)
+    save_samples(out / "eval.npz", evaluation, labels)
+    meta = {
+        "calibration": {
+            "count": len(next(iter(calib.values()))),
+            "seed": seed,
+            "source": source,
+            "checksum": _checksum(calib),
+        },
+        "evaluation": {"count": len(next(iter(evaluation.values()))), "labels": labels is not None},
+        "random": kind == "random",
+    }
+    return StageResult(files={"calib": "calib.npz", "eval": "eval.npz"}, meta=meta)

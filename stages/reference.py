@@ -1,0 +1,51 @@
+"""Reference stage: the original model's outputs on the evaluation set, its accuracy and latency.
+
+Computed once per model and shared by every variant's verification.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.calibrate import load_samples
+from stages.metrics import accuracy, classifier_output
+from stages.result import StageResult
+from stages.timing import summarize
+
+
+def reference(
+    cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
+) -> StageResult:
+    from stages.split import full_model_outputs
+
+    feeds, labels = load_samples(calibrate.path("eval"))
+    outputs, latency_fn = full_model_outputs(load, split, feeds)
+    np.savez(Path(out_dir) / "reference.npz", **{f"output/{k}": v for k, v in outputs.items()})
+    label_output = classifier_output(outputs, cfg.get("label_output"))
+    metrics: dict[str, Any] = {}
+    if label_output is not None and labels is not None:
+        metrics["accuracy"] = accuracy(outputs[label_output], labels)
+    bench = cfg["benchmark"]
+    if bench["enabled"]:
+        one = {k: v[:1] for k, v in feeds.items()}
+        for _ in range(3):
+            latency_fn(one)
+        samples, deadline = [], time.perf_counter() + bench["min_seconds"]
+        while len(samples) < 20 or time.perf_counter() < deadline:
+            start = time.perf_counter()
+            latency_fn(one)
+            samples.append((time.perf_counter() - start) * 1e3)
+            if len(samples) >= 500:
+                break
+        metrics["latency_ms"] = summarize(samples)
+    meta = {"label_output": label_output, "outputs": sorted(outputs)}
+    return StageResult(files={"outputs": "reference.npz"}, meta=meta, metrics=metrics)
+
+
+def load_reference(result: StageResult) -> dict[str, np.ndarray]:
+    with np.load(result.path("outputs"), allow_pickle=False) as data:
+        return {k.removeprefix("output/"): data[k] for k in data.files}
