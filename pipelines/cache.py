@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import sysconfig
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from stages.result import StageResult
 
 log = logging.getLogger(__name__)
 
-_PROJECT_PACKAGES = ("stages", "examples", "pipelines")
+_LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 _CODE_KEYS = ("_target_", "build")
 
 
@@ -54,18 +55,25 @@ def fingerprint_path(path: Path) -> str:
 
 
 def _module_file(dotted: str) -> Path | None:
-    """Source file of a module, or of the module holding a dotted function path; None if not ours."""
+    """Source file of a module, or of the module holding a dotted function path; None for installed
+    libraries (their version is not ours to track) and for anything that cannot be found."""
     parts = dotted.split(".")
+    try:  # a top-level look-up imports nothing; sub-module look-ups import their parents
+        top = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return None
+    if top is None or not top.origin or os.path.realpath(top.origin).startswith(_LIBRARY_DIRS):
+        return None
     for end in range(len(parts), 0, -1):
         name = ".".join(parts[:end])
-        if name.split(".")[0] not in _PROJECT_PACKAGES:
-            return None
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
             continue
-        if spec is not None and spec.origin and spec.origin.endswith(".py"):
-            return Path(spec.origin)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        origin = os.path.realpath(spec.origin)
+        return None if origin.startswith(_LIBRARY_DIRS) else Path(origin)
     return None
 
 
