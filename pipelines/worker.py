@@ -92,7 +92,8 @@ class Worker:
         try:
             status, payload = self._conn.recv()
         except (EOFError, OSError):
-            code = self._proc.exitcode if self._proc else None
+            self._proc.join(timeout=5)  # the pipe closes a moment before the exit status is known
+            code = self._proc.exitcode
             self._reset(kill=True)
             raise StageCrashed(f"the worker process {describe_exit(code)} while running {what}") from None
         if status == "ok":

@@ -1,0 +1,93 @@
+"""Tier 1: every config option composes against its schema and builds a valid DAG, without running."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+
+from pipelines.cli import resolve
+from pipelines.dag import build_dag
+from pipelines.errors import ConfigError
+from pipelines.preflight import preflight
+from pipelines.schema import register_configs
+from tests.conftest import CONF_DIR
+
+register_configs()
+GROUPS = ["model", "dataset", "split", "tracking", "pipeline"]
+REQUIRED = {  # options whose mandatory keys a user must give
+    "model=keras": ["model.path=m.keras"],
+    "model=saved_model": ["model.path=sm"],
+    "model=frozen_graph": ["model.path=g.pb", "model.inputs=[x]", "model.outputs=[y]"],
+    "dataset=npz": ["dataset.path=d.npz"],
+    "split=manual": ["split.outputs=[t]"],
+}
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+def _compose(overrides: list[str]) -> dict:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return resolve(cfg)
+
+
+def _cases() -> list[list[str]]:
+    cases = [[f"{g}={o}", *REQUIRED.get(f"{g}={o}", [])] for g in GROUPS for o in _options(g)]
+    cases += [[f"+experiment={e}"] for e in _options("experiment")] if (Path(CONF_DIR) / "experiment").is_dir() else []
+    return cases
+
+
+@pytest.mark.parametrize("overrides", _cases(), ids=lambda o: o[0])
+def test_every_option_composes_and_builds_a_dag(overrides: list[str]) -> None:
+    cfg = _compose(overrides)
+    nodes = build_dag(cfg["pipeline"]["stages"], cfg["variants"])
+    assert [n.stage for n in nodes][:1] == ["load"]
+    assert {n.variant for n in nodes if n.variant} == set(cfg["variants"])
+
+
+def test_default_selects_all_six_variants_each_under_its_own_key() -> None:
+    cfg = _compose([])
+    assert sorted(cfg["variants"]) == ["dynamic", "fp16", "fp32", "int16x8", "int8", "int8_io"]
+    assert cfg["variants"]["int8_io"]["io_dtype"] == "int8"
+    assert cfg["variants"]["int8"]["io_dtype"] == "float32"
+    assert cfg["variants"]["fp16"]["mode"] == "fp16"
+
+
+def test_variant_subset_and_override() -> None:
+    cfg = _compose(["variants=[fp16,int8_io]", "variants.int8_io.io_dtype=uint8"])
+    assert sorted(cfg["variants"]) == ["fp16", "int8_io"]
+    assert cfg["variants"]["int8_io"]["io_dtype"] == "uint8"
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["model.pth=x.keras", "variants.int8.mode=int4", "split=sideways", "variants=[fp8]", "calibrate.count=3"],
+)
+def test_typos_fail_at_compose_time(override: str) -> None:
+    """Hydra rejects them with a message naming the bad key or option (the CLI maps this to exit 2)."""
+    with pytest.raises((ConfigCompositionException, MissingConfigException)) as err:
+        _compose([override])
+    bad = override.split("=")[1 if override.startswith(("split=", "variants=[")) else 0].strip("[]").split(".")[-1]
+    assert bad in str(err.value) + str(err.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [(["model=keras"], "model.path"), (["model=frozen_graph", "model.path=."], "model.inputs"),
+     (["dataset=npz"], "dataset.path")],
+)
+def test_missing_mandatory_values_are_config_errors(overrides: list[str], named: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        preflight(_compose(overrides), tmp_path)
+
+
+def test_schema_types_values() -> None:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["calibrate.num_samples=7"])
+    assert OmegaConf.to_container(cfg.calibrate)["num_samples"] == 7
