@@ -127,10 +127,14 @@ class CalibrateConfig:
 
 @dataclass
 class BenchmarkConfig:
+    """LiteRT timing in a fresh process per thread count; see docs/benchmarks.md."""
+
     enabled: bool = True
-    num_threads: int = 1
+    # An int, or a list of ints to time each (`'benchmark.num_threads=[1,2,4]'`); the first is the headline.
+    num_threads: Any = 1
     use_xnnpack: bool = True
     warmup: int = 10
+    # Timed invokes continue until both are reached, unless max_seconds of timing is spent first.
     min_runs: int = 50
     min_seconds: float = 0.5
     max_seconds: float = 20.0

@@ -1,40 +1,116 @@
-"""Benchmark stage: LiteRT latency of one variant, batch 1, after warm-up."""
+"""Benchmark stage: LiteRT latency of one variant, batch 1, measured in its own fresh process.
+
+The pipeline's worker has TensorFlow loaded, its thread pools started and hundreds of MB allocated; timing
+there would measure all of that too. Each thread count is timed by `stages.bench_child` in a new Python
+process that imports only numpy and ai_edge_litert. Every sample is kept (`samples.json`); the summary
+carries what the figures depend on: CPU and SIMD flags, threads, XNNPACK on/off, LiteRT/TF versions.
+"""
 
 from __future__ import annotations
 
-import time
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-from stages.result import StageResult
+from stages import bench_child  # noqa: F401 - part of this stage's code (and so of its cache key)
+from stages.result import InputError, StageError, StageResult
 from stages.timing import summarize
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def thread_counts(value: Any) -> list[int]:
+    """`benchmark.num_threads` as a list: an int, or a list of ints (a sweep), each at least 1."""
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        raise InputError(
+            f"`benchmark.num_threads` must be a positive integer or a list of them, got {value!r}. "
+            "Use e.g. `benchmark.num_threads=2` or `'benchmark.num_threads=[1,2,4]'`."
+        )
+    return list(dict.fromkeys(int(v) for v in values))
+
+
+def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Run one measurement in a fresh `python -m stages.bench_child`; its JSON result, or StageError."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "TF_NUM_"))}
+    # numpy's BLAS pool must not compete with the interpreter's threads; LiteRT's own pool is num_threads.
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "stages.bench_child"],
+            input=json.dumps(spec), capture_output=True, text=True, timeout=timeout_s, env=env, cwd=PROJECT_ROOT,
+        )
+    except subprocess.TimeoutExpired:
+        raise StageError(
+            f"The timing process for {spec['model_path']} ran past {timeout_s:.0f} s and was stopped. "
+            "Lower `benchmark.max_seconds` or `benchmark.warmup`, or turn timing off with `benchmark.enabled=false`."
+        ) from None
+    try:
+        result = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        tail = (done.stderr or "").strip().splitlines()[-3:]
+        how = f"was killed by signal {-done.returncode}" if done.returncode < 0 else f"exited {done.returncode}"
+        raise StageError(
+            f"The timing process {how} without a result while running {spec['model_path']} "
+            f"({' | '.join(tail) or 'no output'}). The model may not run under LiteRT with these settings; "
+            "try `benchmark.use_xnnpack=false`, or skip timing with `benchmark.enabled=false`."
+        ) from None
+    if "error" in result:
+        raise StageError(
+            f"Timing {spec['model_path']} failed: {result['error']}. Check that the model runs with the LiteRT "
+            "interpreter (the verify stage shows), or skip timing with `benchmark.enabled=false`."
+        )
+    return result
 
 
 def benchmark(cfg: dict[str, Any], out_dir: str, convert: StageResult) -> StageResult:
-    from stages.datasets import random_inputs
-    from stages.litert_runtime import SignatureModel, quantize
-
+    """Latency summary (mean/p50/p90/p99/stdev), init and first-invoke times, peak memory, per thread count."""
     settings = cfg["benchmark"]
     if not settings["enabled"]:
         return StageResult(meta={"skipped": True})
-    started = time.perf_counter()
-    model = SignatureModel(
-        convert.path("tflite"), num_threads=settings["num_threads"], use_xnnpack=settings["use_xnnpack"]
+    threads = thread_counts(settings["num_threads"])
+    budget = float(settings["max_seconds"]) + 120.0  # + process start, model load and warm-up
+    figures: dict[str, dict[str, Any]] = {}
+    samples: dict[str, list[float]] = {}
+    environment: dict[str, Any] = {}
+    for count in threads:
+        spec = {
+            "model_path": str(convert.path("tflite")),
+            "num_threads": count,
+            "use_xnnpack": bool(settings["use_xnnpack"]),
+            "warmup": int(settings["warmup"]),
+            "min_runs": int(settings["min_runs"]),
+            "min_seconds": float(settings["min_seconds"]),
+            "max_seconds": float(settings["max_seconds"]),
+            "seed": 0,
+        }
+        result = run_child(spec, budget)
+        samples[str(count)] = result["samples_ms"]
+        environment = result["environment"]
+        figures[str(count)] = {
+            "latency_ms": summarize(result["samples_ms"]),
+            "init_ms": result["init_ms"],
+            "first_invoke_ms": result["first_invoke_ms"],
+            **result["memory"],
+            "capped": result["capped"],
+        }
+    (Path(out_dir) / "samples.json").write_text(
+        json.dumps({"unit": "ms", "order": "as measured", "by_threads": samples})
     )
-    init_ms = (time.perf_counter() - started) * 1e3
-    specs = [
-        {"name": k, "shape": [1, *[max(1, int(d)) for d in v["shape_signature"][1:]]], "dtype": "float32"}
-        for k, v in model.input_details.items()
-    ]
-    raw = {k: quantize(v, model.input_details[k]) for k, v in random_inputs(specs, 1, 0).items()}
-    for _ in range(settings["warmup"]):
-        model.invoke_raw(raw)
-    samples: list[float] = []
-    deadline = time.perf_counter() + settings["min_seconds"]
-    hard_stop = time.perf_counter() + settings["max_seconds"]
-    while (len(samples) < settings["min_runs"] or time.perf_counter() < deadline) and time.perf_counter() < hard_stop:
-        start = time.perf_counter()
-        model.invoke_raw(raw)
-        samples.append((time.perf_counter() - start) * 1e3)
-    metrics = {"latency_ms": summarize(samples), "init_ms": round(init_ms, 3)}
-    meta = {"num_threads": settings["num_threads"], "use_xnnpack": settings["use_xnnpack"]}
-    return StageResult(meta=meta, metrics=metrics)
+    primary = figures[str(threads[0])]
+    metrics = {k: v for k, v in primary.items() if k != "capped"}
+    if len(threads) > 1:
+        metrics["by_threads"] = {k: {m: v for m, v in f.items() if m != "capped"} for k, f in figures.items()}
+    meta = {
+        "num_threads": threads[0],
+        "threads": threads,
+        "use_xnnpack": bool(settings["use_xnnpack"]),
+        "capped": sorted(int(k) for k, f in figures.items() if f["capped"]),
+        "settings": {k: settings[k] for k in ("warmup", "min_runs", "min_seconds", "max_seconds")},
+        "environment": environment,
+    }
+    return StageResult(files={"samples": "samples.json"}, meta=meta, metrics=metrics)
