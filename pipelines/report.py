@@ -47,7 +47,9 @@ def _variant_entry(
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
         entry["gates"] = evaluate_gates(variant_cfg.get("gates") or {}, verified.metrics)
     if timed is not None and "latency_ms" in timed.metrics:
-        entry["metrics"]["latency_ms"] = timed.metrics["latency_ms"]
+        entry["metrics"].update(timed.metrics)
+        entry["benchmark"] = {k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped",
+                                                                "environment")}
     error = _first_error(outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES])
     if error is None and verified is not None:
         entry["status"] = "passed" if all(g["passed"] for g in entry["gates"].values()) else "failed"
@@ -83,11 +85,33 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     }
     if calib and calib.result and calib.result.meta.get("random"):
         report["notes"] = ["dataset=random: accuracy and error figures are meaningless; sizes and latency hold."]
+    report["warnings"] = latency_warnings(cfg, report["variants"])
     report["status"] = "passed" if all(v["status"] == "passed" for v in report["variants"].values()) else "failed"
     global_errors = {nid: o.error for nid, o in outcomes.items() if "[" not in nid and o.status == "error"}
     if global_errors:
         report["errors"] = global_errors
     return report
+
+
+SLOWER_MARGIN = 1.05  # p50 more than 5% above fp32's: beyond run-to-run noise on a quiet host
+
+
+def latency_warnings(cfg: dict[str, Any], variants: dict[str, Any]) -> list[str]:
+    """A line per reduced-precision variant slower than the fp32 variant here, and per capped benchmark."""
+    modes = {name: str((v or {}).get("mode", name)) for name, v in cfg["variants"].items()}
+    fp32 = next((n for n in sorted(variants, key=lambda n: n != "fp32") if modes.get(n) == "fp32"), None)
+    base = (variants[fp32]["metrics"].get("latency_ms") or {}).get("p50") if fp32 else None
+    warnings = []
+    for name, entry in variants.items():
+        p50 = (entry["metrics"].get("latency_ms") or {}).get("p50")
+        if base and p50 and modes.get(name) != "fp32" and p50 > base * SLOWER_MARGIN:
+            cpu = ((entry.get("benchmark") or {}).get("environment") or {}).get("cpu", "this host")
+            warnings.append(f"{name} is slower than {fp32} on this host: p50 {p50:.3f} ms vs {base:.3f} ms "
+                            f"({p50 / base:.1f}x, {cpu}); it saves size, not time, here.")
+        if (entry.get("benchmark") or {}).get("capped"):
+            warnings.append(f"{name}: timing stopped at benchmark.max_seconds before benchmark.min_runs; "
+                            "its percentiles rest on few samples.")
+    return warnings
 
 
 def _fmt(value: Any, spec: str = ".4f") -> str:
@@ -108,11 +132,15 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
             _fmt(m.get("accuracy")),
             _fmt(m.get("accuracy_delta"), "+.4f"),
             _fmt(rmse, ".2e"),
-            _fmt(m.get("latency_ms", {}).get("p50"), ".3f"),
+            _fmt(m.get("latency_ms", {}).get("p50"), ".3f") + (" !" if _slower(report, name) else ""),
             _fmt(v["size_bytes"] / 1024 if v["size_bytes"] else None, ".1f"),
             _fmt(v.get("size_ratio"), ".3f"),
         ])
     return rows
+
+
+def _slower(report: dict[str, Any], name: str) -> bool:
+    return any(w.startswith(f"{name} is slower than") for w in report.get("warnings", []))
 
 
 HEADER = ["variant", "status", "accuracy", "Δ accuracy", "max RMSE", "p50 ms", "size KiB", "size ratio"]
@@ -130,7 +158,9 @@ def format_table(report: dict[str, Any]) -> str:
         for g, r in v["gates"].items()
         if not r["passed"]
     ]
-    return "\n".join(lines + (["", "Errors:", *problems] if problems else []) +
+    warnings = [f"  {w}" for w in report.get("warnings", [])]
+    return "\n".join(lines + (["", "Warnings (! in the table):", *warnings] if warnings else []) +
+                     (["", "Errors:", *problems] if problems else []) +
                      (["", "Failed gates:", *failed_gates] if failed_gates else []))
 
 

@@ -49,6 +49,9 @@ def variant_metrics(entry: dict[str, Any]) -> dict[str, float]:
     for stat, value in (m.get("latency_ms") or {}).items():
         if stat != "count":
             metrics[f"benchmark/latency_ms_{stat}"] = value
+    for key in ("init_ms", "first_invoke_ms", "peak_rss_mb", "interpreter_peak_mb"):
+        if key in m:
+            metrics[f"benchmark/{key}"] = m[key]
     metrics["gates/passed"] = float(entry["status"] == "passed")
     return metrics
 
@@ -110,6 +113,8 @@ class MlflowTracker:
             mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
             mlflow.log_metrics(variant_metrics(entry))
             mlflow.set_tags({"variant": name, "status": entry["status"]})
+            host = (entry.get("benchmark") or {}).get("environment") or {}  # what the latency figures depend on
+            mlflow.set_tags({f"benchmark.{k}": str(v) for k, v in host.items() if k != "load_avg_1m"})
             if entry.get("error"):
                 mlflow.set_tag("error", str(entry["error"])[:5000])
             if entry.get("tflite_path"):
@@ -142,3 +147,46 @@ def _run_params(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def variant_params(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     return {**_run_params(cfg), "variant": {"name": name, **cfg["variants"][name]}}
+
+
+def _client(uri: str) -> Any:
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def start_sweep_run(uri: str, experiment: str, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+    """Create (not activate) a sweep's parent run before any job starts; this also initialises a new store once."""
+    try:
+        client = _client(uri)
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+        run = client.create_run(
+            experiment_id,
+            run_name=run_name,
+            tags={**tags, "sweep": "true", "git_commit": git_commit(), "host": socket.gethostname()},
+        )
+    except Exception as err:  # noqa: BLE001 - MlflowException, requests errors, sqlalchemy errors
+        raise ConfigError(
+            f"Cannot open the sweep's parent run in the MLflow tracking store at '{uri}' ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:300] if str(err) else ''}). Start the server or fix `tracking.uri`, "
+            "or sweep without tracking: `tracking.enabled=false`."
+        ) from None
+    for key, value in params.items():
+        client.log_param(run.info.run_id, key, str(value)[:6000])
+    return str(run.info.run_id)
+
+
+def end_sweep_run(uri: str, run_id: str, status: str, files: list[Path], metrics: dict[str, float]) -> None:
+    """Attach the sweep report to the parent run and close it with the sweep's status."""
+    client = _client(uri)
+    try:
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
+        for path in files:
+            if path.exists():
+                client.log_artifact(run_id, str(path))
+    finally:
+        client.set_terminated(run_id, status=status)
