@@ -41,7 +41,12 @@ def _checksum(feeds: dict[str, np.ndarray]) -> str:
 def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], source: str) -> dict[str, np.ndarray]:
     """Shape, dtype and finiteness against the model's inputs; returns arrays cast to the input dtypes."""
     checked = {}
-    counts = {name: len(array) for name, array in feeds.items()}
+    counts = {name: (len(array) if np.ndim(array) else 0) for name, array in feeds.items()}
+    if not counts or max(counts.values()) == 0:
+        raise InputError(
+            f"The dataset {source} is empty (sample counts {counts}): it needs at least 2 samples, one for "
+            "calibration and one for evaluation."
+        )
     if len(set(counts.values())) > 1:
         raise InputError(f"The dataset {source} has different sample counts per input: {counts}. Align them.")
     for spec in inputs:
@@ -60,6 +65,11 @@ def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], sou
                 f"The dataset {source} gives input '{spec['name']}' as {array.dtype}; the model expects "
                 f"{spec['dtype']}. Store numbers, not objects or strings."
             )
+        if np.dtype(spec["dtype"]).kind in "iub" and array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
+            raise InputError(
+                f"The dataset {source} gives input '{spec['name']}' as {array.dtype} with fractional values, but the "
+                f"model expects {spec['dtype']} (ids or indices): casting would truncate silently. Store integers."
+            )
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             bad = int((~np.isfinite(array)).sum())
             raise InputError(
@@ -70,6 +80,20 @@ def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], sou
     if not checked or len(next(iter(checked.values()))) == 0:
         raise InputError(f"The dataset {source} is empty: it needs at least 2 samples.")
     return checked
+
+
+def check_labels(labels: np.ndarray, total: int, source: str) -> np.ndarray:
+    """Labels must be one integer class index per sample; one-hot or misaligned labels would fake accuracy."""
+    if np.ndim(labels) != 1 or labels.dtype.kind not in "iuf" or (
+        labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0)
+    ):
+        raise InputError(
+            f"The dataset {source} has labels 'y' of dtype {labels.dtype} and shape {list(np.shape(labels))}; they "
+            "must be integer class indices, one per sample (convert one-hot labels with `y.argmax(-1)`)."
+        )
+    if len(labels) != total:
+        raise InputError(f"The dataset {source} has {total} samples but {len(labels)} labels in 'y'. Align them.")
+    return labels.astype(np.int64)
 
 
 def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult) -> StageResult:
@@ -100,8 +124,8 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
             source = f"random (seed {dataset['seed']}): for size and latency only, accuracy is meaningless"
         feeds = check_inputs(feeds, inputs, source)
         total = len(next(iter(feeds.values())))
-        if labels is not None and len(labels) != total:
-            raise InputError(f"The dataset {source} has {total} samples but {len(labels)} labels in 'y'. Align them.")
+        if labels is not None:
+            labels = check_labels(labels, total, source)
         if total < 2:
             raise InputError(f"The dataset {source} has {total} sample(s): calibration and evaluation need >= 2.")
         order = np.random.default_rng(int(dataset["seed"])).permutation(total)
@@ -116,6 +140,7 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
     meta = {
         "calibration": {
             "count": len(next(iter(calib.values()))),
+            "requested": num,
             "seed": seed,
             "source": source,
             "checksum": _checksum(calib),

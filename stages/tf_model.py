@@ -274,4 +274,7 @@ def load_handle(model: dict[str, Any]) -> ModelHandle:
     path = model["path"]
     stat = Path(path).stat()
     options = {k: model.get(k) for k in ("safe_mode", "signature", "inputs", "outputs", "input_shapes")}
+    for role in ("inputs", "outputs"):  # the load stage's meta lists them as TensorInfo dicts: keep the names
+        if options[role]:
+            options[role] = [t["name"] if isinstance(t, dict) else t for t in options[role]]
     return _load_cached(model["format"], path, (stat.st_mtime_ns, stat.st_size), json.dumps(options, sort_keys=True))
