@@ -121,7 +121,7 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
     """Reference row, then one row per variant: the comparison table's cells."""
     ref = report["reference"]["metrics"]
-    rows = [["reference", "-", _fmt(ref.get("accuracy")), "-", "-", _fmt(ref.get("latency_ms", {}).get("p50"), ".3f"),
+    rows = [["reference", "-", _fmt(ref.get("accuracy")), "-", "-", _fmt(ref.get("latency_ms", {}).get("p50"), ".4g"),
              _fmt((report["model"].get("size_bytes") or 0) / 1024, ".1f"), "-"]]
     for name, v in report["variants"].items():
         m = v["metrics"]
@@ -132,7 +132,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
             _fmt(m.get("accuracy")),
             _fmt(m.get("accuracy_delta"), "+.4f"),
             _fmt(rmse, ".2e"),
-            _fmt(m.get("latency_ms", {}).get("p50"), ".3f") + (" !" if _slower(report, name) else ""),
+            _fmt(m.get("latency_ms", {}).get("p50"), ".4g") + (" !" if _slower(report, name) else ""),
             _fmt(v["size_bytes"] / 1024 if v["size_bytes"] else None, ".1f"),
             _fmt(v.get("size_ratio"), ".3f"),
         ])

@@ -166,6 +166,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             "interpreter_peak_mb": round(max(0, peak_kib - rss_before) / 1024, 2),
         },
         "environment": environment(),
+        # evidence of isolation: a separate process with no TensorFlow loaded
+        "process": {"pid": os.getpid(), "tensorflow_loaded": "tensorflow" in sys.modules},
     }
 
 
