@@ -125,6 +125,8 @@ class MlflowTracker:
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
         mlflow = self.mlflow
         ref = report["reference"]["metrics"]
+        if report.get("calibration"):  # which samples calibrated the variants: count, seed, source, checksum
+            mlflow.log_params({f"calibration.{k}": str(v)[:500] for k, v in report["calibration"].items()})
         if "accuracy" in ref:
             mlflow.log_metric("reference/accuracy", ref["accuracy"])
         if "latency_ms" in ref:
