@@ -1,0 +1,133 @@
+"""The benchmark stage on a tiny real .tflite: sample counts, ordered percentiles, the XNNPACK and thread
+settings recorded, timing in a separate TensorFlow-free process, and the slower-than-fp32 warning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.plots import label_groups, pareto_front, plot_tradeoffs
+from pipelines.report import format_table, latency_warnings
+from stages.benchmark import benchmark, run_child, thread_counts
+from stages.result import InputError, StageError, StageResult
+
+
+@pytest.fixture(scope="module")
+def tiny_tflite(tmp_path_factory: pytest.TempPathFactory) -> StageResult:
+    """A two-layer dense model converted to fp32 .tflite, wrapped as the convert stage's result."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16,), name="x")
+    outputs = keras.layers.Dense(4, name="y")(keras.layers.Dense(32, activation="relu")(inputs))
+    model = keras.Model(inputs, outputs)
+    root = tmp_path_factory.mktemp("convert")
+    (root / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return StageResult(files={"tflite": "model.tflite"}, root=str(root))
+
+
+def settings(**overrides: Any) -> dict[str, Any]:
+    base = {"enabled": True, "num_threads": 1, "use_xnnpack": True, "warmup": 3, "min_runs": 40,
+            "min_seconds": 0.05, "max_seconds": 5.0}
+    return {"benchmark": {**base, **overrides}}
+
+
+def test_stage_keeps_every_sample_and_orders_percentiles(tiny_tflite: StageResult, tmp_path: Path) -> None:
+    result = benchmark(settings(), str(tmp_path), tiny_tflite)
+    latency = result.metrics["latency_ms"]
+    assert latency["count"] >= 40
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"]
+    assert latency["stdev"] >= 0 and latency["mean"] > 0
+    assert result.metrics["init_ms"] > 0 and result.metrics["first_invoke_ms"] > 0
+    assert 0 < result.metrics["interpreter_peak_mb"] <= result.metrics["peak_rss_mb"] < 1024
+    samples = json.loads((tmp_path / result.files["samples"]).read_text())["by_threads"]["1"]
+    assert len(samples) == latency["count"] and min(samples) > 0
+    env = result.meta["environment"]
+    assert env["litert"] and env["tensorflow"] and env["cpu"] and env["usable_cpus"] >= 1
+    assert result.meta["use_xnnpack"] is True and result.meta["num_threads"] == 1 and result.meta["capped"] == []
+
+
+def test_xnnpack_off_and_thread_list_are_recorded(tiny_tflite: StageResult, tmp_path: Path) -> None:
+    result = benchmark(settings(use_xnnpack=False, num_threads=[2, 1], min_runs=10), str(tmp_path), tiny_tflite)
+    assert result.meta["use_xnnpack"] is False
+    assert result.meta["threads"] == [2, 1] and result.meta["num_threads"] == 2
+    assert set(result.metrics["by_threads"]) == {"1", "2"}
+    assert result.metrics["latency_ms"] == result.metrics["by_threads"]["2"]["latency_ms"]
+    samples = json.loads((tmp_path / "samples.json").read_text())["by_threads"]
+    assert len(samples["1"]) >= 10 and len(samples["2"]) >= 10
+
+
+def test_timing_runs_in_a_separate_process_without_tensorflow(tiny_tflite: StageResult) -> None:
+    import os
+
+    spec = {"model_path": str(tiny_tflite.path("tflite")), "num_threads": 1, "use_xnnpack": True, "warmup": 1,
+            "min_runs": 5, "min_seconds": 0.0, "max_seconds": 5.0}
+    result = run_child(spec, timeout_s=120)
+    assert result["process"]["pid"] != os.getpid()
+    assert result["process"]["tensorflow_loaded"] is False
+
+
+def test_max_seconds_caps_timing_and_says_so(tiny_tflite: StageResult, tmp_path: Path) -> None:
+    result = benchmark(settings(min_runs=10**9, max_seconds=0.05), str(tmp_path), tiny_tflite)
+    assert 1 <= result.metrics["latency_ms"]["count"] < 10**9
+    assert result.meta["capped"] == [1]
+
+
+def test_disabled_benchmark_skips(tiny_tflite: StageResult, tmp_path: Path) -> None:
+    assert benchmark(settings(enabled=False), str(tmp_path), tiny_tflite).meta == {"skipped": True}
+
+
+@pytest.mark.parametrize("value", [0, -1, "2", [], [1, 0], True, 1.5])
+def test_bad_thread_counts_are_input_errors(value: Any) -> None:
+    with pytest.raises(InputError, match="benchmark.num_threads"):
+        thread_counts(value)
+
+
+def test_unreadable_model_fails_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "model.tflite").write_bytes(b"not a flatbuffer")
+    broken = StageResult(files={"tflite": "model.tflite"}, root=str(tmp_path))
+    with pytest.raises(StageError, match="benchmark.enabled=false"):
+        benchmark(settings(), str(tmp_path / "out"), broken)
+
+
+def _variant(p50: float, capped: bool = False) -> dict[str, Any]:
+    return {"status": "passed", "size_bytes": 1000, "error": None, "gates": {}, "size_ratio": 1.0,
+            "metrics": {"latency_ms": {"p50": p50, "p90": p50 * 1.1}, "accuracy": 0.9},
+            "benchmark": {"capped": [1] if capped else [], "environment": {"cpu": "Test CPU"}}}
+
+
+def test_warning_when_a_quantized_variant_is_slower_than_fp32() -> None:
+    cfg = {"variants": {"fp32": {"mode": "fp32"}, "int8": {"mode": "int8"}, "dynamic": {"mode": "dynamic"},
+                        "fp16": {"mode": "fp16"}}}
+    variants = {"fp32": _variant(1.0), "int8": _variant(0.5), "dynamic": _variant(2.0), "fp16": _variant(1.03)}
+    warnings = latency_warnings(cfg, variants)
+    assert len(warnings) == 1 and warnings[0].startswith("dynamic is slower than fp32")
+    assert "2.0x" in warnings[0] and "Test CPU" in warnings[0]
+    report = {"model": {"size_bytes": 4000}, "reference": {"metrics": {}}, "variants": variants,
+              "warnings": warnings}
+    table = format_table(report)
+    assert "Warnings" in table and "2 !" in table and "0.5 !" not in table
+
+
+def test_no_fp32_baseline_no_speed_warning_but_capped_warns() -> None:
+    cfg = {"variants": {"int8": {"mode": "int8"}, "dynamic": {"mode": "dynamic"}}}
+    warnings = latency_warnings(cfg, {"int8": _variant(0.5), "dynamic": _variant(2.0, capped=True)})
+    assert warnings == [w for w in warnings if "max_seconds" in w] and len(warnings) == 1
+
+
+def test_pareto_front_and_label_groups() -> None:
+    points = {"a": (1.0, 0.9), "b": (2.0, 0.95), "c": (2.0, 0.8), "d": (1.01, 0.9)}
+    assert pareto_front(points) == {"a", "b"}
+    groups = label_groups(points, log_x=False, log_y=False)
+    assert ["a", "d"] in groups and len(groups) == 3
+
+
+def test_plot_is_written(tmp_path: Path) -> None:
+    report = {"model": {"name": "m"}, "reference": {"metrics": {"accuracy": 0.9, "latency_ms": {"p50": 5.0}}},
+              "variants": {"fp32": _variant(1.0), "int8": {**_variant(0.01), "size_bytes": 250}}}
+    path = plot_tradeoffs(report, tmp_path / "tradeoffs.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
