@@ -20,12 +20,19 @@ from stages.timing import summarize
 def reference(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
-    from stages.split import full_model_outputs
+    from stages.detection_metrics import find_detection_outputs
+    from stages.split import full_model_outputs, head_handle
 
     feeds, labels = load_samples(calibrate.path("eval"))
     outputs, latency_fn = full_model_outputs(load, split, feeds)
-    np.savez(Path(out_dir) / "reference.npz", **{f"output/{k}": v for k, v in outputs.items()})
-    label_output = classifier_output(outputs, cfg.get("label_output"))
+    arrays = {f"output/{k}": v for k, v in outputs.items()}
+    if split.meta.get("head_outputs"):
+        # The TF head on the same inputs: what each variant's converted head is compared against.
+        arrays |= {f"head/{k}": v for k, v in head_handle(load, split).run(feeds).items()}
+    np.savez(Path(out_dir) / "reference.npz", **arrays)
+    detections = find_detection_outputs(outputs)
+    # Padded detection scores are not class scores: no argmax agreement or accuracy on them.
+    label_output = None if detections else classifier_output(outputs, cfg.get("label_output"))
     metrics: dict[str, Any] = {}
     if label_output is not None and labels is not None:
         metrics["accuracy"] = accuracy(outputs[label_output], labels)
@@ -42,10 +49,11 @@ def reference(
             if len(samples) >= 500:
                 break
         metrics["latency_ms"] = summarize(samples)
-    meta = {"label_output": label_output, "outputs": sorted(outputs)}
+    meta = {"label_output": label_output, "outputs": sorted(outputs), "detections": detections}
     return StageResult(files={"outputs": "reference.npz"}, meta=meta, metrics=metrics)
 
 
-def load_reference(result: StageResult) -> dict[str, np.ndarray]:
+def load_reference(result: StageResult, prefix: str = "output/") -> dict[str, np.ndarray]:
+    """The saved reference arrays: final outputs (`output/`) or, for a cut graph, the TF head's (`head/`)."""
     with np.load(result.path("outputs"), allow_pickle=False) as data:
-        return {k.removeprefix("output/"): data[k] for k in data.files}
+        return {k.removeprefix(prefix): data[k] for k in data.files if k.startswith(prefix)}

@@ -1,4 +1,9 @@
-"""Verify stage: a variant's end-to-end outputs against the original model's, by output name."""
+"""Verify stage: a variant's end-to-end outputs against the original model's, by output name.
+
+For a cut graph it checks two levels: the converted head against the TF head per cut tensor (`metrics.head`),
+and TFLite head + host tail against the original full graph per final output (the top-level figures);
+detection outputs also get an IoU-matched comparison (`metrics.detection`).
+"""
 
 from __future__ import annotations
 
@@ -24,12 +29,23 @@ def verify(
     from stages.litert_runtime import SignatureModel
     from stages.split import run_tail
 
+    from stages.detection_metrics import match_detections
+
     feeds, labels = load_samples(calibrate.path("eval"))
     model = SignatureModel(convert.path("tflite"), convert.meta["names"])
-    final = run_tail(split, model(feeds), feeds)
+    head = model(feeds)
+    final = run_tail(split, head, feeds, load)
     expected = load_reference(reference)
+    detections = reference.meta.get("detections")
     try:
         metrics = compare(expected, final, labels, reference.meta["label_output"])
+        if detections:
+            metrics.pop("argmax_agreement", None)  # padded detection scores are not class scores
+            metrics["detection"] = match_detections(expected, final, detections)
+        expected_head = load_reference(reference, "head/")
+        if expected_head:
+            head_metrics = compare(expected_head, head, None, None)
+            metrics["head"] = {k: head_metrics[k] for k in ("rmse", "max_abs_err", "finite")}
     except ValueError as err:
         raise StageError(f"Verification of '{cfg['variant']['name']}' failed: {err}.") from None
     if "accuracy" in metrics and "accuracy" in reference.metrics:
