@@ -53,9 +53,15 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
     if cfg["tracking"]["enabled"]:
         from pipelines.tracking import MlflowTracker
 
+        from pipelines.sweep import job_context
+
         experiment = cfg["tracking"]["experiment"] or cfg["model"]["name"] or "tflite-pipeline"
-        tracker = MlflowTracker(cfg["tracking"]["uri"], experiment)
-        tracker.start(cfg, run_name=run_dir.name, parent_run_id=os.environ.get("TFLITE_PIPELINE_PARENT_RUN"))
+        uri, parent = cfg["tracking"]["uri"], os.environ.get("TFLITE_PIPELINE_PARENT_RUN")
+        sweep = job_context()
+        if sweep is not None and sweep.parent_run_id:  # nest under the sweep's parent run, in its store
+            uri, experiment, parent = sweep.tracking_uri or uri, sweep.experiment or experiment, sweep.parent_run_id
+        tracker = MlflowTracker(uri, experiment)
+        tracker.start(cfg, run_name=run_dir.name, parent_run_id=parent)
     runtime = cfg["runtime"]
     cache = StageCache(Path(runtime["cache_dir"]).expanduser().resolve(), enabled=runtime["use_cache"])
     started = time.perf_counter()
@@ -105,7 +111,7 @@ def _task(cfg: DictConfig) -> int:
     try:
         code = run_pipeline(resolve(cfg), run_dir)
     except ConfigError as err:
-        log.error("Error: %s", err)
+        print(f"Error: {err}", file=sys.stderr)
         _remove_if_empty(run_dir)
         code = EXIT_BAD_INPUT
     _state["exit_codes"].append(code)
@@ -114,12 +120,24 @@ def _task(cfg: DictConfig) -> int:
 
 def main() -> None:
     """Console entry point: Hydra's own errors (bad override, unknown option or key) exit with code 2."""
+    from pipelines.sweep import finish_sweep
+
     register_configs()
     try:
         _task()
     except SystemExit as exit_:
-        if exit_.code == 1 and not _state["started"]:
+        # A multirun whose job raised ends here too (Hydra skips on_multirun_end): close the sweep first.
+        sweep_code = finish_sweep()
+        if exit_.code == 1 and not _state["started"] and sweep_code is None:
             sys.exit(EXIT_BAD_INPUT)
+        if sweep_code is not None:
+            sys.exit(max(sweep_code, EXIT_FAILED))
         raise
+    except KeyboardInterrupt:
+        finish_sweep(interrupted=True)
+        raise
+    sweep_code = finish_sweep()  # joblib and Ray jobs run elsewhere: their codes come from each job's job.json
+    if sweep_code is not None:
+        sys.exit(sweep_code)
     codes = _state["exit_codes"]
     sys.exit(max(codes) if codes else EXIT_OK)
