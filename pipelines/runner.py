@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pipelines.cache import StageCache, node_key
 from pipelines.dag import Node
@@ -18,7 +17,7 @@ log = logging.getLogger("tflite_pipeline")
 
 @dataclass
 class Outcome:
-    """What happened to one node: `ok` (fresh or cached), `error` (it failed) or `skipped` (upstream failed)."""
+    """One node's fate: `ok` (fresh or cached), `error` (it failed) or `skipped` (upstream failed)."""
 
     status: str
     result: StageResult | None = None
@@ -41,18 +40,27 @@ def run_dag(nodes: list[Node], cache: StageCache, worker: Worker, timeout_s: flo
         failed += [f for nid in node.needs if outcomes[nid].status == "skipped" for f in outcomes[nid].failed]
         failed = list(dict.fromkeys(failed))
         if failed:
-            outcomes[node.id] = Outcome("skipped", error=f"skipped because {', '.join(failed)} failed", failed=failed)
+            outcomes[node.id] = Outcome(
+                "skipped", error=f"skipped because {', '.join(failed)} failed", failed=failed
+            )
             log.info("%s skipped (%s failed)", prefix, ", ".join(failed))
             continue
         upstream = {arg: outcomes[nid] for arg, nid in node.upstream.items()}
         key = node_key(node, {arg: o.key for arg, o in upstream.items()})
         started = time.perf_counter()
         try:
-            result, cached = _run_node(node, key, {a: o.result for a, o in upstream.items()}, cache, worker, timeout_s)
+            result, cached = _run_node(
+                node, key, {a: o.result for a, o in upstream.items()}, cache, worker, timeout_s
+            )
         except StageFailed as err:
             seconds = time.perf_counter() - started
             outcomes[node.id] = Outcome(
-                "error", key=key, seconds=seconds, error=str(err), details=err.details, input_error=err.input_error
+                "error",
+                key=key,
+                seconds=seconds,
+                error=str(err),
+                details=err.details,
+                input_error=err.input_error,
             )
             log.error("%s FAILED after %.1fs: %s", prefix, seconds, err)
             continue
@@ -90,5 +98,3 @@ def _run_node(
 def stage_output(outcomes: dict[str, Outcome], node_id: str) -> StageResult | None:
     outcome = outcomes.get(node_id)
     return outcome.result if outcome and outcome.status == "ok" else None
-
-

@@ -16,13 +16,18 @@ CONF_DIR = str(REPO / "conf")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def cli(args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
+def cli(
+    args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m pipelines ARGS` in `cwd`, the way a user runs `tflite-pipeline`."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "pipelines", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )
 
 

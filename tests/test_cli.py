@@ -23,7 +23,7 @@ def test_default_example_end_to_end_then_cached(run_cli, tmp_path: Path) -> None
     assert {v["status"] for v in report["variants"].values()} == {"passed"}
     assert report["reference"]["metrics"]["accuracy"] > 0.9
     run_dir = next(tmp_path.glob("outputs/runs/*/*"))
-    for name, entry in report["variants"].items():
+    for entry in report["variants"].values():
         assert (run_dir / entry["tflite_path"]).is_file()
         assert entry["metrics"]["latency_ms"]["p50"] > 0
         assert set(entry["metrics"]["rmse"]) == {"probs"}

@@ -17,9 +17,22 @@ from pipelines.worker import Worker
 def _stages(log: Path, value: int = 2, data_path: str | None = None) -> dict[str, Any]:
     common = {"log_file": str(log)}
     return {
-        "produce": {"_target_": "tests.toy_stages.produce", "config": {**common, "value": value, "data_path": data_path}},
-        "scale": {"_target_": "tests.toy_stages.scale", "needs": ["produce"], "per_variant": True, "config": common},
-        "report": {"_target_": "tests.toy_stages.report", "needs": ["scale"], "per_variant": True, "config": common},
+        "produce": {
+            "_target_": "tests.toy_stages.produce",
+            "config": {**common, "value": value, "data_path": data_path},
+        },
+        "scale": {
+            "_target_": "tests.toy_stages.scale",
+            "needs": ["produce"],
+            "per_variant": True,
+            "config": common,
+        },
+        "report": {
+            "_target_": "tests.toy_stages.report",
+            "needs": ["scale"],
+            "per_variant": True,
+            "config": common,
+        },
     }
 
 
@@ -67,8 +80,9 @@ def test_results_flow_and_a_rerun_recomputes_nothing(tmp_path: Path) -> None:
     log = tmp_path / "log"
     outcomes = _run(tmp_path, _stages(log))
     assert outcomes["report[triple]"].result.metrics["value"] == 7
-    assert sorted(_executions(log)) == sorted(["produce", "scale[double]", "scale[triple]", "report[double]",
-                                               "report[triple]"])
+    assert sorted(_executions(log)) == sorted(
+        ["produce", "scale[double]", "scale[triple]", "report[double]", "report[triple]"]
+    )
     again = _run(tmp_path, _stages(log))
     assert _executions(log) == []
     assert all(o.cached for o in again.values())

@@ -41,12 +41,17 @@ def upstream(tiny_keras: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     model = {"name": None, "format": "keras", "path": str(tiny_keras), "safe_mode": True}
     out = {}
     out["load"] = _settled(load({"model": model}, _dir(tmp, "load")), str(tmp / "load"))
-    out["split"] = _settled(split({"split": {"mode": "auto"}}, _dir(tmp, "split"), out["load"]), str(tmp / "split"))
+    out["split"] = _settled(
+        split({"split": {"mode": "auto"}}, _dir(tmp, "split"), out["load"]), str(tmp / "split")
+    )
     cal_cfg = {"dataset": {"kind": "digits"}, "num_samples": 20, "seed": 0}
-    out["calibrate"] = _settled(calibrate(cal_cfg, _dir(tmp, "cal"), out["load"], out["split"]), str(tmp / "cal"))
+    out["calibrate"] = _settled(
+        calibrate(cal_cfg, _dir(tmp, "cal"), out["load"], out["split"]), str(tmp / "cal")
+    )
     bench = {"enabled": True, "min_seconds": 0.05}
     out["reference"] = _settled(
-        reference({"benchmark": bench}, _dir(tmp, "ref"), out["load"], out["split"], out["calibrate"]), str(tmp / "ref")
+        reference({"benchmark": bench}, _dir(tmp, "ref"), out["load"], out["split"], out["calibrate"]),
+        str(tmp / "ref"),
     )
     return out
 
@@ -84,7 +89,9 @@ def test_reference_computes_outputs_accuracy_and_latency(upstream: dict[str, Sta
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_convert_verify_benchmark_each_variant(name: str, upstream: dict[str, StageResult], tmp_path: Path) -> None:
+def test_convert_verify_benchmark_each_variant(
+    name: str, upstream: dict[str, StageResult], tmp_path: Path
+) -> None:
     from stages.benchmark import benchmark
     from stages.convert import convert
     from stages.verify import verify
@@ -92,7 +99,8 @@ def test_convert_verify_benchmark_each_variant(name: str, upstream: dict[str, St
     variant = {"name": name, **VARIANTS[name]}
     conv_dir = _dir(tmp_path, "convert")
     converted = _settled(
-        convert({"variant": variant}, conv_dir, upstream["load"], upstream["split"], upstream["calibrate"]), conv_dir
+        convert({"variant": variant}, conv_dir, upstream["load"], upstream["split"], upstream["calibrate"]),
+        conv_dir,
     )
     assert converted.path("tflite").stat().st_size == converted.metrics["size_bytes"] > 0
     io = converted.meta["io"]
@@ -101,15 +109,34 @@ def test_convert_verify_benchmark_each_variant(name: str, upstream: dict[str, St
     if name == "int8_io":
         assert io["inputs"]["image"]["scale"] > 0
     ver_dir = _dir(tmp_path, "verify")
-    verified = verify({"variant": variant}, ver_dir, upstream["load"], upstream["split"], upstream["calibrate"],
-                      upstream["reference"], converted)
+    verified = verify(
+        {"variant": variant},
+        ver_dir,
+        upstream["load"],
+        upstream["split"],
+        upstream["calibrate"],
+        upstream["reference"],
+        converted,
+    )
     metrics = verified.metrics
     assert metrics["finite"] is True
     assert metrics["rmse"]["probs"] < (1e-5 if name == "fp32" else 0.05)
     assert metrics["argmax_agreement"] > (0.999 if name == "fp32" else 0.8)
     assert "accuracy_delta" in metrics
-    timed = benchmark({"benchmark": {"enabled": True, "num_threads": 1, "use_xnnpack": True, "warmup": 2,
-                                     "min_runs": 5, "min_seconds": 0.01, "max_seconds": 5}},
-                      _dir(tmp_path, "bench"), converted)
+    timed = benchmark(
+        {
+            "benchmark": {
+                "enabled": True,
+                "num_threads": 1,
+                "use_xnnpack": True,
+                "warmup": 2,
+                "min_runs": 5,
+                "min_seconds": 0.01,
+                "max_seconds": 5,
+            }
+        },
+        _dir(tmp_path, "bench"),
+        converted,
+    )
     assert timed.metrics["latency_ms"]["count"] >= 5
     assert 0 < timed.metrics["latency_ms"]["p50"] <= timed.metrics["latency_ms"]["p99"]
