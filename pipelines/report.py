@@ -74,7 +74,7 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     reference_info = {"size_bytes": fp32_size or model.get("size_bytes")}
     report: dict[str, Any] = {
         "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
-        "split": {k: split.get(k) for k in ("mode", "unsupported_ops", "cut_tensors", "postprocess")},
+        "split": {k: split.get(k) for k in ("mode", "unsupported_ops", "cut_tensors", "postprocess", "tail", "note")},
         "calibration": calib.result.meta["calibration"] if calib and calib.result else None,
         "reference": {"metrics": dict(ref.result.metrics) if ref and ref.result else {}},
         "variants": {
