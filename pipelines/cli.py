@@ -48,12 +48,16 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
 def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
     """Run one pipeline; returns the exit code. Raises ConfigError for bad input found before any work."""
     preflight(cfg, run_dir)
+    registry_cfg = cfg.get("registry") or {}
+    if registry_cfg.get("name"):
+        from pipelines.registry import check_config
+
+        check_config(cfg)
     nodes = build_dag(cfg["pipeline"]["stages"], cfg["variants"])
     tracker = None
     if cfg["tracking"]["enabled"]:
-        from pipelines.tracking import MlflowTracker
-
         from pipelines.sweep import job_context
+        from pipelines.tracking import MlflowTracker
 
         experiment = cfg["tracking"]["experiment"] or cfg["model"]["name"] or "tflite-pipeline"
         uri, parent = cfg["tracking"]["uri"], os.environ.get("TFLITE_PIPELINE_PARENT_RUN")
@@ -81,6 +85,10 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
             for name, entry in report["variants"].items():
                 entry["mlflow_run_id"] = tracker.log_variant(name, entry, variant_params(cfg, name), run_dir)
             report["mlflow_run_id"] = tracker.parent_id
+            if registry_cfg.get("name"):
+                from pipelines.registry import promote
+
+                report["registry"] = promote(registry_cfg, report, outcomes, run_dir, tracker.uri)
         write_report(report, run_dir)
         if tracker is not None:
             tracker.finish(report, run_dir, "FINISHED" if report["status"] == "passed" else "FAILED")
@@ -93,7 +101,16 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
             if outcome.details:
                 log.error("%s traceback:\n%s", nid, outcome.details)
     print("\n" + format_table(report))
+    registry = report.get("registry")
+    if registry is not None:
+        if registry["promoted"]:
+            print(f"\nRegistry: {registry['name']}@{registry['alias']} -> version {registry['version']} "
+                  f"({registry['variant']})")
+        else:
+            log.error("Registry: %s@%s not moved: %s.", registry["name"], registry["alias"], registry["reason"])
     print(f"\nReport: {run_dir / 'report.md'}  ({report['wall_s']:.1f}s)")
+    if registry is not None and not registry["promoted"]:
+        return EXIT_FAILED
     return EXIT_OK if report["status"] == "passed" else EXIT_FAILED
 
 

@@ -119,6 +119,24 @@ class TrackingConfig:
     experiment: Optional[str] = None
 
 
+class RegistryObjective(str, Enum):
+    size = "size"  # smallest .tflite file
+    latency = "latency"  # lowest p50 latency
+    accuracy = "accuracy"  # highest accuracy on the evaluation data
+
+
+@dataclass
+class RegistryConfig:
+    """MLflow model registry for scheduled jobs; `name: null` disables it."""
+
+    name: Optional[str] = None
+    # How the best variant is chosen among those that pass their gates (ties: smaller file).
+    objective: RegistryObjective = RegistryObjective.size
+    alias: str = "champion"
+    # Accuracy the candidate may lose against the current champion on the same evaluation data; null: no check.
+    max_regression: Optional[float] = 0.0
+
+
 @dataclass
 class CalibrateConfig:
     num_samples: int = 100
@@ -171,6 +189,7 @@ class Config:
     variants: dict[str, VariantConfig] = field(default_factory=dict)
     split: SplitConfig = field(default_factory=SplitConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
     calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
