@@ -22,7 +22,12 @@ SIZES = (16, 32)
 
 
 def _filter_detections(
-    tf: Any, boxes: Any, classification: Any, num_classes: int, max_detections: int, score_threshold: float,
+    tf: Any,
+    boxes: Any,
+    classification: Any,
+    num_classes: int,
+    max_detections: int,
+    score_threshold: float,
     nms_threshold: float,
 ) -> list[Any]:
     """keras-retinanet's filter_detections for one image (class-specific NMS, top-k, pad with -1)."""
@@ -31,7 +36,9 @@ def _filter_detections(
         scores = classification[:, c]
         indices = tf.where(tf.greater(scores, score_threshold))
         kept = tf.image.non_max_suppression(
-            tf.gather_nd(boxes, indices), tf.gather(scores, indices)[:, 0], max_output_size=max_detections,
+            tf.gather_nd(boxes, indices),
+            tf.gather(scores, indices)[:, 0],
+            max_output_size=max_detections,
             iou_threshold=nms_threshold,
         )
         indices = tf.gather(indices, kept)
@@ -105,8 +112,12 @@ def build(
                 a = tf.constant(anchors[None])
                 width, height = a[:, :, 2] - a[:, :, 0], a[:, :, 3] - a[:, :, 1]
                 d = regression * 0.2
-                decoded = [a[:, :, 0] + d[:, :, 0] * width, a[:, :, 1] + d[:, :, 1] * height,
-                           a[:, :, 2] + d[:, :, 2] * width, a[:, :, 3] + d[:, :, 3] * height]
+                decoded = [
+                    a[:, :, 0] + d[:, :, 0] * width,
+                    a[:, :, 1] + d[:, :, 1] * height,
+                    a[:, :, 2] + d[:, :, 2] * width,
+                    a[:, :, 3] + d[:, :, 3] * height,
+                ]
             limits = [image_size, image_size, image_size, image_size]
             clipped = [tf.clip_by_value(t, 0.0, float(lim)) for t, lim in zip(decoded, limits, strict=True)]
             boxes = tf.stack(clipped, axis=2, name="clipped_boxes/stack")

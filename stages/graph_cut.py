@@ -14,8 +14,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Ops whose outputs are loop-frame or resource plumbing: never a sensible cut tensor.
-_PLUMBING = {"Enter", "RefEnter", "Exit", "RefExit", "Merge", "RefMerge", "Switch", "RefSwitch", "NextIteration",
-             "RefNextIteration", "LoopCond", "ControlTrigger", "NoOp"}
+_PLUMBING = {
+    "Enter",
+    "RefEnter",
+    "Exit",
+    "RefExit",
+    "Merge",
+    "RefMerge",
+    "Switch",
+    "RefSwitch",
+    "NextIteration",
+    "RefNextIteration",
+    "LoopCond",
+    "ControlTrigger",
+    "NoOp",
+}
 _PLUMBING_PREFIXES = ("TensorArray", "TensorList", "Stack", "VarHandle", "ReadVariable")
 _SOURCE_OPS = {"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"}
 
@@ -104,7 +117,11 @@ def tensor_dtypes(graph_def: Any) -> dict[str, str]:
     graph = tf.Graph()
     with graph.as_default():
         tf.graph_util.import_graph_def(graph_def, name="")
-    return {tensor_name(op.name, i): t.dtype.name for op in graph.get_operations() for i, t in enumerate(op.outputs)}
+    return {
+        tensor_name(op.name, i): t.dtype.name
+        for op in graph.get_operations()
+        for i, t in enumerate(op.outputs)
+    }
 
 
 def compute_cut(
@@ -114,7 +131,7 @@ def compute_cut(
     unsupported: Iterable[str],
     dtypes: dict[str, str] | None = None,
 ) -> CutPlan:
-    """Tail = everything downstream of `unsupported` nodes plus the plumbing they need; the rest is the head."""
+    """Tail = everything downstream of `unsupported` nodes plus their plumbing; the rest is head."""
     graph = _Graph(graph_def)
     input_nodes = {split_tensor(i)[0] for i in inputs}
     needed = graph.upstream(split_tensor(o)[0] for o in outputs)
@@ -125,7 +142,7 @@ def compute_cut(
     while changed:
         changed = False
         for name in list(tail):
-            for src, index, control in graph.inputs[name]:
+            for src, _, control in graph.inputs[name]:
                 if src in tail or src in input_nodes or src not in graph.nodes:
                     continue
                 if is_plumbing(graph.nodes[src].op) and not control:
@@ -162,12 +179,14 @@ def compute_cut(
 
 
 def _num_outputs(graph: _Graph, name: str) -> int:
-    used = [index for consumer in graph.consumers[name] for src, index, _ in graph.inputs[consumer] if src == name]
+    used = [
+        index for consumer in graph.consumers[name] for src, index, _ in graph.inputs[consumer] if src == name
+    ]
     return max(used, default=0) + 1
 
 
 def manual_cut(graph_def: Any, inputs: list[str], outputs: list[str], cut_tensors: list[str]) -> CutPlan:
-    """The user named the cut: the head computes `cut_tensors`; the tail is what the outputs need beyond them."""
+    """The user named the cut: the head computes `cut_tensors`; the tail is what outputs need beyond it."""
     graph = _Graph(graph_def)
     head = graph.upstream(split_tensor(c)[0] for c in cut_tensors)
     needed = graph.upstream(split_tensor(o)[0] for o in outputs)

@@ -32,8 +32,8 @@ def _postprocess_target(cfg: dict[str, Any] | None) -> str | None:
     target = cfg.get("_target_")
     if not target:
         raise InputError(
-            "`split.postprocess` is set but has no `_target_`. Give the dotted path of a numpy function, e.g. "
-            "`+split.postprocess._target_=stages.postprocess.nms.filter_detections`, or drop split.postprocess."
+            "`split.postprocess` is set but has no `_target_`. Give a numpy function's dotted path, e.g. "
+            "`+split.postprocess._target_=stages.postprocess.nms.filter_detections`, or drop it."
         )
     return str(target)
 
@@ -46,8 +46,8 @@ def load_postprocess(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         fn = getattr(importlib.import_module(module_name), fn_name)
     except (ImportError, AttributeError, ValueError) as err:
         raise InputError(
-            f"`split.postprocess._target_={target}` cannot be imported ({type(err).__name__}: {err}). Give the "
-            "dotted path of a function importable from the working directory, e.g. "
+            f"`split.postprocess._target_={target}` cannot be imported ({type(err).__name__}: {err})."
+            " Give the dotted path of a function importable from the working directory, e.g. "
             "stages.postprocess.nms.filter_detections."
         ) from None
     return fn, {k: v for k, v in cfg.items() if k != "_target_"}
@@ -87,8 +87,13 @@ def resolve_tensor(graph_def: Any, name: str, dtypes: dict[str, str]) -> str:
     if node in set(nodes):
         return tensor_name(node, index)
     pattern = re.compile(rf"(^|/){re.escape(name)}(_\d+)?/")
-    scoped = [n for n in nodes if pattern.search(n) and dtypes.get(n, "").startswith("float")
-              and not n.endswith(("ReadVariableOp", "resource"))]
+    scoped = [
+        n
+        for n in nodes
+        if pattern.search(n)
+        and dtypes.get(n, "").startswith("float")
+        and not n.endswith(("ReadVariableOp", "resource"))
+    ]
     if scoped:
         return scoped[-1]
     import difflib
@@ -121,7 +126,9 @@ def _quick_scan(load: StageResult) -> list[str]:
 
 
 def _io_shapes(load: StageResult, ins: dict[str, str]) -> dict[str, list[int]]:
-    return {ins[i["name"]]: [-1 if d is None else d for d in i["shape"]] for i in load.meta["model"]["inputs"]}
+    return {
+        ins[i["name"]]: [-1 if d is None else d for d in i["shape"]] for i in load.meta["model"]["inputs"]
+    }
 
 
 def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
@@ -133,8 +140,13 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     if target:
         load_postprocess(scfg["postprocess"])
     fmt = load.meta["model"]["format"]
-    meta: dict[str, Any] = {"mode": mode, "unsupported_ops": [], "cut_tensors": [], "postprocess": None,
-                            "head_outputs": None}
+    meta: dict[str, Any] = {
+        "mode": mode,
+        "unsupported_ops": [],
+        "cut_tensors": [],
+        "postprocess": None,
+        "head_outputs": None,
+    }
     if mode == "manual" and not scfg.get("outputs"):
         raise InputError("`split=manual` needs the cut: `split.outputs=[tensor_or_layer,...]`.")
     if mode != "manual" and fmt != "frozen_graph" and not _quick_scan(load):
@@ -165,7 +177,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
             ops = sorted(set(found.values()))
             raise InputError(
                 f"TFLite builtins cannot run the op(s) {ops} (nodes such as {sorted(found)[:3]}), and "
-                "`split=none` forbids cutting the graph. Use `split=auto` to convert the graph up to those ops "
+                "`split=none` forbids cutting the graph. Use `split=auto` to convert the graph up to them "
                 "and run the rest on the host (optionally as numpy with `split.postprocess._target_=...`)."
             )
         plan = compute_cut(graph_def, list(ins.values()), list(outs.values()), unsupported, dtypes)
@@ -199,7 +211,9 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
         tail_nodes=len(plan.tail),
         graph_io={"inputs": ins, "outputs": outs},
         tail="numpy" if target else "tensorflow",
-        note=None if target else (
+        note=None
+        if target
+        else (
             "No split.postprocess: the tail ran in TensorFlow for verification only; the deployed .tflite is "
             f"the head and needs a host-side tail from {plan.cut_tensors} to the model's outputs."
         ),
@@ -210,7 +224,6 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
 
 def _graph_def_for(load: StageResult, split: StageResult) -> tuple[Any, str]:
     from stages.load import model_path
-    from stages.tf_model import read_graph_def
 
     path = str(split.path("graph")) if "graph" in split.files else model_path(load)
     return _read_cached(path, Path(path).stat().st_mtime_ns), path
@@ -223,8 +236,9 @@ def _read_cached(path: str, stamp: int) -> Any:
     return read_graph_def(path)
 
 
-def _head_from(graph_def: Any, ins: dict[str, str], outputs: list[str], shapes: dict[str, list[int]],
-               load: StageResult) -> Any:
+def _head_from(
+    graph_def: Any, ins: dict[str, str], outputs: list[str], shapes: dict[str, list[int]], load: StageResult
+) -> Any:
     from stages.tf_model import TensorInfo, frozen_graph_handle
 
     handle = frozen_graph_handle(graph_def, list(ins.values()), outputs, shapes)
@@ -280,7 +294,7 @@ def _graph_tensor(name: str) -> str:
 def run_tf_tail(
     load: StageResult, split: StageResult, head_outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """Run the cut-off subgraph in TensorFlow: feed the cut tensors (and inputs it reads), fetch the outputs."""
+    """Run the cut-off subgraph in TensorFlow: feed cut tensors (and inputs it reads), fetch outputs."""
     _, path = _graph_def_for(load, split)
     session = _session(path, Path(path).stat().st_mtime_ns)
     io = split.meta["graph_io"]

@@ -26,10 +26,9 @@ def verify(
     reference: StageResult,
     convert: StageResult,
 ) -> StageResult:
+    from stages.detection_metrics import match_detections
     from stages.litert_runtime import SignatureModel
     from stages.split import run_tail
-
-    from stages.detection_metrics import match_detections
 
     feeds, labels = load_samples(calibrate.path("eval"))
     model = SignatureModel(convert.path("tflite"), convert.meta["names"])

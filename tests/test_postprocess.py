@@ -63,7 +63,11 @@ def test_filter_detections_class_specific_pads_to_fixed_count() -> None:
     np.testing.assert_allclose(out["boxes"][0, 1], [1, 1, 11, 11])
     assert (out["boxes"][0, 3:] == -1).all()
     agnostic = filter_detections(
-        {"b": boxes, "c": scores}, boxes="b", classification="c", max_detections=5, class_specific_filter=False
+        {"b": boxes, "c": scores},
+        boxes="b",
+        classification="c",
+        max_detections=5,
+        class_specific_filter=False,
     )
     assert agnostic["labels"][0].tolist() == [0, 1, -1, -1, -1]
 
@@ -73,8 +77,14 @@ def test_filter_detections_matches_tensorflow_per_class_nms() -> None:
 
     rng = np.random.default_rng(3)
     boxes, scores = _random_boxes(rng, 120), rng.random((120, 3)).astype(np.float32)
-    out = filter_detections({"b": boxes[None], "c": scores[None]}, boxes="b", classification="c",
-                            max_detections=25, nms_threshold=0.3, score_threshold=0.2)
+    out = filter_detections(
+        {"b": boxes[None], "c": scores[None]},
+        boxes="b",
+        classification="c",
+        max_detections=25,
+        nms_threshold=0.3,
+        score_threshold=0.2,
+    )
     kept = []
     for c in range(3):
         idx = np.flatnonzero(scores[:, c] > 0.2)
@@ -88,8 +98,11 @@ def test_filter_detections_matches_tensorflow_per_class_nms() -> None:
 def test_anchor_decoding_round_trip_and_clipping() -> None:
     base = generate_anchors(32)
     assert base.shape == (9, 4)
-    np.testing.assert_allclose((base[:, 2] - base[:, 0]) * (base[:, 3] - base[:, 1]), np.repeat(
-        [32**2 * s**2 for s in (1.0, 2 ** (1 / 3), 2 ** (2 / 3))], 1).tolist() * 3, rtol=1e-6)
+    np.testing.assert_allclose(
+        (base[:, 2] - base[:, 0]) * (base[:, 3] - base[:, 1]),
+        np.repeat([32**2 * s**2 for s in (1.0, 2 ** (1 / 3), 2 ** (2 / 3))], 1).tolist() * 3,
+        rtol=1e-6,
+    )
     anchors = anchors_for_shape((64, 64), strides=(8, 16), sizes=(16, 32))
     assert anchors.shape == ((8 * 8 + 4 * 4) * 9, 4)
     np.testing.assert_allclose(decode_boxes(anchors, np.zeros((1, len(anchors), 4)))[0], anchors, atol=1e-5)
@@ -98,8 +111,11 @@ def test_anchor_decoding_round_trip_and_clipping() -> None:
 
 
 def test_detection_matching_survives_reordering_but_counts_misses() -> None:
-    ref = {"boxes": np.array([[[0, 0, 10, 10], [20, 20, 30, 30], [-1, -1, -1, -1]]], np.float32),
-           "scores": np.array([[0.5, 0.49, -1]], np.float32), "labels": np.array([[1, 2, -1]], np.int32)}
+    ref = {
+        "boxes": np.array([[[0, 0, 10, 10], [20, 20, 30, 30], [-1, -1, -1, -1]]], np.float32),
+        "scores": np.array([[0.5, 0.49, -1]], np.float32),
+        "labels": np.array([[1, 2, -1]], np.int32),
+    }
     swapped = {k: v[:, [1, 0, 2]] for k, v in ref.items()}
     names = find_detection_outputs(ref)
     assert names == {"boxes": "boxes", "scores": "scores", "labels": "labels"}

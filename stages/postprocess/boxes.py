@@ -1,4 +1,4 @@
-"""Anchor generation, box decoding and clipping in numpy (keras-retinanet conventions, boxes as x1, y1, x2, y2)."""
+"""Anchor generation, box decoding and clipping in numpy (keras-retinanet conventions, x1 y1 x2 y2)."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def filter_detections_single(
     nms_threshold: float = 0.5,
     apply_nms: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One image: boxes [N, 4], class scores [N, C] -> boxes [K, 4], scores [K], labels [K] (K = max_detections)."""
+    """One image: boxes [N, 4], scores [N, C] -> boxes [K, 4], scores [K], labels [K]; K = max_detections."""
     boxes = np.asarray(boxes, np.float32)
     classification = np.asarray(classification, np.float32)
 
