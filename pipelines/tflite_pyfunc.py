@@ -19,7 +19,6 @@ from typing import Any
 import mlflow
 import numpy as np
 
-
 # MLflow warns at class creation that `predict` lacks type hints; they are left out on purpose (see predict).
 warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
 
