@@ -22,7 +22,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from pipelines.cache import StageCache
 from pipelines.dag import build_dag
 from pipelines.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConfigError
-from pipelines.preflight import preflight
+from pipelines.preflight import check_output_dirs, preflight
 from pipelines.report import build_report, format_table, write_report
 from pipelines.runner import run_dag
 from pipelines.schema import register_configs
@@ -76,6 +76,8 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
             outcomes = run_dag(nodes, cache, worker, runtime["stage_timeout_s"])
         input_errors = [o for nid, o in outcomes.items() if "[" not in nid and o.status == "error" and o.input_error]
         if input_errors:
+            if runtime["debug"]:
+                log.error("traceback:\n%s", input_errors[0].details)
             raise ConfigError(input_errors[0].error or "bad input")
         report = build_report(cfg, outcomes, run_dir)
         report["wall_s"] = round(time.perf_counter() - started, 2)
@@ -140,6 +142,11 @@ def main() -> None:
     from pipelines.sweep import finish_sweep
 
     register_configs()
+    try:
+        check_output_dirs(sys.argv[1:])
+    except ConfigError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     try:
         _task()
     except SystemExit as exit_:

@@ -61,11 +61,13 @@ def check_keras_file(path: Path) -> None:
         )
     if _is_tflite(path):
         return  # reported by the caller
+    kind = {".keras": "a valid .keras file (a zip archive)", ".h5": "a valid HDF5 (.h5) file"}.get(
+        path.suffix, "a valid .keras file (a zip archive) nor a valid HDF5 .h5 file"
+    )
     hint = " It looks like a frozen graph: use `model=frozen_graph`." if path.suffix in (".pb", ".pbtxt") else ""
     raise ConfigError(
-        f"{path} is not a valid .keras file (a zip archive) nor a valid HDF5 .h5 file: it is damaged, truncated "
-        f"or another format.{hint} Keras files come from `model.save(...)`; a SavedModel directory needs "
-        "`model=saved_model`, a .pb graph `model=frozen_graph`."
+        f"{path} is not {kind}: it is damaged, truncated or another format.{hint} Copy it again or re-save it "
+        "with `model.save(...)`; a SavedModel directory needs `model=saved_model`, a .pb graph `model=frozen_graph`."
     )
 
 

@@ -61,7 +61,8 @@ class ModelConfig:
     # Frozen graphs only: tensor names (with or without ':0') and static shapes.
     inputs: Optional[list[str]] = None
     outputs: Optional[list[str]] = None
-    input_shapes: Optional[dict[str, list[int]]] = None
+    # {name: [dims]}. Typed Any: OmegaConf 2.3 cannot merge an override dict into a None Optional[dict] field.
+    input_shapes: Any = None
     # SavedModel only.
     signature: str = "serving_default"
     # Keras only: refuse Lambda layers and other arbitrary code unless the user opts in.
@@ -108,7 +109,8 @@ class SplitConfig:
     # manual: tensor names to cut at (they become the head's outputs).
     outputs: Optional[list[str]] = None
     # Numpy tail: `{_target_: pkg.module.fn, ...kwargs}`; null runs the cut-off subgraph with TensorFlow.
-    postprocess: Optional[dict[str, Any]] = None
+    # Typed Any: OmegaConf 2.3 cannot merge an override dict into a None Optional[dict] field.
+    postprocess: Any = None
 
 
 @dataclass

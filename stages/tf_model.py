@@ -213,14 +213,25 @@ def frozen_graph_handle(
         node = by_name[name.split(":")[0]]
         dtype = tf.dtypes.as_dtype(node.attr["dtype"].type) if "dtype" in node.attr else tf.float32
         shape_cfg = (input_shapes or {}).get(name) or (input_shapes or {}).get(name.split(":")[0])
+        declared = None
+        if "shape" in node.attr and not node.attr["shape"].shape.unknown_rank:
+            declared = [None if d.size < 0 else d.size for d in node.attr["shape"].shape.dim]
         if shape_cfg is not None:
             shape = [None if d is None or d < 0 else int(d) for d in shape_cfg]
-        elif "shape" in node.attr and not node.attr["shape"].shape.unknown_rank:
-            shape = [None if d.size < 0 else d.size for d in node.attr["shape"].shape.dim]
+            if declared is not None and (
+                len(shape) != len(declared) or any(a and b and a != b for a, b in zip(shape, declared, strict=True))
+            ):
+                shown = ["?" if d is None else d for d in declared]
+                raise InputError(
+                    f"`model.input_shapes` gives input '{name}' the shape {shape_cfg}, but the graph's placeholder "
+                    f"is {shown}. Give a shape that fits it (unknown '?' dims may be fixed), or drop the entry."
+                )
+        elif declared is not None:
+            shape = declared
         else:
             raise InputError(
                 f"The frozen graph's input '{name}' has no known shape. Give it with "
-                f"`'+model.input_shapes={{{name.split(':')[0]}: [1, ...]}}'`."
+                f"`'model.input_shapes={{{name.split(':')[0]}: [1, ...]}}'`."
             )
         specs.append(tf.TensorSpec(shape, dtype))
     in_infos = _infos(list(zip(inputs, specs, strict=True)))
