@@ -1,0 +1,90 @@
+"""Registry promotion over HTTP: the best passing variant becomes a new version; `champion` moves only when the
+candidate does not regress against the current champion on the same evaluation data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipelines.errors import ConfigError
+from pipelines.registry import check_config, choose
+from tests.conftest import cli
+from tests.mlflow_server import mlflow_server
+
+FAST = ["variants=[fp32,fp16]", "benchmark.enabled=false", "calibrate.num_samples=20"]
+
+
+def _entry(status: str, size: int, accuracy: float, p50: float) -> dict:
+    return {"status": status, "size_bytes": size, "tflite_path": "m.tflite",
+            "metrics": {"accuracy": accuracy, "latency_ms": {"p50": p50}}}
+
+
+def test_the_objective_picks_among_passing_variants_only() -> None:
+    report = {"variants": {"fp32": _entry("passed", 400, 0.99, 1.0), "fp16": _entry("passed", 200, 0.98, 2.0),
+                           "int8": _entry("failed", 100, 0.50, 0.5)}}
+    assert choose(report, "size") == "fp16"  # int8 is smaller but failed its gates
+    assert choose(report, "latency") == "fp32"
+    assert choose(report, "accuracy") == "fp32"
+    assert choose({"variants": {"int8": _entry("failed", 100, 0.5, 0.5)}}, "size") is None
+
+
+def test_registry_without_tracking_is_refused_before_any_work() -> None:
+    with pytest.raises(ConfigError, match="needs MLflow tracking"):
+        check_config({"registry": {"name": "digits"}, "tracking": {"enabled": False}})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with mlflow_server(tmp_path_factory.mktemp("registry-server")) as url:
+        yield url
+
+
+def _run(tmp_path: Path, url: str, cache: Path, name: str, *extra: str) -> tuple[int, dict, str]:
+    run_dir = tmp_path / name
+    proc = cli([*FAST, f"tracking.uri={url}", "registry.name=digits", f"runtime.cache_dir={cache}",
+                f"hydra.run.dir={run_dir}", *extra], cwd=tmp_path)
+    report = json.loads((run_dir / "report.json").read_text())
+    return proc.returncode, report, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_champion_moves_on_no_regression_and_stays_put_for_a_worse_model(
+    server: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import mlflow
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from stages.datasets import digits_split
+
+    cache = tmp_path_factory.getbasetemp() / "shared-cache"
+    client = MlflowClient(tracking_uri=server)
+    code, first, out = _run(tmp_path, server, cache, "first")
+    assert code == 0, out[-3000:]
+    assert first["registry"]["promoted"] and first["registry"]["variant"] == "fp16"  # smallest passing file
+    code, second, out = _run(tmp_path, server, cache, "second")
+    assert code == 0, out[-3000:]
+    assert second["registry"]["previous_champion"] == first["registry"]["version"]
+    champion = client.get_model_version_by_alias("digits", "champion")
+    assert champion.version == second["registry"]["version"]
+    assert champion.run_id == second["variants"]["fp16"]["mlflow_run_id"]
+    assert "model.tflite" in {a.path for a in client.list_artifacts(champion.run_id)}
+
+    # A model trained for one epoch passes its own gates (its variants match it) but is worse than the champion.
+    code, worse, out = _run(tmp_path, server, cache, "worse", "model.build_args.epochs=1")
+    assert code == 1, out[-3000:]
+    assert worse["status"] == "passed" and not worse["registry"]["promoted"]
+    assert "below the current champion" in worse["registry"]["reason"] and "not moved" in out
+    assert worse["registry"]["accuracy"] < worse["registry"]["champion_accuracy"]
+    assert client.get_model_version_by_alias("digits", "champion").version == champion.version
+    assert client.get_model_version("digits", worse["registry"]["version"]).tags["promoted"] == "false"
+
+    mlflow.set_tracking_uri(server)
+    model = mlflow.pyfunc.load_model("models:/digits@champion")
+    _, _, x_test, y_test = digits_split()
+    outputs = model.predict(x_test)
+    assert np.mean(np.argmax(outputs["probs"], -1) == y_test) == pytest.approx(second["variants"]["fp16"][
+        "metrics"]["accuracy"], abs=1e-6)
