@@ -62,6 +62,8 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
         experiment = cfg["tracking"]["experiment"] or cfg["model"]["name"] or "tflite-pipeline"
         uri, parent = cfg["tracking"]["uri"], os.environ.get("TFLITE_PIPELINE_PARENT_RUN")
         sweep = job_context()
+        if sweep is not None and sweep.error:
+            raise ConfigError(sweep.error)
         if sweep is not None and sweep.parent_run_id:  # nest under the sweep's parent run, in its store
             uri, experiment, parent = sweep.tracking_uri or uri, sweep.experiment or experiment, sweep.parent_run_id
         tracker = MlflowTracker(uri, experiment)

@@ -47,7 +47,9 @@ def _objective_key(objective: str, entry: dict[str, Any]) -> tuple[float, float]
 
 def choose(report: dict[str, Any], objective: str) -> str | None:
     """The best variant among those that passed their gates, or None."""
-    passing = {n: v for n, v in report["variants"].items() if v["status"] == "passed" and v.get("tflite_path")}
+    passing = {
+        n: v for n, v in report["variants"].items() if v["status"] == "passed" and v.get("tflite_path")
+    }
     return min(passing, key=lambda n: _objective_key(objective, passing[n])) if passing else None
 
 
@@ -73,7 +75,10 @@ def _model_config(variant: str, outcomes: dict[str, Any]) -> dict[str, Any]:
                 "the model was split and its tail runs in TensorFlow, which a LiteRT-only pyfunc cannot serve; "
                 "give the tail as a numpy function with `split.postprocess._target_=...`"
             )
-        tail = {k: split.get(k) for k in ("cut_tensors", "tail_inputs", "head_final_outputs", "postprocess_config")}
+        tail = {
+            k: split.get(k)
+            for k in ("cut_tensors", "tail_inputs", "head_final_outputs", "postprocess_config")
+        }
     return {
         "variant": variant,
         "names": convert.meta["names"],
@@ -94,12 +99,20 @@ def _accuracy(uri: str, label_output: str, feeds: dict[str, Any], labels: Any) -
     return float(np.mean(np.argmax(outputs[label_output], axis=-1) == np.asarray(labels).reshape(-1)))
 
 
-def promote(reg: dict[str, Any], report: dict[str, Any], outcomes: dict[str, Any], run_dir: Path,
-            tracking_uri: str) -> dict[str, Any]:
+def promote(
+    reg: dict[str, Any], report: dict[str, Any], outcomes: dict[str, Any], run_dir: Path, tracking_uri: str
+) -> dict[str, Any]:
     """Register the best passing variant; move the alias unless it regresses. Returns the report's `registry`."""
     name, alias, objective = reg["name"], reg["alias"], reg["objective"]
-    result: dict[str, Any] = {"name": name, "alias": alias, "objective": objective, "variant": None,
-                              "version": None, "promoted": False, "reason": None}
+    result: dict[str, Any] = {
+        "name": name,
+        "alias": alias,
+        "objective": objective,
+        "variant": None,
+        "version": None,
+        "promoted": False,
+        "reason": None,
+    }
     variant = choose(report, objective)
     if variant is None:
         result["reason"] = "no variant passed its gates, so nothing was registered"
@@ -108,12 +121,21 @@ def promote(reg: dict[str, Any], report: dict[str, Any], outcomes: dict[str, Any
     try:
         return _register(reg, report, outcomes, run_dir, tracking_uri, variant, result)
     except Exception as err:  # noqa: BLE001 - registry/server errors must not lose the run's report
-        result["reason"] = f"registration failed: {type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
+        result["reason"] = (
+            f"registration failed: {type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
+        )
         return result
 
 
-def _register(reg: dict[str, Any], report: dict[str, Any], outcomes: dict[str, Any], run_dir: Path,
-              tracking_uri: str, variant: str, result: dict[str, Any]) -> dict[str, Any]:
+def _register(
+    reg: dict[str, Any],
+    report: dict[str, Any],
+    outcomes: dict[str, Any],
+    run_dir: Path,
+    tracking_uri: str,
+    variant: str,
+    result: dict[str, Any],
+) -> dict[str, Any]:
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -130,7 +152,10 @@ def _register(reg: dict[str, Any], report: dict[str, Any], outcomes: dict[str, A
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_FILE),
-            artifacts={"tflite": str(run_dir / entry["tflite_path"]), "config": str(folder / "model_config.json")},
+            artifacts={
+                "tflite": str(run_dir / entry["tflite_path"]),
+                "config": str(folder / "model_config.json"),
+            },
             code_paths=[str(STAGES_DIR)],
             pip_requirements=_pip_requirements(),
             registered_model_name=name,
@@ -139,7 +164,9 @@ def _register(reg: dict[str, Any], report: dict[str, Any], outcomes: dict[str, A
     client = MlflowClient(tracking_uri=tracking_uri)
     new_version = str(info.registered_model_version)
     result["version"] = new_version
-    log.info("Registered %s variant '%s' as %s version %s", report["model"].get("name"), variant, name, new_version)
+    log.info(
+        "Registered %s variant '%s' as %s version %s", report["model"].get("name"), variant, name, new_version
+    )
     try:
         champion = client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -151,9 +178,11 @@ def _register(reg: dict[str, Any], report: dict[str, Any], outcomes: dict[str, A
         label_output = outcomes["reference"].result.meta.get("label_output")
         if labels is None or label_output is None:
             promote_it = False
-            reason = (f"the evaluation data has no labels, so version {new_version} cannot be compared with the "
-                      f"current {alias} (version {champion.version}); use a labelled dataset, or set "
-                      "`registry.max_regression=null` to promote without comparing")
+            reason = (
+                f"the evaluation data has no labels, so version {new_version} cannot be compared with the "
+                f"current {alias} (version {champion.version}); use a labelled dataset, or set "
+                "`registry.max_regression=null` to promote without comparing"
+            )
         else:
             candidate = _accuracy(f"models:/{name}/{new_version}", label_output, feeds, labels)
             result["accuracy"] = candidate
@@ -162,15 +191,19 @@ def _register(reg: dict[str, Any], report: dict[str, Any], outcomes: dict[str, A
             except Exception as err:  # noqa: BLE001 - an incompatible champion (other inputs/outputs)
                 current = None
                 promote_it = False
-                reason = (f"the current {alias} (version {champion.version}) cannot run on this evaluation data "
-                          f"({type(err).__name__}: {err}); compare by hand, then move the alias with "
-                          f"`MlflowClient().set_registered_model_alias('{name}', '{alias}', {new_version})`")
+                reason = (
+                    f"the current {alias} (version {champion.version}) cannot run on this evaluation data "
+                    f"({type(err).__name__}: {err}); compare by hand, then move the alias with "
+                    f"`MlflowClient().set_registered_model_alias('{name}', '{alias}', {new_version})`"
+                )
             result["champion_accuracy"] = current
             if current is not None and candidate < current - max_regression:
                 promote_it = False
-                reason = (f"version {new_version} ({variant}) scores accuracy {candidate:.4f} on this run's "
-                          f"evaluation data, below the current {alias} (version {champion.version}) at "
-                          f"{current:.4f} by more than registry.max_regression={max_regression}")
+                reason = (
+                    f"version {new_version} ({variant}) scores accuracy {candidate:.4f} on this run's "
+                    f"evaluation data, below the current {alias} (version {champion.version}) at "
+                    f"{current:.4f} by more than registry.max_regression={max_regression}"
+                )
     tags = {"variant": variant, "objective": reg["objective"], "promoted": str(promote_it).lower()}
     for key in ("accuracy", "champion_accuracy"):
         if result.get(key) is not None:

@@ -34,6 +34,9 @@ class SweepContext:
     tracking_uri: str | None
     experiment: str | None
     sweep_dir: str
+    # Why the parent run could not be opened; every job then stops before any work (Hydra swallows callback
+    # exceptions, so this is how the failure reaches the jobs and the exit code).
+    error: str | None = None
 
 
 # Set in the main process by on_multirun_start (read by cli.main), and in each job process by on_job_start.
@@ -73,22 +76,29 @@ class SweepCallback(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         self.overrides = [str(o) for o in (OmegaConf.to_container(config.hydra.overrides.task) or [])]
-        parent, uri, experiment = None, None, None
+        parent, uri, experiment, error = None, None, None, None
         if _select(config, "tracking.enabled"):
+            from pipelines.errors import ConfigError
             from pipelines.tracking import start_sweep_run
 
             uri = absolute_uri(str(config.tracking.uri))
-            experiment = _select(config, "tracking.experiment") or _select(config, "model.name") or "tflite-pipeline"
-            launcher = str(_select(config, "hydra.launcher._target_") or "basic").rsplit(".", 1)[-1]
-            parent = start_sweep_run(
-                uri,
-                experiment,
-                run_name=f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
-                params={"sweep.overrides": " ".join(self.overrides), "sweep.launcher": launcher},
-                tags={"sweep_dir": str(sweep_dir)},
+            experiment = (
+                _select(config, "tracking.experiment") or _select(config, "model.name") or "tflite-pipeline"
             )
-            log.info("Sweep parent run %s in experiment '%s' (%s)", parent, experiment, uri)
-        self.context = SweepContext(parent, uri, experiment, str(sweep_dir))
+            launcher = str(_select(config, "hydra.launcher._target_") or "basic").rsplit(".", 1)[-1]
+            try:
+                parent = start_sweep_run(
+                    uri,
+                    experiment,
+                    run_name=f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
+                    params={"sweep.overrides": " ".join(self.overrides), "sweep.launcher": launcher},
+                    tags={"sweep_dir": str(sweep_dir)},
+                )
+                log.info("Sweep parent run %s in experiment '%s' (%s)", parent, experiment, uri)
+            except ConfigError as err:
+                error = str(err)
+                log.error("Error: %s", error)
+        self.context = SweepContext(parent, uri, experiment, str(sweep_dir), error)
         _sweep["active"] = self
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -107,7 +117,11 @@ class SweepCallback(Callback):
 
         value = job_return._return_value  # `.return_value` re-raises a failed job's exception
         if job_return.status == JobStatus.COMPLETED:
-            entry = {"status": "completed", "exit_code": int(value) if isinstance(value, int) else 0, "error": None}
+            entry = {
+                "status": "completed",
+                "exit_code": int(value) if isinstance(value, int) else 0,
+                "error": None,
+            }
         else:
             entry = {"status": "failed", "exit_code": 1, "error": f"{type(value).__name__}: {value}"}
         _write_job(config, entry)
@@ -163,18 +177,20 @@ def sweep_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rows.append({**base, "variant": None, "status": job["status"], "error": job.get("error")})
         for name, entry in variants.items():
             m = entry.get("metrics") or {}
-            rows.append({
-                **base,
-                "variant": name,
-                "status": entry["status"],
-                "accuracy": m.get("accuracy"),
-                "accuracy_delta": m.get("accuracy_delta"),
-                "latency_ms_p50": (m.get("latency_ms") or {}).get("p50"),
-                "size_bytes": entry.get("size_bytes"),
-                "error": entry.get("error"),
-                "mlflow_run_id": entry.get("mlflow_run_id"),
-                "run_dir": job["run_dir"],
-            })
+            rows.append(
+                {
+                    **base,
+                    "variant": name,
+                    "status": entry["status"],
+                    "accuracy": m.get("accuracy"),
+                    "accuracy_delta": m.get("accuracy_delta"),
+                    "latency_ms_p50": (m.get("latency_ms") or {}).get("p50"),
+                    "size_bytes": entry.get("size_bytes"),
+                    "error": entry.get("error"),
+                    "mlflow_run_id": entry.get("mlflow_run_id"),
+                    "run_dir": job["run_dir"],
+                }
+            )
     return rows
 
 
@@ -194,12 +210,26 @@ def format_sweep_markdown(summary: dict[str, Any]) -> str:
     ]
     for r in summary["rows"]:
         size = r.get("size_bytes")
-        lines.append("| " + " | ".join([
-            str(r["job"]), f"`{r['overrides']}`" if r["overrides"] else "-", r["variant"] or "-", r["status"],
-            _cell(r.get("accuracy"), ".4f"), _cell(r.get("accuracy_delta"), "+.4f"),
-            _cell(r.get("latency_ms_p50"), ".3f"), _cell(size / 1024 if size else None, ".1f"), str(r["exit_code"]),
-        ]) + " |")
-    errors = [f"- job {r['job']} {r['variant'] or ''}: {r['error']}" for r in summary["rows"] if r.get("error")]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    str(r["job"]),
+                    f"`{r['overrides']}`" if r["overrides"] else "-",
+                    r["variant"] or "-",
+                    r["status"],
+                    _cell(r.get("accuracy"), ".4f"),
+                    _cell(r.get("accuracy_delta"), "+.4f"),
+                    _cell(r.get("latency_ms_p50"), ".3f"),
+                    _cell(size / 1024 if size else None, ".1f"),
+                    str(r["exit_code"]),
+                ]
+            )
+            + " |"
+        )
+    errors = [
+        f"- job {r['job']} {r['variant'] or ''}: {r['error']}" for r in summary["rows"] if r.get("error")
+    ]
     if errors:
         lines += ["", "Errors:", "", *errors]
     return "\n".join(lines) + "\n"
@@ -220,7 +250,7 @@ def finish_sweep(interrupted: bool = False) -> int | None:
     sweep_dir = Path(ctx.sweep_dir)
     jobs = collect_jobs(sweep_dir)
     codes = [j["exit_code"] for j in jobs]
-    exit_code = max(codes) if codes else 1
+    exit_code = max(codes) if codes else 2 if ctx.error else 1
     if interrupted:
         exit_code = max(exit_code, 1)
     summary = {
@@ -238,9 +268,13 @@ def finish_sweep(interrupted: bool = False) -> int | None:
         from pipelines.tracking import end_sweep_run
 
         status = "KILLED" if interrupted else "FINISHED" if exit_code == 0 else "FAILED"
-        end_sweep_run(ctx.tracking_uri, ctx.parent_run_id, status,
-                      [sweep_dir / "sweep_report.json", sweep_dir / "sweep_report.md"],
-                      {"sweep/jobs": len(jobs), "sweep/failed_jobs": sum(c != 0 for c in codes)})
+        end_sweep_run(
+            ctx.tracking_uri,
+            ctx.parent_run_id,
+            status,
+            [sweep_dir / "sweep_report.json", sweep_dir / "sweep_report.md"],
+            {"sweep/jobs": len(jobs), "sweep/failed_jobs": sum(c != 0 for c in codes)},
+        )
     callback.exit_code = exit_code
     print(f"\nSweep report: {sweep_dir / 'sweep_report.md'}  ({len(jobs)} jobs, exit code {exit_code})")
     return exit_code

@@ -30,8 +30,16 @@ def test_a_pipeline_run_over_http_logs_runs_and_uploads_the_tflite(
 
     url, root = server
     cache = tmp_path_factory.getbasetemp() / "shared-cache"
-    proc = cli([*FAST, f"tracking.uri={url}", "tracking.experiment=http-test", f"runtime.cache_dir={cache}",
-                f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    proc = cli(
+        [
+            *FAST,
+            f"tracking.uri={url}",
+            "tracking.experiment=http-test",
+            f"runtime.cache_dir={cache}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()  # nothing local
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -40,8 +48,11 @@ def test_a_pipeline_run_over_http_logs_runs_and_uploads_the_tflite(
     assert child.data.tags["mlflow.parentRunId"] == report["mlflow_run_id"]
     assert child.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied through the server
     mlflow.set_tracking_uri(url)
-    local = Path(mlflow.artifacts.download_artifacts(run_id=child.info.run_id, artifact_path="model.tflite",
-                                                     dst_path=str(tmp_path / "dl")))
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=child.info.run_id, artifact_path="model.tflite", dst_path=str(tmp_path / "dl")
+        )
+    )
     assert local.read_bytes() == (tmp_path / "run" / "variants" / "fp32" / "model.tflite").read_bytes()
     assert list((root / "artifacts").rglob("model.tflite"))  # stored where the server was told to keep them
 

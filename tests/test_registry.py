@@ -18,13 +18,22 @@ FAST = ["variants=[fp32,fp16]", "benchmark.enabled=false", "calibrate.num_sample
 
 
 def _entry(status: str, size: int, accuracy: float, p50: float) -> dict:
-    return {"status": status, "size_bytes": size, "tflite_path": "m.tflite",
-            "metrics": {"accuracy": accuracy, "latency_ms": {"p50": p50}}}
+    return {
+        "status": status,
+        "size_bytes": size,
+        "tflite_path": "m.tflite",
+        "metrics": {"accuracy": accuracy, "latency_ms": {"p50": p50}},
+    }
 
 
 def test_the_objective_picks_among_passing_variants_only() -> None:
-    report = {"variants": {"fp32": _entry("passed", 400, 0.99, 1.0), "fp16": _entry("passed", 200, 0.98, 2.0),
-                           "int8": _entry("failed", 100, 0.50, 0.5)}}
+    report = {
+        "variants": {
+            "fp32": _entry("passed", 400, 0.99, 1.0),
+            "fp16": _entry("passed", 200, 0.98, 2.0),
+            "int8": _entry("failed", 100, 0.50, 0.5),
+        }
+    }
     assert choose(report, "size") == "fp16"  # int8 is smaller but failed its gates
     assert choose(report, "latency") == "fp32"
     assert choose(report, "accuracy") == "fp32"
@@ -44,8 +53,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _run(tmp_path: Path, url: str, cache: Path, name: str, *extra: str) -> tuple[int, dict, str]:
     run_dir = tmp_path / name
-    proc = cli([*FAST, f"tracking.uri={url}", "registry.name=digits", f"runtime.cache_dir={cache}",
-                f"hydra.run.dir={run_dir}", *extra], cwd=tmp_path)
+    proc = cli(
+        [
+            *FAST,
+            f"tracking.uri={url}",
+            "registry.name=digits",
+            f"runtime.cache_dir={cache}",
+            f"hydra.run.dir={run_dir}",
+            *extra,
+        ],
+        cwd=tmp_path,
+    )
     report = json.loads((run_dir / "report.json").read_text())
     return proc.returncode, report, proc.stdout + proc.stderr
 
@@ -86,5 +104,6 @@ def test_champion_moves_on_no_regression_and_stays_put_for_a_worse_model(
     model = mlflow.pyfunc.load_model("models:/digits@champion")
     _, _, x_test, y_test = digits_split()
     outputs = model.predict(x_test)
-    assert np.mean(np.argmax(outputs["probs"], -1) == y_test) == pytest.approx(second["variants"]["fp16"][
-        "metrics"]["accuracy"], abs=1e-6)
+    assert np.mean(np.argmax(outputs["probs"], -1) == y_test) == pytest.approx(
+        second["variants"]["fp16"]["metrics"]["accuracy"], abs=1e-6
+    )

@@ -41,15 +41,33 @@ def test_relative_sqlite_uris_become_absolute(tmp_path: Path, monkeypatch: pytes
 
 
 def test_sweep_report_has_a_row_per_job_and_variant_and_counts_dead_jobs(tmp_path: Path) -> None:
-    for num, (code, report) in enumerate([(0, {"variants": {"fp32": {"status": "passed", "size_bytes": 2048,
-                                                                     "metrics": {"accuracy": 0.9}},
-                                                            "fp16": {"status": "passed", "size_bytes": 1024,
-                                                                     "metrics": {"accuracy": 0.89}}}}),
-                                          (None, None)]):
+    for num, (code, report) in enumerate(
+        [
+            (
+                0,
+                {
+                    "variants": {
+                        "fp32": {"status": "passed", "size_bytes": 2048, "metrics": {"accuracy": 0.9}},
+                        "fp16": {"status": "passed", "size_bytes": 1024, "metrics": {"accuracy": 0.89}},
+                    }
+                },
+            ),
+            (None, None),
+        ]
+    ):
         job_dir = tmp_path / str(num)
         job_dir.mkdir()
-        (job_dir / "job.json").write_text(json.dumps({"num": num, "overrides": [f"x={num}"], "run_dir": str(job_dir),
-                                                      "status": "running", "exit_code": code}))
+        (job_dir / "job.json").write_text(
+            json.dumps(
+                {
+                    "num": num,
+                    "overrides": [f"x={num}"],
+                    "run_dir": str(job_dir),
+                    "status": "running",
+                    "exit_code": code,
+                }
+            )
+        )
         if report:
             (job_dir / "report.json").write_text(json.dumps(report))
     jobs = collect_jobs(tmp_path)
@@ -66,8 +84,12 @@ def _contend(cache_root: str, log_file: str, start: Any, results: Any) -> None:
     from pipelines.runner import run_dag
     from pipelines.worker import Worker
 
-    stages = {"produce": {"_target_": "tests.sweep_stages.slow_produce",
-                          "config": {"log_file": log_file, "sleep_s": 3, "value": 7}}}
+    stages = {
+        "produce": {
+            "_target_": "tests.sweep_stages.slow_produce",
+            "config": {"log_file": log_file, "sleep_s": 3, "value": 7},
+        }
+    }
     nodes = build_dag(stages, {})
     start.wait()
     with Worker() as worker:
@@ -79,8 +101,10 @@ def test_parallel_jobs_wait_for_and_reuse_each_others_cache_entries(tmp_path: Pa
     ctx = mp.get_context("spawn")
     start, results = ctx.Event(), ctx.Queue()
     log_file = tmp_path / "computed.log"
-    procs = [ctx.Process(target=_contend, args=(str(tmp_path / "cache"), str(log_file), start, results))
-             for _ in range(2)]
+    procs = [
+        ctx.Process(target=_contend, args=(str(tmp_path / "cache"), str(log_file), start, results))
+        for _ in range(2)
+    ]
     for proc in procs:
         proc.start()
     start.set()
@@ -98,34 +122,60 @@ def test_joblib_sweep_nests_every_job_and_a_failing_job_fails_only_the_parent(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     sweep_dir = tmp_path / "sweep"
-    proc = cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *FAST,
-                f"runtime.cache_dir={shared_cache(tmp_path_factory)}", f"hydra.sweep.dir={sweep_dir}",
-                "variants.fp32.gates.min_argmax_agreement=0.5,0.9,1.01"], cwd=tmp_path)
+    proc = cli(
+        [
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            *FAST,
+            f"runtime.cache_dir={shared_cache(tmp_path_factory)}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "variants.fp32.gates.min_argmax_agreement=0.5,0.9,1.01",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr  # job 2's gate (agreement >= 1.01) cannot pass
     client, children = runs_by_parent(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (parent,) = children[""]  # exactly one top-level run: the sweep's
     assert parent.info.status == "FAILED"
     jobs = sorted(children[parent.info.run_id], key=lambda r: r.info.run_name)
-    assert [(j.info.run_name, j.info.status) for j in jobs] == [("0", "FINISHED"), ("1", "FINISHED"),
-                                                                 ("2", "FAILED")]
+    assert [(j.info.run_name, j.info.status) for j in jobs] == [
+        ("0", "FINISHED"),
+        ("1", "FINISHED"),
+        ("2", "FAILED"),
+    ]
     assert all(len(children[j.info.run_id]) == 1 for j in jobs)  # each job's fp32 variant run under it
     summary = json.loads((sweep_dir / "sweep_report.json").read_text())
     assert [(r["job"], r["variant"], r["status"], r["exit_code"]) for r in summary["rows"]] == [
-        (0, "fp32", "passed", 0), (1, "fp32", "passed", 0), (2, "fp32", "failed", 1)]
+        (0, "fp32", "passed", 0),
+        (1, "fp32", "passed", 0),
+        (2, "fp32", "failed", 1),
+    ]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"sweep_report.json", "sweep_report.md"} <= artifacts
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
-                    reason="the Ray launcher is an extra: pip install -e '.[ray]'")
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
+    reason="the Ray launcher is an extra: pip install -e '.[ray]'",
+)
 def test_ray_sweep_nests_every_job(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     sweep_dir = tmp_path / "sweep"
-    proc = cli(["-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
-                "+hydra.launcher.ray.init.include_dashboard=false", *FAST,
-                f"runtime.cache_dir={shared_cache(tmp_path_factory)}", f"hydra.sweep.dir={sweep_dir}",
-                "variants.fp32.gates.min_argmax_agreement=0.5,0.9"], cwd=tmp_path,
-               env={"RAY_DEDUP_LOGS": "0"})
+    proc = cli(
+        [
+            "-m",
+            "hydra/launcher=ray",
+            "+hydra.launcher.ray.init.num_cpus=2",
+            "+hydra.launcher.ray.init.include_dashboard=false",
+            *FAST,
+            f"runtime.cache_dir={shared_cache(tmp_path_factory)}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "variants.fp32.gates.min_argmax_agreement=0.5,0.9",
+        ],
+        cwd=tmp_path,
+        env={"RAY_DEDUP_LOGS": "0"},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     _, children = runs_by_parent(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (parent,) = children[""]
@@ -133,3 +183,24 @@ def test_ray_sweep_nests_every_job(tmp_path: Path, tmp_path_factory: pytest.Temp
     jobs = children[parent.info.run_id]
     assert sorted((j.info.run_name, j.info.status) for j in jobs) == [("0", "FINISHED"), ("1", "FINISHED")]
     assert len(json.loads((sweep_dir / "sweep_report.json").read_text())["rows"]) == 2
+
+
+def test_a_sweep_whose_parent_run_cannot_open_stops_every_job_with_exit_2(tmp_path: Path) -> None:
+    from tests.mlflow_server import free_port
+
+    proc = cli(
+        [
+            "-m",
+            *FAST,
+            f"tracking.uri=http://127.0.0.1:{free_port()}",
+            f"hydra.sweep.dir={tmp_path / 's'}",
+            "calibrate.seed=0,1",
+        ],
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Cannot open the sweep's parent run" in proc.stderr + proc.stdout
+    summary = json.loads((tmp_path / "s" / "sweep_report.json").read_text())
+    assert [job["exit_code"] for job in summary["jobs"]] == [2, 2]
+    assert not list((tmp_path / "s").rglob("report.json"))  # no job did any work
