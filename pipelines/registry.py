@@ -1,10 +1,10 @@
-"""Model registry for scheduled jobs: register the best passing variant, move `champion` only on no regression.
+"""Model registry for scheduled jobs: register the best passing variant, move `champion` unless it regresses.
 
-`registry.name=NAME` logs the chosen variant as an MLflow pyfunc model (the .tflite run by LiteRT, plus the numpy
-tail when the model was split; see pipelines/tflite_pyfunc.py) into that variant's MLflow run and registers it
-as a new version of NAME. The alias (`registry.alias`, default `champion`) moves to the new version only when
-the candidate, loaded back from the registry, is no worse than the current champion on this run's evaluation
-data, by at most `registry.max_regression` accuracy. Aliases, not the deprecated stages.
+`registry.name=NAME` logs the chosen variant as an MLflow pyfunc model (the .tflite run by LiteRT, plus the
+numpy tail when the model was split; see pipelines/tflite_pyfunc.py) into that variant's MLflow run and
+registers it as a new version of NAME. The alias (`registry.alias`, default `champion`) moves to the new
+version only when the candidate, loaded back from the registry, is no worse than the current champion on this
+run's evaluation data, by at most `registry.max_regression` accuracy. Aliases, not the deprecated stages.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def check_config(cfg: dict[str, Any]) -> None:
     reg = cfg.get("registry") or {}
     if reg.get("name") and not cfg["tracking"]["enabled"]:
         raise ConfigError(
-            f"`registry.name={reg['name']}` needs MLflow tracking, but `tracking.enabled=false`. Enable tracking "
+            f"`registry.name={reg['name']}` needs MLflow tracking, but `tracking.enabled=false`. "
+            "Enable tracking "
             "(and point `tracking.uri` at the registry's store) or drop `registry.name`."
         )
 
@@ -72,7 +73,8 @@ def _model_config(variant: str, outcomes: dict[str, Any]) -> dict[str, Any]:
     if split.get("head_outputs"):
         if not split.get("postprocess"):
             raise ValueError(
-                "the model was split and its tail runs in TensorFlow, which a LiteRT-only pyfunc cannot serve; "
+                "the model was split and its tail runs in TensorFlow, which a LiteRT-only pyfunc "
+                "cannot serve; "
                 "give the tail as a numpy function with `split.postprocess._target_=...`"
             )
         tail = {
@@ -102,7 +104,7 @@ def _accuracy(uri: str, label_output: str, feeds: dict[str, Any], labels: Any) -
 def promote(
     reg: dict[str, Any], report: dict[str, Any], outcomes: dict[str, Any], run_dir: Path, tracking_uri: str
 ) -> dict[str, Any]:
-    """Register the best passing variant; move the alias unless it regresses. Returns the report's `registry`."""
+    """Register the best passing variant; move the alias unless it regresses. Returns report["registry"]."""
     name, alias, objective = reg["name"], reg["alias"], reg["objective"]
     result: dict[str, Any] = {
         "name": name,

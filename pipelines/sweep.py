@@ -1,12 +1,12 @@
-"""Multirun sweeps: one MLflow parent run per sweep, per-job results, the sweep report and the sweep's exit code.
+"""Multirun sweeps: one MLflow parent run per sweep, per-job results, the sweep report, the sweep's exit code.
 
 Hydra calls `SweepCallback` (configured under `hydra.callbacks` in conf/config.yaml) in the main process at
 `on_multirun_start`, before any job starts: it opens the sweep's parent run there, which also creates a fresh
-sqlite store once instead of letting parallel jobs race on its schema. The callback object is pickled into every
-job (basic, joblib and Ray launchers alike), so `on_job_start` hands each job the parent run id without
-environment variables, and `on_job_end` writes `job.json` (exit code, error) into the job's folder even when the
-job raised. The sweep is closed by `finish_sweep`, which `cli.main` calls after Hydra returns or raises: Hydra
-skips `on_multirun_end` when a job failed, so nothing relies on it alone.
+sqlite store once instead of letting parallel jobs race on its schema. The callback object is pickled into
+every job (basic, joblib and Ray launchers alike), so `on_job_start` hands each job the parent run id without
+environment variables, and `on_job_end` writes `job.json` (exit code, error) into the job's folder even when
+the job raised. The sweep is closed by `finish_sweep`, which `cli.main` calls after Hydra returns or raises:
+Hydra skips `on_multirun_end` when a job failed, so nothing relies on it alone.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ _sweep: dict[str, Any] = {"active": None, "job": None}
 
 
 def absolute_uri(uri: str) -> str:
-    """A relative sqlite path made absolute, so jobs running in another working directory use the same store."""
+    """A relative sqlite path made absolute, so jobs running in another directory use the same store."""
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         return prefix + str(Path(uri[len(prefix) :]).resolve())
@@ -130,7 +130,7 @@ class SweepCallback(Callback):
 
 def _reset_start_method() -> None:
     """joblib's loky workers set the global start method to 'loky'; a 'spawn' child (the stage worker) copies
-    that name and dies with "cannot find context for 'loky'". Restore the platform default in the job process."""
+    that name and dies with "cannot find context for 'loky'". Restore the platform default in the job."""
     import multiprocessing as mp
 
     if mp.get_start_method(allow_none=True) not in (None, *mp.get_all_start_methods()):

@@ -1,12 +1,12 @@
-"""MLflow pyfunc model (models-from-code): a .tflite file run by the LiteRT interpreter, plus the numpy tail when
-the model was split.
+"""MLflow pyfunc model (models-from-code): a .tflite file run by the LiteRT interpreter, plus the numpy tail
+when the model was split.
 
-MLflow stores this file with the model and executes it on `mlflow.pyfunc.load_model`, so a registered model does
-not need this project installed: `stages/` travels as the model's code path (for `stages.litert_runtime` and
-the bundled `stages.postprocess` tails); the runtime needs only `ai-edge-litert` and `numpy`.
+MLflow stores this file with the model and executes it on `mlflow.pyfunc.load_model`, so a registered model
+does not need this project installed: `stages/` travels as the model's code path (for `stages.litert_runtime`
+and the bundled `stages.postprocess` tails); the runtime needs only `ai-edge-litert` and `numpy`.
 
-`predict` takes `{input name: array}` (or one array for a single-input model) and returns
-`{output name: float array}`, with the original model's tensor names, exactly as verification compares them.
+`predict` takes `{input name: array}` (or one array for a single-input model) and returns `{output name: float
+array}`, with the original model's tensor names, exactly as verification compares them.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ class TFLitePyfunc(mlflow.pyfunc.PythonModel):
             feeds = {self.inputs[0]: np.asarray(model_input)}
         else:
             raise TypeError(
-                f"predict() takes a dict {{input name: array}} for inputs {self.inputs} (or one array when the "
+                f"predict() takes a dict {{input name: array}} for inputs {self.inputs} "
+                "(or one array when the "
                 f"model has a single input), not {type(model_input).__name__}."
             )
         missing = [n for n in self.inputs if n not in feeds]
@@ -53,7 +54,7 @@ class TFLitePyfunc(mlflow.pyfunc.PythonModel):
         }
 
     def _run_tail(self, head: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The numpy postprocess tail, called as in stages.split.run_tail: cut tensors + tail inputs, kwargs."""
+        """The numpy postprocess tail, as stages.split.run_tail calls it (cut tensors + tail inputs)."""
         tail = self.tail
         module_name, _, fn_name = tail["postprocess_config"]["_target_"].rpartition(".")
         fn = getattr(importlib.import_module(module_name), fn_name)

@@ -1,4 +1,5 @@
-"""Registry promotion over HTTP: the best passing variant becomes a new version; `champion` moves only when the
+"""Registry promotion over HTTP: the best passing variant becomes a new version; `champion` moves only when
+the
 candidate does not regress against the current champion on the same evaluation data."""
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def test_champion_moves_on_no_regression_and_stays_put_for_a_worse_model(
     assert champion.run_id == second["variants"]["fp16"]["mlflow_run_id"]
     assert "model.tflite" in {a.path for a in client.list_artifacts(champion.run_id)}
 
-    # A model trained for one epoch passes its own gates (its variants match it) but is worse than the champion.
+    # A model trained for one epoch passes its own gates (its variants match it) but is worse than champion.
     code, worse, out = _run(tmp_path, server, cache, "worse", "model.build_args.epochs=1")
     assert code == 1, out[-3000:]
     assert worse["status"] == "passed" and not worse["registry"]["promoted"]
