@@ -12,6 +12,8 @@ import json
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,20 @@ def config_hash(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@contextmanager
+def sqlite_init_lock(uri: str) -> Iterator[None]:
+    """Serialise opening a sqlite store (table creation, migrations, experiment creation) across processes."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    db = Path(uri.removeprefix("sqlite:///")).expanduser()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock", timeout=300):
+        yield
+
+
 class MlflowTracker:
     """Parent run for the pipeline run, child runs per variant."""
 
@@ -92,7 +108,8 @@ class MlflowTracker:
         mlflow = self.mlflow
         mlflow.set_tracking_uri(self.uri)
         try:
-            mlflow.set_experiment(self.experiment)
+            with sqlite_init_lock(self.uri):  # parallel runs racing to create a fresh store corrupt its schema
+                mlflow.set_experiment(self.experiment)
             tags = {"config_hash": config_hash(cfg), "git_commit": git_commit(), "host": socket.gethostname()}
             if parent_run_id:
                 tags["mlflow.parentRunId"] = parent_run_id
