@@ -23,6 +23,8 @@ def evaluate_gates(gates: dict[str, Any], metrics: dict[str, Any]) -> dict[str, 
     check("max_accuracy_drop", None if delta is None else -delta, higher_is_better=False)
     check("min_argmax_agreement", metrics.get("argmax_agreement"), higher_is_better=True)
     check("max_rmse", max(metrics["rmse"].values()) if metrics.get("rmse") else None, higher_is_better=False)
+    relative = metrics.get("relative_rmse")
+    check("max_relative_rmse", max(relative.values()) if relative else None, higher_is_better=False)
     errors = metrics.get("max_abs_err")
     check("max_abs_err", max(errors.values()) if errors else None, higher_is_better=False)
     return results

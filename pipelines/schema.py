@@ -93,6 +93,8 @@ class Gates:
     min_argmax_agreement: Optional[float] = None
     max_rmse: Optional[float] = None
     max_abs_err: Optional[float] = None
+    # RMSE divided by the reference output's standard deviation: scale-free, for regression/embedding outputs.
+    max_relative_rmse: Optional[float] = None
 
 
 @dataclass

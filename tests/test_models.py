@@ -245,3 +245,31 @@ def test_cli_two_input_npz_all_variants_by_name(tmp_path: Path, run_cli: Any) ->
     assert report["variants"]["int8_io"]["status"] != "error", report["variants"]["int8_io"]["error"]
     calibration = report["calibration"]
     assert calibration["count"] == 100 and len(calibration["checksum"]) == 64 and "data.npz" in calibration["source"]
+
+
+def test_relative_rmse_gate_is_scale_free() -> None:
+    from pipelines.gates import evaluate_gates
+    from stages.metrics import compare
+
+    reference = {"coords": np.linspace(0, 1000, 60).reshape(30, 2), "prob": np.linspace(0, 1, 30).reshape(30, 1)}
+    close = {k: v * 1.01 for k, v in reference.items()}  # 1% off on both scales
+    swapped = {"coords": reference["coords"][::-1].copy(), "prob": reference["prob"]}
+    gates = {"max_relative_rmse": 0.1}
+    assert evaluate_gates(gates, compare(reference, close, None, None))["max_relative_rmse"]["passed"]
+    result = evaluate_gates(gates, compare(reference, swapped, None, None))["max_relative_rmse"]
+    assert not result["passed"] and result["value"] > 1
+
+
+def test_failed_gate_fails_that_variant_only(tmp_path: Path, run_cli: Any, tiny_keras: Path) -> None:
+    result = run_cli(
+        "model=keras", f"model.path={tiny_keras}", "dataset=random", "dataset.num_samples=64", "variants=[fp32,int8]",
+        "variants.int8.gates.max_relative_rmse=1e-9", "tracking.enabled=false", "benchmark.enabled=false",
+        "hydra.run.dir=run", f"runtime.cache_dir={tmp_path / 'cache'}",
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["variants"]["fp32"]["status"] == "passed"
+    int8 = report["variants"]["int8"]
+    assert int8["status"] == "failed" and int8["gates"]["max_relative_rmse"]["passed"] is False
+    assert "accuracy" not in report["reference"]["metrics"]  # random data: no labels, no accuracy
+    assert "accuracy is meaningless" in report["calibration"]["source"]
