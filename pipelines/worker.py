@@ -58,6 +58,22 @@ def describe_exit(code: int | None) -> str:
     return f"exited unexpectedly (exit code {code})"
 
 
+_CRASH_HINTS = {
+    "convert": "the TensorFlow converter took the process down; for full-integer variants this usually means "
+    "extreme or non-finite calibration data",
+    "calibrate": "TensorFlow took the process down while preparing the data",
+    "verify": "the LiteRT interpreter took the process down running the .tflite",
+    "benchmark": "the LiteRT interpreter took the process down running the .tflite",
+    "reference": "TensorFlow took the process down running the original model",
+}
+
+
+def crash_message(code: int | None, what: str) -> str:
+    """'the worker process crashed (SIGSEGV) while running convert[int8]: the TensorFlow converter ...'."""
+    hint = _CRASH_HINTS.get(what.split("[")[0])
+    return f"the worker process {describe_exit(code)} while running {what}" + (f": {hint}" if hint else "")
+
+
 class Worker:
     """Runs `target(**kwargs)` in a child process; restarts the child after a crash or a timeout."""
 
@@ -85,7 +101,7 @@ class Worker:
             if not self._proc.is_alive():
                 code = self._proc.exitcode
                 self._reset()
-                raise StageCrashed(f"the worker process {describe_exit(code)} while running {what}")
+                raise StageCrashed(crash_message(code, what))
             if time.monotonic() > deadline:
                 self._reset(kill=True)
                 raise StageCrashed(f"{what} did not finish within {timeout_s:.0f} s and was stopped")
@@ -95,7 +111,7 @@ class Worker:
             self._proc.join(timeout=5)  # the pipe closes a moment before the exit status is known
             code = self._proc.exitcode
             self._reset(kill=True)
-            raise StageCrashed(f"the worker process {describe_exit(code)} while running {what}") from None
+            raise StageCrashed(crash_message(code, what)) from None
         if status == "ok":
             return payload
         message, details, input_error = payload

@@ -1,13 +1,15 @@
 """Test-only stage targets that take the worker process down, to prove a crash fails one variant only.
 
 Selected from the CLI, e.g. `pipeline.stages.convert._target_=tests.crashy.convert`: the variant named by the
-`CRASHY_VARIANT` environment variable (default int8) dies with SIGSEGV, every other variant converts normally.
+`CRASHY_VARIANT` environment variable (default int8) dies with SIGSEGV (or hangs, with `CRASHY_MODE=hang`);
+every other variant converts normally.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 from stages.convert import convert as real_convert
@@ -16,5 +18,7 @@ from stages.result import StageResult
 
 def convert(cfg: dict[str, Any], out_dir: str, **upstream: Any) -> StageResult:
     if cfg["variant"]["name"] == os.environ.get("CRASHY_VARIANT", "int8"):
+        if os.environ.get("CRASHY_MODE") == "hang":
+            time.sleep(3600)
         os.kill(os.getpid(), signal.SIGSEGV)
     return real_convert(cfg, out_dir, **upstream)

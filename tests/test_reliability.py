@@ -33,7 +33,20 @@ def test_segfault_in_one_variant_leaves_the_others_passed(tmp_path: Path, tiny_k
     assert report["variants"]["fp32"]["status"] == "passed"
     assert report["variants"]["int8"]["status"] == "error"
     assert "SIGSEGV" in report["variants"]["int8"]["error"]
+    assert "TensorFlow converter" in report["variants"]["int8"]["error"]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_hanging_variant_is_stopped_and_the_others_pass(tmp_path: Path, tiny_keras: Path) -> None:
+    result = cli(
+        [*QUICK, *_model(tiny_keras), "pipeline.stages.convert._target_=tests.crashy.convert", "hydra.run.dir=run",
+         "runtime.stage_timeout_s=45"],
+        tmp_path, timeout=300, env={"CRASHY_VARIANT": "int8", "CRASHY_MODE": "hang"},
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["variants"]["fp32"]["status"] == "passed"
+    assert "did not finish within 45 s" in report["variants"]["int8"]["error"]
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
