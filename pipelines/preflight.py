@@ -9,7 +9,11 @@ from typing import Any
 from pipelines.errors import ConfigError
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_WHAT = {"keras": "a .keras or .h5 file", "saved_model": "a SavedModel directory", "frozen_graph": "a frozen .pb graph"}
+_WHAT = {
+    "keras": "a .keras or .h5 file",
+    "saved_model": "a SavedModel directory",
+    "frozen_graph": "a frozen .pb graph",
+}
 
 
 def _is_tflite(path: Path) -> bool:
@@ -37,12 +41,14 @@ def check_keras_file(path: Path) -> None:
             with h5py.File(path, "r") as h5:
                 if "model_config" not in h5.attrs and "model_weights" not in h5:
                     raise ConfigError(
-                        f"{path} is an HDF5 file but holds no Keras model (only weights?). Save the whole model "
+                        f"{path} is an HDF5 file but holds no Keras model (only weights?). Save the "
+                        "whole model "
                         "with `model.save('model.h5')` or `model.save('model.keras')`."
                     )
         except OSError as err:
             raise ConfigError(
-                f"{path} is not a valid HDF5 (.h5) Keras file: {str(err).strip()[:200]}. It is damaged or was "
+                f"{path} is not a valid HDF5 (.h5) Keras file: {str(err).strip()[:200]}. It is "
+                "damaged or was "
                 "copied incompletely: copy it again or re-save the model."
             ) from None
         return
@@ -56,7 +62,8 @@ def check_keras_file(path: Path) -> None:
         if bad is None and "config.json" in names:
             return
         raise ConfigError(
-            f"{path} is not a valid .keras file: the zip archive is damaged or lacks config.json ({bad or names[:5]}). "
+            f"{path} is not a valid .keras file: the zip archive is damaged or lacks config.json "
+            f"({bad or names[:5]}). "
             "Copy it again or re-save the model with `model.save('model.keras')`."
         )
     if _is_tflite(path):
@@ -64,10 +71,14 @@ def check_keras_file(path: Path) -> None:
     kind = {".keras": "a valid .keras file (a zip archive)", ".h5": "a valid HDF5 (.h5) file"}.get(
         path.suffix, "a valid .keras file (a zip archive) nor a valid HDF5 .h5 file"
     )
-    hint = " It looks like a frozen graph: use `model=frozen_graph`." if path.suffix in (".pb", ".pbtxt") else ""
+    hint = (
+        " It looks like a frozen graph: use `model=frozen_graph`." if path.suffix in (".pb", ".pbtxt") else ""
+    )
     raise ConfigError(
-        f"{path} is not {kind}: it is damaged, truncated or another format.{hint} Copy it again or re-save it "
-        "with `model.save(...)`; a SavedModel directory needs `model=saved_model`, a .pb graph `model=frozen_graph`."
+        f"{path} is not {kind}: it is damaged, truncated or another format.{hint} Copy it again or "
+        "re-save it "
+        "with `model.save(...)`; a SavedModel directory needs `model=saved_model`, a .pb graph "
+        "`model=frozen_graph`."
     )
 
 
@@ -76,12 +87,15 @@ def check_model_path(model: dict[str, Any]) -> None:
     path = Path(model["path"]).expanduser()
     fmt = model["format"]
     if not path.exists():
-        raise ConfigError(f"The model path {path} does not exist. Set `model.path` to your model ({_WHAT[fmt]}).")
+        raise ConfigError(
+            f"The model path {path} does not exist. Set `model.path` to your model ({_WHAT[fmt]})."
+        )
     if not os.access(path, os.R_OK):
         raise ConfigError(f"The model path {path} is not readable: check its permissions.")
     if path.is_file() and (path.suffix == ".tflite" or _is_tflite(path)):
         raise ConfigError(
-            f"{path} is already a TFLite model; this pipeline converts from the source model. Point `model.path` "
+            f"{path} is already a TFLite model; this pipeline converts from the source model. Point "
+            "`model.path` "
             "at the Keras file, SavedModel directory or frozen graph it came from."
         )
     if fmt == "saved_model" and not (path / "saved_model.pb").is_file():
@@ -90,7 +104,9 @@ def check_model_path(model: dict[str, Any]) -> None:
             "directory that `tf.saved_model.save` wrote, or pick `model=keras`/`model=frozen_graph`."
         )
     if fmt == "frozen_graph" and path.is_dir():
-        raise ConfigError(f"The model path {path} is a directory; `model=frozen_graph` expects a .pb or .pbtxt file.")
+        raise ConfigError(
+            f"The model path {path} is a directory; `model=frozen_graph` expects a .pb or .pbtxt file."
+        )
     if fmt == "keras":
         check_keras_file(path)
 
@@ -100,27 +116,44 @@ def preflight(cfg: dict[str, Any], run_dir: Path) -> None:
     if model.get("path"):
         check_model_path(model)
     elif not model.get("build"):
-        raise ConfigError("No model given: set `model.path` (with `model=keras`, `saved_model` or `frozen_graph`).")
+        raise ConfigError(
+            "No model given: set `model.path` (with `model=keras`, `saved_model` or `frozen_graph`)."
+        )
     if model["format"] == "frozen_graph" and not (model.get("inputs") and model.get("outputs")):
-        raise ConfigError("A frozen graph needs its tensor names: set `model.inputs=[...]` and `model.outputs=[...]`.")
+        raise ConfigError(
+            "A frozen graph needs its tensor names: set `model.inputs=[...]` and `model.outputs=[...]`."
+        )
     if dataset["kind"] == "npz":
         if not dataset.get("path"):
             raise ConfigError(
-                "`dataset=npz` needs `dataset.path`: an .npz with key `x` (or one key per input name) and optional "
+                "`dataset=npz` needs `dataset.path`: an .npz with key `x` (or one key per input "
+                "name) and optional "
                 "labels `y`, e.g. `dataset.path=data.npz`."
             )
         if not Path(dataset["path"]).expanduser().is_file():
             raise ConfigError(
-                f"The dataset file {dataset.get('path')} does not exist. Set `dataset.path` to an .npz with key "
+                f"The dataset file {dataset.get('path')} does not exist. Set `dataset.path` to an "
+                ".npz with key "
                 "`x` (or one key per input name) and optional labels `y`."
             )
+    if cfg.get("benchmark", {}).get("enabled"):
+        from stages.benchmark import check_settings  # stdlib + numpy only
+        from stages.result import StageError
+
+        try:
+            check_settings(cfg["benchmark"])
+        except StageError as err:
+            raise ConfigError(str(err)) from None
     if not os.access(run_dir, os.W_OK):
-        raise ConfigError(f"The output directory {run_dir} is not writable. Choose another with `hydra.run.dir=...`.")
+        raise ConfigError(
+            f"The output directory {run_dir} is not writable. Choose another with `hydra.run.dir=...`."
+        )
 
 
 def check_output_dirs(overrides: list[str]) -> None:
-    """Before Hydra creates the run directory (its own failure there is a bare traceback): the nearest existing
-    ancestor of `hydra.run.dir` / `hydra.sweep.dir` / the default `outputs/` must be a writable directory."""
+    """Checked before Hydra creates the run directory (its own failure there is a bare traceback): the
+    nearest existing ancestor of `hydra.run.dir`, `hydra.sweep.dir` or the default `outputs/` must be a
+    writable directory."""
     targets = [arg.split("=", 1)[1] for arg in overrides if arg.split("=", 1)[0].lstrip("+") in _DIR_KEYS]
     for target in targets or ["outputs"]:
         if "${" in target:

@@ -33,6 +33,23 @@ def thread_counts(value: Any) -> list[int]:
     return list(dict.fromkeys(int(v) for v in values))
 
 
+def check_settings(settings: dict[str, Any]) -> list[int]:
+    """The thread counts, after checking every timing setting (preflight calls this before any work)."""
+    threads = thread_counts(settings["num_threads"])
+    if int(settings["min_runs"]) < 1 or int(settings["warmup"]) < 0:
+        raise InputError(
+            f"`benchmark.min_runs` must be at least 1 and `benchmark.warmup` at least 0 (got "
+            f"{settings['min_runs']} and {settings['warmup']}). Fix them, or skip timing with "
+            "`benchmark.enabled=false`."
+        )
+    if float(settings["min_seconds"]) < 0 or float(settings["max_seconds"]) <= 0:
+        raise InputError(
+            f"`benchmark.min_seconds` must be >= 0 and `benchmark.max_seconds` > 0 (got {settings['min_seconds']} "
+            f"and {settings['max_seconds']}); max_seconds caps the timed loop of each variant."
+        )
+    return threads
+
+
 def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Run one measurement in a fresh `python -m stages.bench_child`; its JSON result, or StageError."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "TF_NUM_"))}
@@ -72,7 +89,7 @@ def benchmark(cfg: dict[str, Any], out_dir: str, convert: StageResult) -> StageR
     settings = cfg["benchmark"]
     if not settings["enabled"]:
         return StageResult(meta={"skipped": True})
-    threads = thread_counts(settings["num_threads"])
+    threads = check_settings(settings)
     budget = float(settings["max_seconds"]) + 120.0  # + process start, model load and warm-up
     figures: dict[str, dict[str, Any]] = {}
     samples: dict[str, list[float]] = {}

@@ -131,3 +131,17 @@ def test_plot_is_written(tmp_path: Path) -> None:
               "variants": {"fp32": _variant(1.0), "int8": {**_variant(0.01), "size_bytes": 250}}}
     path = plot_tradeoffs(report, tmp_path / "tradeoffs.png")
     assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_settings_stop_the_cli_before_any_work(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for override in ("benchmark.num_threads=0", "benchmark.max_seconds=0"):
+        done = subprocess.run([sys.executable, "-m", "pipelines", override, "tracking.enabled=false"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "benchmark." in done.stderr + done.stdout
+    assert not list(tmp_path.glob("outputs/cache/*"))
