@@ -10,7 +10,11 @@ def evaluate_gates(gates: dict[str, Any], metrics: dict[str, Any]) -> dict[str, 
     """{gate: {limit, value, passed}} for every enabled gate whose metric exists, plus finiteness."""
     results: dict[str, dict[str, Any]] = {}
     if "finite" in metrics:
-        results["finite_outputs"] = {"limit": True, "value": metrics["finite"], "passed": bool(metrics["finite"])}
+        results["finite_outputs"] = {
+            "limit": True,
+            "value": metrics["finite"],
+            "passed": bool(metrics["finite"]),
+        }
 
     def check(name: str, value: float | None, higher_is_better: bool) -> None:
         limit = gates.get(name)

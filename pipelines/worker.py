@@ -11,7 +11,6 @@ import importlib
 import multiprocessing as mp
 import os
 import signal
-import sys
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -140,5 +139,3 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-

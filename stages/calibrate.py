@@ -16,7 +16,7 @@ from stages.result import InputError, StageResult
 
 
 def save_samples(path: Path, feeds: dict[str, np.ndarray], labels: np.ndarray | None) -> None:
-    arrays = {f"input/{k}": v for k, v in feeds.items()}
+    arrays: dict[str, Any] = {f"input/{k}": v for k, v in feeds.items()}
     if labels is not None:
         arrays["labels"] = labels
     np.savez(path, **arrays)
@@ -38,7 +38,9 @@ def _checksum(feeds: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], source: str) -> dict[str, np.ndarray]:
+def check_inputs(
+    feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], source: str
+) -> dict[str, np.ndarray]:
     """Shape, dtype and finiteness against the model's inputs; returns arrays cast to the input dtypes."""
     checked = {}
     counts = {name: (len(array) if np.ndim(array) else 0) for name, array in feeds.items()}
@@ -57,18 +59,26 @@ def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], sou
         ):
             shown = ["N"] + ["?" if d is None else d for d in expected]
             raise InputError(
-                f"The dataset {source} gives input '{spec['name']}' samples of shape {list(array.shape)}, but "
-                f"the model expects {shown} (N samples first). Reshape the data or fix the model's input shape."
+                f"The dataset {source} gives input '{spec['name']}' samples of shape "
+                f"{list(array.shape)}, but "
+                f"the model expects {shown} (N samples first). Reshape the data or fix the model's "
+                "input shape."
             )
         if array.dtype.kind not in "fiub":
             raise InputError(
                 f"The dataset {source} gives input '{spec['name']}' as {array.dtype}; the model expects "
                 f"{spec['dtype']}. Store numbers, not objects or strings."
             )
-        if np.dtype(spec["dtype"]).kind in "iub" and array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
+        if (
+            np.dtype(spec["dtype"]).kind in "iub"
+            and array.dtype.kind == "f"
+            and not np.all(np.mod(array, 1) == 0)
+        ):
             raise InputError(
-                f"The dataset {source} gives input '{spec['name']}' as {array.dtype} with fractional values, but the "
-                f"model expects {spec['dtype']} (ids or indices): casting would truncate silently. Store integers."
+                f"The dataset {source} gives input '{spec['name']}' as {array.dtype} with fractional "
+                "values, but the "
+                f"model expects {spec['dtype']} (ids or indices): casting would truncate silently. "
+                "Store integers."
             )
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             bad = int((~np.isfinite(array)).sum())
@@ -84,15 +94,20 @@ def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], sou
 
 def check_labels(labels: np.ndarray, total: int, source: str) -> np.ndarray:
     """Labels must be one integer class index per sample; one-hot or misaligned labels would fake accuracy."""
-    if np.ndim(labels) != 1 or labels.dtype.kind not in "iuf" or (
-        labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0)
+    if (
+        np.ndim(labels) != 1
+        or labels.dtype.kind not in "iuf"
+        or (labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0))
     ):
         raise InputError(
-            f"The dataset {source} has labels 'y' of dtype {labels.dtype} and shape {list(np.shape(labels))}; they "
+            f"The dataset {source} has labels 'y' of dtype {labels.dtype} and shape "
+            f"{list(np.shape(labels))}; they "
             "must be integer class indices, one per sample (convert one-hot labels with `y.argmax(-1)`)."
         )
     if len(labels) != total:
-        raise InputError(f"The dataset {source} has {total} samples but {len(labels)} labels in 'y'. Align them.")
+        raise InputError(
+            f"The dataset {source} has {total} samples but {len(labels)} labels in 'y'. Align them."
+        )
     return labels.astype(np.int64)
 
 
@@ -102,6 +117,7 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
     names = [i["name"] for i in inputs]
     num, seed = int(cfg["num_samples"]), int(cfg["seed"])
     kind = dataset["kind"]
+    labels: np.ndarray | None
     if kind == "digits":
         x_train, y_train, x_test, y_test = digits_split(seed=0)
         if len(names) != 1:
@@ -127,7 +143,9 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
         if labels is not None:
             labels = check_labels(labels, total, source)
         if total < 2:
-            raise InputError(f"The dataset {source} has {total} sample(s): calibration and evaluation need >= 2.")
+            raise InputError(
+                f"The dataset {source} has {total} sample(s): calibration and evaluation need >= 2."
+            )
         order = np.random.default_rng(int(dataset["seed"])).permutation(total)
         n_eval = max(1, min(int(round(total * float(dataset["eval_fraction"]))), total - 1))
         eval_idx, calib_idx = order[:n_eval][: int(dataset["max_eval_samples"])], order[n_eval:][:num]

@@ -21,7 +21,6 @@ _INTEGER_COMPUTE = {"int8": ("int8",), "int16x8": ("int16", "int8")}
 _CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
 
 
-
 def _representative(feeds: dict[str, np.ndarray], keys: dict[str, str]) -> Any:
     count = len(next(iter(feeds.values())))
 
@@ -56,7 +55,8 @@ def make_converter(handle: Any, variant: dict[str, Any], calib: dict[str, np.nda
             allowed = {"int8": ("int8", "uint8"), "int16x8": ("int16",)}[mode]
             if io not in allowed:
                 raise StageError(
-                    f"Variant '{variant['name']}' asks for {io} input/output, but {mode} supports {allowed} or "
+                    f"Variant '{variant['name']}' asks for {io} input/output, but {mode} supports "
+                    f"{allowed} or "
                     f"float32. Set `variants.{variant['name']}.io_dtype` to one of those."
                 )
             converter.inference_input_type = getattr(tf, io)
@@ -68,8 +68,8 @@ def inspect_tflite(path: Path) -> dict[str, Any]:
     """What the converter actually produced: op counts, tensor dtypes, weight dtypes and float compute ops.
 
     Weights are the constant tensors ops read (not produced by any op and not a model input). A compute op is
-    "float" when any tensor it reads or writes is floating point; in a full-integer model only the QUANTIZE and
-    DEQUANTIZE ops at the float I/O boundary may touch floats, whatever the tensor counts say.
+    "float" when any tensor it reads or writes is floating point; in a full-integer model only the
+    QUANTIZE and DEQUANTIZE ops at the float I/O boundary may touch floats, whatever the tensor counts say.
     """
     from stages.litert_runtime import open_interpreter
 
@@ -82,7 +82,9 @@ def inspect_tflite(path: Path) -> dict[str, Any]:
     float_ops: Counter[str] = Counter()
     for op in ops_details:
         ins = [int(i) for i in op["inputs"] if i >= 0]
-        weights.update(tensors[i] for i in ins if i not in produced and i not in model_inputs and i in tensors)
+        weights.update(
+            tensors[i] for i in ins if i not in produced and i not in model_inputs and i in tensors
+        )
         if op["op_name"] in _CONVERSION_OPS:
             continue
         touched = [tensors[i] for i in [*ins, *(int(o) for o in op["outputs"])] if i in tensors]
@@ -97,40 +99,58 @@ def inspect_tflite(path: Path) -> dict[str, Any]:
 
 
 def check_variant(
-    variant: dict[str, Any], io: dict[str, Any], contents: dict[str, Any], source_dtypes: dict[str, str] | None = None
+    variant: dict[str, Any],
+    io: dict[str, Any],
+    contents: dict[str, Any],
+    source_dtypes: dict[str, str] | None = None,
 ) -> None:
     """Raise StageError when the converted model is not the kind of model the variant asked for.
 
     The converter does not fail when calibration is useless (empty, all-NaN): it returns a float model while
-    logging INT8. So the model itself is inspected: I/O dtypes, weight dtypes and the dtypes every op computes in.
+    logging INT8. So the model itself is inspected: I/O dtypes, weight dtypes and the dtype every op
+    computes in.
     """
     mode, name = variant["mode"], variant["name"]
     want_io = variant.get("io_dtype", "float32") if mode in _INTEGER_COMPUTE else "float32"
     for role in ("inputs", "outputs"):
         for tensor, detail in io[role].items():
             got = detail["dtype"]
-            if got == want_io or (want_io == "float32" and np.dtype(got).kind == "f") or np.dtype(got).kind == "b":
+            if (
+                got == want_io
+                or (want_io == "float32" and np.dtype(got).kind == "f")
+                or np.dtype(got).kind == "b"
+            ):
                 continue
             if np.dtype(got).kind in "iu" and got == (source_dtypes or {}).get(tensor):
                 continue  # an integer input of the original model (token ids, indices) stays integer
             raise StageError(
                 f"Variant '{name}' asked for {want_io} {role} but {role[:-1]} '{tensor}' came back {got}"
-                + (": the converter did not produce a full-integer model." if np.dtype(got).kind == "f" else ".")
+                + (
+                    ": the converter did not produce a full-integer model."
+                    if np.dtype(got).kind == "f"
+                    else "."
+                )
                 + f" Check `variants.{name}.io_dtype`."
             )
     weights, float_ops = contents.get("weight_dtypes", {}), contents.get("float_ops", {})
     if mode in _INTEGER_COMPUTE:
         if float_ops or not any(weights.get(d) for d in _INTEGER_COMPUTE[mode]):
             raise StageError(
-                f"Variant '{name}' asked for a full-integer {mode} model but the converter returned one that still "
-                f"computes in float (ops on float tensors: {float_ops or 'all'}; weight dtypes {weights}). The "
-                "converter does this silently when the calibration data is empty, constant, non-finite or not "
-                "representative of real inputs: check the dataset, or use `dynamic` for weight-only quantization."
+                f"Variant '{name}' asked for a full-integer {mode} model but the converter returned "
+                "one that still "
+                f"computes in float (ops on float tensors: {float_ops or 'all'}; weight dtypes "
+                f"{weights}). The "
+                "converter does this silently when the calibration data is empty, constant, "
+                "non-finite or not "
+                "representative of real inputs: check the dataset, or use `dynamic` for weight-only "
+                "quantization."
             )
     elif mode == "dynamic" and not weights.get("int8"):
         raise StageError(
-            f"Variant '{name}' asked for dynamic-range int8 weights but the model has no int8 weights (weight "
-            f"dtypes {weights}): its weight tensors may be too small to quantize (the converter skips tensors "
+            f"Variant '{name}' asked for dynamic-range int8 weights but the model has no int8 weights "
+            "(weight "
+            f"dtypes {weights}): its weight tensors may be too small to quantize (the converter skips "
+            "tensors "
             "under 1024 elements). Use fp16 or int8 for this model instead."
         )
     elif mode == "fp16" and not weights.get("float16"):
@@ -139,7 +159,9 @@ def check_variant(
             "This happens when the model has no float weights to shrink; fp32 is the same model here."
         )
     elif mode == "fp32" and any(weights.get(d) for d in ("int8", "int16", "float16")):
-        raise StageError(f"Variant '{name}' asked for a plain float32 model but it has quantized weights {weights}.")
+        raise StageError(
+            f"Variant '{name}' asked for a plain float32 model but it has quantized weights {weights}."
+        )
 
 
 def check_calibration(variant: dict[str, Any], calib: dict[str, np.ndarray]) -> None:
@@ -154,7 +176,8 @@ def check_calibration(variant: dict[str, Any], calib: dict[str, np.ndarray]) -> 
             )
         if array.dtype.kind == "f" and array.size and float(np.ptp(array)) == 0.0:
             raise StageError(
-                f"Variant '{variant['name']}': the calibration data of input '{name}' is constant (every value is "
+                f"Variant '{variant['name']}': the calibration data of input '{name}' is constant "
+                "(every value is "
                 f"{float(array.flat[0])}), so full-integer quantization would get a zero range and garbage "
                 "outputs. Calibrate with real, varying samples (`dataset=npz dataset.path=...`)."
             )
@@ -176,7 +199,9 @@ def convert(
         flatbuffer = converter.convert()
     except Exception as err:  # noqa: BLE001 - ConverterError and friends
         lines = [line for line in str(err).splitlines() if "error" in line.lower()] or str(err).splitlines()
-        raise StageError(f"The TFLite converter failed for variant '{variant['name']}': {lines[0][:400]}") from None
+        raise StageError(
+            f"The TFLite converter failed for variant '{variant['name']}': {lines[0][:400]}"
+        ) from None
     convert_s = time.perf_counter() - started
     path = Path(out_dir) / "model.tflite"
     path.write_bytes(flatbuffer)

@@ -22,8 +22,8 @@ def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def relative_rmse(rmse: float, reference: np.ndarray) -> float:
-    """RMSE over the reference output's spread (its standard deviation, else its magnitude): a scale-free error,
-    so one gate works for probabilities, logits and pixel coordinates alike."""
+    """RMSE over the reference output's spread (its standard deviation, else its magnitude): a
+    scale-free error, so one gate works for probabilities, logits and pixel coordinates alike."""
     ref = reference.astype(np.float64)
     spread = float(np.std(ref)) if ref.size else 0.0
     if spread <= 1e-12:
@@ -53,7 +53,10 @@ def compare(
     scores = classifier_output(reference, label_output)
     if scores is not None:
         metrics["argmax_agreement"] = float(
-            np.mean(np.argmax(reference[scores], -1) == np.argmax(candidate[scores].reshape(reference[scores].shape), -1))
+            np.mean(
+                np.argmax(reference[scores], -1)
+                == np.argmax(candidate[scores].reshape(reference[scores].shape), -1)
+            )
         )
         if labels is not None:
             metrics["accuracy"] = accuracy(candidate[scores], labels)

@@ -104,13 +104,19 @@ def _load_keras(path: str, safe_mode: bool) -> ModelHandle:
     except ValueError as err:
         if "safe_mode" in str(err) or "Lambda" in str(err):
             raise InputError(
-                f"The Keras model {path} contains arbitrary Python code (a Lambda layer), which is refused by "
-                "default because loading it runs that code. If you trust the file, set `model.safe_mode=false`."
+                f"The Keras model {path} contains arbitrary Python code (a Lambda layer), which is "
+                "refused by "
+                "default because loading it runs that code. If you trust the file, set "
+                "`model.safe_mode=false`."
             ) from None
         raise
     inputs = _infos([(t.name, tf.TensorSpec(t.shape, t.dtype)) for t in model.inputs])
-    out_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
-    outputs_infos = _infos([(n, tf.TensorSpec(t.shape, t.dtype)) for n, t in zip(out_names, model.outputs)])
+    out_names = list(
+        getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))]
+    )
+    outputs_infos = _infos(
+        [(n, tf.TensorSpec(t.shape, t.dtype)) for n, t in zip(out_names, model.outputs, strict=True)]
+    )
     specs = [tf.TensorSpec(i.shape, i.dtype, name=i.key) for i in inputs]
 
     @tf.function(input_signature=specs)
@@ -140,7 +146,9 @@ def _load_saved_model(path: str, signature: str) -> ModelHandle:
     in_names = sorted(in_specs)
     inputs = _infos([(n, in_specs[n]) for n in in_names])
     out_struct = sig.structured_outputs
-    outputs = _infos([(n, tf.TensorSpec(out_struct[n].shape, out_struct[n].dtype)) for n in sorted(out_struct)])
+    outputs = _infos(
+        [(n, tf.TensorSpec(out_struct[n].shape, out_struct[n].dtype)) for n in sorted(out_struct)]
+    )
     specs = [tf.TensorSpec(i.shape, i.dtype, name=i.key) for i in inputs]
 
     @tf.function(input_signature=specs)
@@ -168,7 +176,8 @@ def read_graph_def(path: str) -> Any:
             text_format.Parse(data.decode("utf-8"), graph_def)
         except Exception:  # noqa: BLE001
             raise InputError(
-                f"{path} is not a TensorFlow GraphDef (.pb or .pbtxt): it cannot be parsed. Check that the file "
+                f"{path} is not a TensorFlow GraphDef (.pb or .pbtxt): it cannot be parsed. Check "
+                "that the file "
                 "is a frozen graph and was copied completely, or pick the right `model=` for its format."
             ) from None
     return graph_def
@@ -219,12 +228,15 @@ def frozen_graph_handle(
         if shape_cfg is not None:
             shape = [None if d is None or d < 0 else int(d) for d in shape_cfg]
             if declared is not None and (
-                len(shape) != len(declared) or any(a and b and a != b for a, b in zip(shape, declared, strict=True))
+                len(shape) != len(declared)
+                or any(a and b and a != b for a, b in zip(shape, declared, strict=True))
             ):
                 shown = ["?" if d is None else d for d in declared]
                 raise InputError(
-                    f"`model.input_shapes` gives input '{name}' the shape {shape_cfg}, but the graph's placeholder "
-                    f"is {shown}. Give a shape that fits it (unknown '?' dims may be fixed), or drop the entry."
+                    f"`model.input_shapes` gives input '{name}' the shape {shape_cfg}, but the "
+                    "graph's placeholder "
+                    f"is {shown}. Give a shape that fits it (unknown '?' dims may be fixed), or drop "
+                    "the entry."
                 )
         elif declared is not None:
             shape = declared
@@ -235,7 +247,10 @@ def frozen_graph_handle(
             )
         specs.append(tf.TensorSpec(shape, dtype))
     in_infos = _infos(list(zip(inputs, specs, strict=True)))
-    out_infos = [TensorInfo(o, i.key, (), "float32") for o, i in zip(outputs, _infos([(o, None) for o in outputs]))]
+    out_infos = [
+        TensorInfo(o, i.key, (), "float32")
+        for o, i in zip(outputs, _infos([(o, None) for o in outputs]), strict=True)
+    ]
 
     def _import(*args: Any) -> None:
         tf.compat.v1.import_graph_def(
@@ -274,7 +289,9 @@ def _load_cached(fmt: str, path: str, stamp: tuple[int, int], options: str) -> M
     if fmt == "saved_model":
         return _load_saved_model(path, opts.get("signature", "serving_default"))
     if fmt == "frozen_graph":
-        return frozen_graph_handle(read_graph_def(path), opts["inputs"], opts["outputs"], opts.get("input_shapes"))
+        return frozen_graph_handle(
+            read_graph_def(path), opts["inputs"], opts["outputs"], opts.get("input_shapes")
+        )
     raise InputError(f"Unknown model format '{fmt}': use keras, saved_model or frozen_graph.")
 
 
@@ -286,6 +303,9 @@ def load_handle(model: dict[str, Any]) -> ModelHandle:
     stat = Path(path).stat()
     options = {k: model.get(k) for k in ("safe_mode", "signature", "inputs", "outputs", "input_shapes")}
     for role in ("inputs", "outputs"):  # the load stage's meta lists them as TensorInfo dicts: keep the names
-        if options[role]:
-            options[role] = [t["name"] if isinstance(t, dict) else t for t in options[role]]
-    return _load_cached(model["format"], path, (stat.st_mtime_ns, stat.st_size), json.dumps(options, sort_keys=True))
+        names = options[role]
+        if names:
+            options[role] = [t["name"] if isinstance(t, dict) else t for t in names]
+    return _load_cached(
+        model["format"], path, (stat.st_mtime_ns, stat.st_size), json.dumps(options, sort_keys=True)
+    )

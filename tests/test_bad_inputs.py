@@ -1,9 +1,9 @@
-"""The bad-input catalogue (docs/errors.md): every case runs the real CLI and must exit with the documented code,
-print a message with the documented key phrase, and show no traceback.
+"""The bad-input catalogue (docs/errors.md): every case runs the real CLI and must exit with the documented
+code, print a message with the documented key phrase, and show no traceback.
 
-Each case is `(id, args builder, exit code, phrase)`; the builder gets a scratch folder and the shared tiny models
-and returns the CLI overrides. Everything runs with tracking and benchmarks off and one variant, so a case costs
-a Hydra compose plus, for cases found while loading, one TensorFlow import in the worker.
+Each case is `(id, args builder, exit code, phrase)`; the builder gets a scratch folder and the shared tiny
+models and returns the CLI overrides. Everything runs with tracking and benchmarks off and one variant, so a
+case costs a Hydra compose plus, for cases found while loading, one TensorFlow import in the worker.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ def models(tmp_path_factory: pytest.TempPathFactory, tiny_keras: Path) -> dict[s
         (root / f"noise.{name}").write_bytes(noise)
         data = good.read_bytes()
         (root / f"truncated.{name}").write_bytes(data[: len(data) // 2])
-        files[f"noise_{name}"], files[f"truncated_{name}"] = root / f"noise.{name}", root / f"truncated.{name}"
+        files[f"noise_{name}"], files[f"truncated_{name}"] = (
+            root / f"noise.{name}",
+            root / f"truncated.{name}",
+        )
     saved = root / "noise_saved_model"
     saved.mkdir()
     (saved / "saved_model.pb").write_bytes(noise)
@@ -77,7 +80,12 @@ def _keras(m: dict[str, Path], name: str = "keras") -> list[str]:
 
 
 def _frozen(m: dict[str, Path], inputs: str = "[image]", outputs: str = "[probs]") -> list[str]:
-    return ["model=frozen_graph", f"model.path={m['pb']}", f"model.inputs={inputs}", f"model.outputs={outputs}"]
+    return [
+        "model=frozen_graph",
+        f"model.path={m['pb']}",
+        f"model.inputs={inputs}",
+        f"model.outputs={outputs}",
+    ]
 
 
 def _data(tmp: Path, m: dict[str, Path], **arrays: Any) -> list[str]:
@@ -95,21 +103,66 @@ CASES: list[tuple[str, Builder, int, str]] = [
     ("keras_truncated", lambda t, m: _keras(m, "truncated_keras"), 2, "not a valid .keras file"),
     ("h5_random_bytes", lambda t, m: _keras(m, "noise_h5"), 2, "not a valid HDF5"),
     ("h5_truncated", lambda t, m: _keras(m, "truncated_h5"), 2, "not a valid HDF5"),
-    ("pb_random_bytes", lambda t, m: [*_frozen(m), f"model.path={m['noise_pb']}"], 2, "not a TensorFlow GraphDef"),
-    ("pb_truncated", lambda t, m: [*_frozen(m), f"model.path={m['truncated_pb']}"], 2, "not a TensorFlow GraphDef"),
-    ("saved_model_random_bytes", lambda t, m: ["model=saved_model", f"model.path={m['noise_saved_model']}"], 2,
-     "Could not load"),
-    ("saved_model_not_a_directory", lambda t, m: ["model=saved_model", f"model.path={m['keras']}"], 2,
-     "is not a SavedModel directory"),
-    ("tflite_given_as_source", lambda t, m: ["model=keras", f"model.path={m['tflite']}"], 2,
-     "already a TFLite model"),
-    ("keras_format_for_pb_file", lambda t, m: ["model=keras", f"model.path={m['pb']}"], 2, "model=frozen_graph"),
-    ("frozen_graph_wrong_input", lambda t, m: _frozen(m, inputs="[imgae]"), 2, "Closest node names: ['image'"),
-    ("frozen_graph_wrong_output", lambda t, m: _frozen(m, outputs="[prob]"), 2, "Closest node names: ['probs'"),
-    ("frozen_graph_names_missing", lambda t, m: ["model=frozen_graph", f"model.path={m['pb']}"], 2,
-     "needs its tensor names"),
-    ("frozen_graph_wrong_input_shapes", lambda t, m: [*_frozen(m), "model.input_shapes={image:[1,8,8]}"], 2,
-     "model.input_shapes"),
+    (
+        "pb_random_bytes",
+        lambda t, m: [*_frozen(m), f"model.path={m['noise_pb']}"],
+        2,
+        "not a TensorFlow GraphDef",
+    ),
+    (
+        "pb_truncated",
+        lambda t, m: [*_frozen(m), f"model.path={m['truncated_pb']}"],
+        2,
+        "not a TensorFlow GraphDef",
+    ),
+    (
+        "saved_model_random_bytes",
+        lambda t, m: ["model=saved_model", f"model.path={m['noise_saved_model']}"],
+        2,
+        "Could not load",
+    ),
+    (
+        "saved_model_not_a_directory",
+        lambda t, m: ["model=saved_model", f"model.path={m['keras']}"],
+        2,
+        "is not a SavedModel directory",
+    ),
+    (
+        "tflite_given_as_source",
+        lambda t, m: ["model=keras", f"model.path={m['tflite']}"],
+        2,
+        "already a TFLite model",
+    ),
+    (
+        "keras_format_for_pb_file",
+        lambda t, m: ["model=keras", f"model.path={m['pb']}"],
+        2,
+        "model=frozen_graph",
+    ),
+    (
+        "frozen_graph_wrong_input",
+        lambda t, m: _frozen(m, inputs="[imgae]"),
+        2,
+        "Closest node names: ['image'",
+    ),
+    (
+        "frozen_graph_wrong_output",
+        lambda t, m: _frozen(m, outputs="[prob]"),
+        2,
+        "Closest node names: ['probs'",
+    ),
+    (
+        "frozen_graph_names_missing",
+        lambda t, m: ["model=frozen_graph", f"model.path={m['pb']}"],
+        2,
+        "needs its tensor names",
+    ),
+    (
+        "frozen_graph_wrong_input_shapes",
+        lambda t, m: [*_frozen(m), "model.input_shapes={image:[1,8,8]}"],
+        2,
+        "model.input_shapes",
+    ),
     ("keras_lambda_refused", lambda t, m: _keras(m, "lambda"), 2, "model.safe_mode=false"),
     # --- the configuration ---
     ("unknown_variant", lambda t, m: ["variants=[fp32,int4]"], 2, "int4"),
@@ -118,32 +171,73 @@ CASES: list[tuple[str, Builder, int, str]] = [
     ("bad_enum_value", lambda t, m: ["variants.fp32.mode=int4"], 2, "int4"),
     ("unknown_dataset", lambda t, m: ["dataset=imagenet"], 2, "imagenet"),
     # --- the dataset ---
-    ("dataset_missing", lambda t, m: [*_keras(m), "dataset=npz", f"dataset.path={t}/none.npz"], 2,
-     "does not exist"),
+    (
+        "dataset_missing",
+        lambda t, m: [*_keras(m), "dataset=npz", f"dataset.path={t}/none.npz"],
+        2,
+        "does not exist",
+    ),
     ("dataset_path_not_given", lambda t, m: [*_keras(m), "dataset=npz"], 2, "needs `dataset.path`"),
-    ("dataset_not_npz", lambda t, m: [*_keras(m), "dataset=npz", f"dataset.path={m['noise_keras']}"], 2,
-     "cannot be read as .npz"),
+    (
+        "dataset_not_npz",
+        lambda t, m: [*_keras(m), "dataset=npz", f"dataset.path={m['noise_keras']}"],
+        2,
+        "cannot be read as .npz",
+    ),
     ("dataset_lacks_key", lambda t, m: _data(t, m, images=_images()), 2, "lacks ['image']"),
-    ("dataset_wrong_shape", lambda t, m: _data(t, m, x=_images().reshape(20, 64)), 2, "samples of shape [20, 64]"),
+    (
+        "dataset_wrong_shape",
+        lambda t, m: _data(t, m, x=_images().reshape(20, 64)),
+        2,
+        "samples of shape [20, 64]",
+    ),
     ("dataset_wrong_dtype", lambda t, m: _data(t, m, x=_images().astype(str)), 2, "Store numbers"),
-    ("dataset_pickled_objects", lambda t, m: _data(t, m, x=np.array([{"a": 1}] * 3, dtype=object)), 2,
-     "pickles"),
+    (
+        "dataset_pickled_objects",
+        lambda t, m: _data(t, m, x=np.array([{"a": 1}] * 3, dtype=object)),
+        2,
+        "pickles",
+    ),
     ("dataset_empty", lambda t, m: _data(t, m, x=_images()[:0]), 2, "is empty"),
-    ("dataset_nan", lambda t, m: _data(t, m, x=np.where(_images() > 0.9, np.nan, _images())), 2,
-     "NaN or infinite values in input 'image'"),
-    ("dataset_inf", lambda t, m: _data(t, m, x=np.where(_images() > 0.9, -np.inf, _images())), 2,
-     "NaN or infinite values in input 'image'"),
+    (
+        "dataset_nan",
+        lambda t, m: _data(t, m, x=np.where(_images() > 0.9, np.nan, _images())),
+        2,
+        "NaN or infinite values in input 'image'",
+    ),
+    (
+        "dataset_inf",
+        lambda t, m: _data(t, m, x=np.where(_images() > 0.9, -np.inf, _images())),
+        2,
+        "NaN or infinite values in input 'image'",
+    ),
     ("dataset_one_sample", lambda t, m: _data(t, m, x=_images(1)), 2, "need >= 2"),
-    ("labels_misaligned", lambda t, m: _data(t, m, x=_images(), y=np.zeros(7, np.int64)), 2, "20 samples but 7"),
-    ("labels_one_hot", lambda t, m: _data(t, m, x=_images(), y=np.eye(10)[np.arange(20) % 10]), 2,
-     "integer class indices"),
+    (
+        "labels_misaligned",
+        lambda t, m: _data(t, m, x=_images(), y=np.zeros(7, np.int64)),
+        2,
+        "20 samples but 7",
+    ),
+    (
+        "labels_one_hot",
+        lambda t, m: _data(t, m, x=_images(), y=np.eye(10)[np.arange(20) % 10]),
+        2,
+        "integer class indices",
+    ),
     # --- postprocess, output, tracking ---
-    ("postprocess_not_importable",
-     lambda t, m: ["split=manual", "split.outputs=[probs]", "split.postprocess={_target_:no_such_pkg.fn}"], 2,
-     "cannot be imported"),
+    (
+        "postprocess_not_importable",
+        lambda t, m: ["split=manual", "split.outputs=[probs]", "split.postprocess={_target_:no_such_pkg.fn}"],
+        2,
+        "cannot be imported",
+    ),
     ("output_dir_unwritable", lambda t, m: [f"hydra.run.dir={m['keras']}/run"], 2, "is not a directory"),
-    ("mlflow_unreachable", lambda t, m: ["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"], 2,
-     "Cannot use the MLflow tracking store"),
+    (
+        "mlflow_unreachable",
+        lambda t, m: ["tracking.enabled=true", "tracking.uri=http://127.0.0.1:9"],
+        2,
+        "Cannot use the MLflow tracking store",
+    ),
 ]
 
 
@@ -180,4 +274,3 @@ def test_unreadable_model(tmp_path: Path, models: dict[str, Path]) -> None:
     path.chmod(0)
     result = cli([*QUICK, "model=keras", f"model.path={path}"], tmp_path, timeout=300)
     assert result.returncode == 2 and "not readable" in result.stdout + result.stderr
-

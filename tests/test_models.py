@@ -37,17 +37,36 @@ def _pipeline(tmp: Path, model: dict[str, Any], data: dict[str, np.ndarray], var
     np.savez(tmp / "data.npz", **data)
     loaded = _stage(load, tmp, "load", cfg={"model": model})
     cut = _stage(split, tmp, "split", cfg=SPLIT_NONE, load=loaded)
-    dataset = {"kind": "npz", "path": str(tmp / "data.npz"), "eval_fraction": 0.5, "max_eval_samples": 100, "seed": 0}
+    dataset = {
+        "kind": "npz",
+        "path": str(tmp / "data.npz"),
+        "eval_fraction": 0.5,
+        "max_eval_samples": 100,
+        "seed": 0,
+    }
     calib = _stage(
-        calibrate, tmp, "calibrate", cfg={"dataset": dataset, "num_samples": 32, "seed": 0}, load=loaded, split=cut
+        calibrate,
+        tmp,
+        "calibrate",
+        cfg={"dataset": dataset, "num_samples": 32, "seed": 0},
+        load=loaded,
+        split=cut,
     )
     converted = _stage(
-        convert, tmp, f"convert-{variant['name']}", cfg={"variant": variant}, load=loaded, split=cut, calibrate=calib
+        convert,
+        tmp,
+        f"convert-{variant['name']}",
+        cfg={"variant": variant},
+        load=loaded,
+        split=cut,
+        calibrate=calib,
     )
     return {"load": loaded, "calibrate": calib, "convert": converted}
 
 
-def _check_fp32_by_name(tmp: Path, model: dict[str, Any], data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _check_fp32_by_name(
+    tmp: Path, model: dict[str, Any], data: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """fp32 TFLite outputs equal the original model's to 1e-4, output by output, matched by name."""
     stages = _pipeline(tmp, model, data, {"name": "fp32", "mode": "fp32", "gates": {}})
     handle = load_handle(stages["load"].meta["model"])
@@ -83,7 +102,9 @@ def test_saved_model_several_named_outputs(tmp_path: Path) -> None:
     tf.saved_model.save(net, str(tmp_path / "sm"), signatures={"serving_default": net.serve})
     x = np.random.default_rng(1).random((40, 6), dtype=np.float32)
     expected = _check_fp32_by_name(
-        tmp_path, {"format": "saved_model", "path": str(tmp_path / "sm"), "signature": "serving_default"}, {"x": x}
+        tmp_path,
+        {"format": "saved_model", "path": str(tmp_path / "sm"), "signature": "serving_default"},
+        {"x": x},
     )
     assert sorted(expected) == ["alpha_embedding", "mid_total", "zeta_scores"]
 
@@ -99,7 +120,9 @@ def test_keras2_era_h5_two_outputs(tmp_path: Path) -> None:
     keras.Model(inputs, [first, second]).save(tmp_path / "legacy.h5")  # the legacy HDF5 format
     assert (tmp_path / "legacy.h5").read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
     x = np.random.default_rng(2).random((30, 5), dtype=np.float32)
-    expected = _check_fp32_by_name(tmp_path, {"format": "keras", "path": str(tmp_path / "legacy.h5")}, {"x": x})
+    expected = _check_fp32_by_name(
+        tmp_path, {"format": "keras", "path": str(tmp_path / "legacy.h5")}, {"x": x}
+    )
     assert set(expected) == {"b_class", "a_regress"}
 
 
@@ -118,8 +141,13 @@ def _frozen_graph(path: Path) -> None:
 
 def test_tf1_frozen_graph(tmp_path: Path) -> None:
     _frozen_graph(tmp_path / "graph.pb")
-    model = {"format": "frozen_graph", "path": str(tmp_path / "graph.pb"), "inputs": ["input"],
-             "outputs": ["zz_mean", "aa_probs"], "input_shapes": None}
+    model = {
+        "format": "frozen_graph",
+        "path": str(tmp_path / "graph.pb"),
+        "inputs": ["input"],
+        "outputs": ["zz_mean", "aa_probs"],
+        "input_shapes": None,
+    }
     x = np.random.default_rng(4).random((24, 4), dtype=np.float32)
     expected = _check_fp32_by_name(tmp_path, model, {"x": x})
     assert expected["zz_mean"].shape == (12, 1) and expected["aa_probs"].shape == (12, 6)
@@ -140,14 +168,18 @@ def _two_input_model(path: Path) -> None:
 
 def _two_input_data(count: int = 60) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(5)
-    return {"image": rng.random((count, 4, 4, 2), dtype=np.float32), "meta": rng.random((count, 3), dtype=np.float32),
-            "y": rng.integers(0, 4, count)}
+    return {
+        "image": rng.random((count, 4, 4, 2), dtype=np.float32),
+        "meta": rng.random((count, 3), dtype=np.float32),
+        "y": rng.integers(0, 4, count),
+    }
 
 
 def test_two_input_model(tmp_path: Path) -> None:
     _two_input_model(tmp_path / "two.keras")
-    expected = _check_fp32_by_name(tmp_path, {"format": "keras", "path": str(tmp_path / "two.keras")},
-                                   _two_input_data())
+    expected = _check_fp32_by_name(
+        tmp_path, {"format": "keras", "path": str(tmp_path / "two.keras")}, _two_input_data()
+    )
     assert set(expected) == {"scores", "offset"}
 
 
@@ -155,7 +187,9 @@ def test_two_input_model(tmp_path: Path) -> None:
 def test_integer_io_quantized_with_models_own_params(tmp_path: Path, io_dtype: str) -> None:
     _two_input_model(tmp_path / "two.keras")
     variant = {"name": "int8_io", "mode": "int8", "io_dtype": io_dtype, "gates": {}}
-    stages = _pipeline(tmp_path, {"format": "keras", "path": str(tmp_path / "two.keras")}, _two_input_data(), variant)
+    stages = _pipeline(
+        tmp_path, {"format": "keras", "path": str(tmp_path / "two.keras")}, _two_input_data(), variant
+    )
     io = stages["convert"].meta["io"]
     for role in ("inputs", "outputs"):
         for name, detail in io[role].items():
@@ -178,8 +212,12 @@ def test_constant_calibration_set_is_refused(tmp_path: Path) -> None:
     data = _two_input_data()
     data["meta"] = np.zeros_like(data["meta"])
     with pytest.raises(StageError, match="calibration data of input 'meta' is constant"):
-        _pipeline(tmp_path, {"format": "keras", "path": str(tmp_path / "two.keras")}, data,
-                  {"name": "int8", "mode": "int8", "io_dtype": "float32", "gates": {}})
+        _pipeline(
+            tmp_path,
+            {"format": "keras", "path": str(tmp_path / "two.keras")},
+            data,
+            {"name": "int8", "mode": "int8", "io_dtype": "float32", "gates": {}},
+        )
 
 
 @pytest.mark.parametrize(
@@ -198,8 +236,12 @@ def test_wrong_calibration_data_named_before_converting(tmp_path: Path, change: 
     data = _two_input_data()
     change(data)
     with pytest.raises(InputError, match=message):
-        _pipeline(tmp_path, {"format": "keras", "path": str(tmp_path / "two.keras")}, data,
-                  {"name": "int8", "mode": "int8", "io_dtype": "float32", "gates": {}})
+        _pipeline(
+            tmp_path,
+            {"format": "keras", "path": str(tmp_path / "two.keras")},
+            data,
+            {"name": "int8", "mode": "int8", "io_dtype": "float32", "gates": {}},
+        )
 
 
 def test_int8_that_fell_back_to_float_is_an_error(tmp_path: Path) -> None:
@@ -231,9 +273,17 @@ def test_cli_two_input_npz_all_variants_by_name(tmp_path: Path, run_cli: Any) ->
     _two_input_model(tmp_path / "two.keras")
     np.savez(tmp_path / "data.npz", **_two_input_data(200))
     result = run_cli(
-        "model=keras", f"model.path={tmp_path / 'two.keras'}", "dataset=npz", f"dataset.path={tmp_path / 'data.npz'}",
-        "'variants=[fp32,int8,int8_io]'".strip("'"), "variants.int8_io.io_dtype=uint8", "tracking.enabled=false",
-        "benchmark.enabled=false", "split=none", "hydra.run.dir=run", f"runtime.cache_dir={tmp_path / 'cache'}",
+        "model=keras",
+        f"model.path={tmp_path / 'two.keras'}",
+        "dataset=npz",
+        f"dataset.path={tmp_path / 'data.npz'}",
+        "'variants=[fp32,int8,int8_io]'".strip("'"),
+        "variants.int8_io.io_dtype=uint8",
+        "tracking.enabled=false",
+        "benchmark.enabled=false",
+        "split=none",
+        "hydra.run.dir=run",
+        f"runtime.cache_dir={tmp_path / 'cache'}",
     )
     assert result.returncode in (0, 1), result.stderr[-2000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -244,14 +294,21 @@ def test_cli_two_input_npz_all_variants_by_name(tmp_path: Path, run_cli: Any) ->
     assert report["variants"]["int8_io"]["io"]["inputs"]["image"]["dtype"] == "uint8"
     assert report["variants"]["int8_io"]["status"] != "error", report["variants"]["int8_io"]["error"]
     calibration = report["calibration"]
-    assert calibration["count"] == 100 and len(calibration["checksum"]) == 64 and "data.npz" in calibration["source"]
+    assert (
+        calibration["count"] == 100
+        and len(calibration["checksum"]) == 64
+        and "data.npz" in calibration["source"]
+    )
 
 
 def test_relative_rmse_gate_is_scale_free() -> None:
     from pipelines.gates import evaluate_gates
     from stages.metrics import compare
 
-    reference = {"coords": np.linspace(0, 1000, 60).reshape(30, 2), "prob": np.linspace(0, 1, 30).reshape(30, 1)}
+    reference = {
+        "coords": np.linspace(0, 1000, 60).reshape(30, 2),
+        "prob": np.linspace(0, 1, 30).reshape(30, 1),
+    }
     close = {k: v * 1.01 for k, v in reference.items()}  # 1% off on both scales
     swapped = {"coords": reference["coords"][::-1].copy(), "prob": reference["prob"]}
     gates = {"max_relative_rmse": 0.1}
@@ -262,9 +319,16 @@ def test_relative_rmse_gate_is_scale_free() -> None:
 
 def test_failed_gate_fails_that_variant_only(tmp_path: Path, run_cli: Any, tiny_keras: Path) -> None:
     result = run_cli(
-        "model=keras", f"model.path={tiny_keras}", "dataset=random", "dataset.num_samples=64", "variants=[fp32,int8]",
-        "variants.int8.gates.max_relative_rmse=1e-9", "tracking.enabled=false", "benchmark.enabled=false",
-        "hydra.run.dir=run", f"runtime.cache_dir={tmp_path / 'cache'}",
+        "model=keras",
+        f"model.path={tiny_keras}",
+        "dataset=random",
+        "dataset.num_samples=64",
+        "variants=[fp32,int8]",
+        "variants.int8.gates.max_relative_rmse=1e-9",
+        "tracking.enabled=false",
+        "benchmark.enabled=false",
+        "hydra.run.dir=run",
+        f"runtime.cache_dir={tmp_path / 'cache'}",
     )
     assert result.returncode == 1, result.stderr[-2000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())

@@ -1,5 +1,5 @@
-"""Crashes stay contained, killed runs resume from what finished, damaged cache entries are recomputed, and two
-runs racing on one cache and one fresh sqlite store both finish with every run recorded once."""
+"""Crashes stay contained, killed runs resume from what finished, damaged cache entries are recomputed,
+and two runs racing on one cache and one fresh sqlite store both finish with every run recorded once."""
 
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ import pytest
 
 from tests.conftest import REPO, cli
 
-QUICK = ["tracking.enabled=false", "benchmark.enabled=false", "variants=[fp32,int8]", "dataset=random",
-         "dataset.num_samples=64"]
+QUICK = [
+    "tracking.enabled=false",
+    "benchmark.enabled=false",
+    "variants=[fp32,int8]",
+    "dataset=random",
+    "dataset.num_samples=64",
+]
 
 
 def _model(tiny_keras: Path) -> list[str]:
@@ -25,8 +30,15 @@ def _model(tiny_keras: Path) -> list[str]:
 
 def test_segfault_in_one_variant_leaves_the_others_passed(tmp_path: Path, tiny_keras: Path) -> None:
     result = cli(
-        [*QUICK, *_model(tiny_keras), "pipeline.stages.convert._target_=tests.crashy.convert", "hydra.run.dir=run"],
-        tmp_path, timeout=300, env={"CRASHY_VARIANT": "int8"},
+        [
+            *QUICK,
+            *_model(tiny_keras),
+            "pipeline.stages.convert._target_=tests.crashy.convert",
+            "hydra.run.dir=run",
+        ],
+        tmp_path,
+        timeout=300,
+        env={"CRASHY_VARIANT": "int8"},
     )
     assert result.returncode == 1, result.stderr[-3000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -39,9 +51,16 @@ def test_segfault_in_one_variant_leaves_the_others_passed(tmp_path: Path, tiny_k
 
 def test_hanging_variant_is_stopped_and_the_others_pass(tmp_path: Path, tiny_keras: Path) -> None:
     result = cli(
-        [*QUICK, *_model(tiny_keras), "pipeline.stages.convert._target_=tests.crashy.convert", "hydra.run.dir=run",
-         "runtime.stage_timeout_s=45"],
-        tmp_path, timeout=300, env={"CRASHY_VARIANT": "int8", "CRASHY_MODE": "hang"},
+        [
+            *QUICK,
+            *_model(tiny_keras),
+            "pipeline.stages.convert._target_=tests.crashy.convert",
+            "hydra.run.dir=run",
+            "runtime.stage_timeout_s=45",
+        ],
+        tmp_path,
+        timeout=300,
+        env={"CRASHY_VARIANT": "int8", "CRASHY_MODE": "hang"},
     )
     assert result.returncode == 1, result.stderr[-3000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -51,8 +70,15 @@ def test_hanging_variant_is_stopped_and_the_others_pass(tmp_path: Path, tiny_ker
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "pipelines", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _kill_after(proc: subprocess.Popen[str], marker: str, timeout: float = 240) -> str:
@@ -106,8 +132,14 @@ def test_two_runs_at_once_on_one_cache_and_fresh_sqlite(tmp_path: Path, tiny_ker
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = [*QUICK, *_model(tiny_keras), f"runtime.cache_dir={tmp_path / 'cache'}", "tracking.enabled=true",
-            f"tracking.uri={uri}", "tracking.experiment=race"]
+    args = [
+        *QUICK,
+        *_model(tiny_keras),
+        f"runtime.cache_dir={tmp_path / 'cache'}",
+        "tracking.enabled=true",
+        f"tracking.uri={uri}",
+        "tracking.experiment=race",
+    ]
     procs = [_start([*args, f"hydra.run.dir=run{i}"], tmp_path) for i in range(2)]
     outputs = [p.communicate(timeout=400)[0] for p in procs]
     for proc, output in zip(procs, outputs, strict=True):
@@ -120,7 +152,11 @@ def test_two_runs_at_once_on_one_cache_and_fresh_sqlite(tmp_path: Path, tiny_ker
     assert len(parents) == 2 and {r.info.status for r in parents} == {"FINISHED"}
     assert len(children) == 4
     for parent in parents:
-        mine = sorted(r.data.tags["variant"] for r in children if r.data.tags["mlflow.parentRunId"] == parent.info.run_id)
+        mine = sorted(
+            r.data.tags["variant"]
+            for r in children
+            if r.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        )
         assert mine == ["fp32", "int8"]
     reports = [json.loads((tmp_path / f"run{i}" / "report.json").read_text()) for i in range(2)]
     assert reports[0]["mlflow_run_id"] != reports[1]["mlflow_run_id"]
