@@ -54,6 +54,7 @@ def fingerprint_path(path: Path) -> str:
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=None)
 def _module_file(dotted: str) -> Path | None:
     """Source file of a module, or of the module holding a dotted function path; None for installed
     libraries (their version is not ours to track) and for anything that cannot be found."""
@@ -78,6 +79,18 @@ def _module_file(dotted: str) -> Path | None:
 
 
 @lru_cache(maxsize=None)
+def _imported_names(path: Path, stamp: int) -> tuple[str, ...]:
+    """Every module name a source file imports (parsed once per file version)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return tuple(names)
+
+
+@lru_cache(maxsize=None)
 def code_files(dotted: str) -> tuple[Path, ...]:
     """The module behind `dotted` plus every project module it imports, transitively."""
     seen: dict[Path, None] = {}
@@ -87,11 +100,7 @@ def code_files(dotted: str) -> tuple[Path, ...]:
         if path is None or path in seen:
             continue
         seen[path] = None
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                pending += [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                pending += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        pending += _imported_names(path, path.stat().st_mtime_ns)
     return tuple(sorted(seen))
 
 
@@ -135,6 +144,10 @@ class StageCache:
 
     def entry_dir(self, stage: str, key: str) -> Path:
         return self.root / stage / key
+
+    def has(self, stage: str, key: str) -> bool:
+        """Cheap test (no checksums) whether an entry exists: for deciding, not for trusting."""
+        return self.enabled and (self.entry_dir(stage, key) / "result.json").is_file()
 
     def lookup(self, stage: str, key: str) -> StageResult | None:
         """The stored result, or None when absent, disabled, or its files no longer match their checksums."""

@@ -23,7 +23,7 @@ from pipelines.cache import StageCache
 from pipelines.dag import build_dag
 from pipelines.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConfigError
 from pipelines.preflight import check_output_dirs, preflight
-from pipelines.report import build_report, format_table, write_report
+from pipelines.report import build_report, format_table, write_plot, write_report
 from pipelines.runner import run_dag
 from pipelines.schema import register_configs
 from pipelines.worker import Worker
@@ -57,7 +57,7 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
     tracker = None
     if cfg["tracking"]["enabled"]:
         from pipelines.sweep import job_context
-        from pipelines.tracking import MlflowTracker
+        from pipelines.tracking import BackgroundTracker
 
         experiment = cfg["tracking"]["experiment"] or cfg["model"]["name"] or "tflite-pipeline"
         uri, parent = cfg["tracking"]["uri"], os.environ.get("TFLITE_PIPELINE_PARENT_RUN")
@@ -66,8 +66,7 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
             raise ConfigError(sweep.error)
         if sweep is not None and sweep.parent_run_id:  # nest under the sweep's parent run, in its store
             uri, experiment, parent = sweep.tracking_uri or uri, sweep.experiment or experiment, sweep.parent_run_id
-        tracker = MlflowTracker(uri, experiment)
-        tracker.start(cfg, run_name=run_dir.name, parent_run_id=parent)
+        tracker = BackgroundTracker(uri, experiment, cfg, run_dir.name, parent)
     runtime = cfg["runtime"]
     cache = StageCache(Path(runtime["cache_dir"]).expanduser().resolve(), enabled=runtime["use_cache"])
     started = time.perf_counter()
@@ -75,7 +74,9 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
              cache.root)
     try:
         with Worker(log_path=None if runtime["debug"] else str(run_dir / "worker.log")) as worker:
-            outcomes = run_dag(nodes, cache, worker, runtime["stage_timeout_s"])
+            outcomes = run_dag(
+                nodes, cache, worker, runtime["stage_timeout_s"], before_work=tracker and tracker.wait_started
+            )
         input_errors = [o for nid, o in outcomes.items() if "[" not in nid and o.status == "error" and o.input_error]
         if input_errors:
             if runtime["debug"]:
@@ -83,9 +84,11 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
             raise ConfigError(input_errors[0].error or "bad input")
         report = build_report(cfg, outcomes, run_dir)
         report["wall_s"] = round(time.perf_counter() - started, 2)
+        write_plot(report, run_dir)  # while the tracking process may still be opening its store
         if tracker is not None:
             from pipelines.tracking import variant_params
 
+            tracker.wait_started()
             for name, entry in report["variants"].items():
                 entry["mlflow_run_id"] = tracker.log_variant(name, entry, variant_params(cfg, name), run_dir)
             report["mlflow_run_id"] = tracker.parent_id
@@ -141,14 +144,33 @@ def _task(cfg: DictConfig) -> int:
 
 def main() -> None:
     """Console entry point: Hydra's own errors (bad override, unknown option or key) exit with code 2."""
-    from pipelines.sweep import finish_sweep
-
     register_configs()
     try:
         check_output_dirs(sys.argv[1:])
     except ConfigError as err:
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    if _tracked_single_run(sys.argv[1:]):
+        from pipelines.tracking import prewarm
+
+        prewarm()
+    try:
+        _run_hydra()
+    finally:
+        from pipelines.tracking import discard_prewarmed
+
+        discard_prewarmed()
+
+
+def _tracked_single_run(args: list[str]) -> bool:
+    """Whether this command will most likely log one pipeline run to MLflow (worth starting MLflow early)."""
+    informational = {"-m", "--multirun", "-c", "--cfg", "-h", "--help", "--hydra-help", "-i", "--info", "--resolve"}
+    return not any(a in informational or a.startswith("--") for a in args) and "tracking.enabled=false" not in args
+
+
+def _run_hydra() -> None:
+    from pipelines.sweep import finish_sweep
+
     try:
         _task()
     except SystemExit as exit_:

@@ -192,11 +192,15 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(report: dict[str, Any], run_dir: Path) -> None:
+def write_plot(report: dict[str, Any], run_dir: Path) -> None:
+    """Draw the trade-off plot and record its name in the report (before `write_report`)."""
     from pipelines.plots import plot_tradeoffs
 
     plot = plot_tradeoffs(report, run_dir / "tradeoffs.png")
     if plot is not None:
         report["plot"] = plot.name
+
+
+def write_report(report: dict[str, Any], run_dir: Path) -> None:
     write_atomic(run_dir / "report.json", json.dumps(report, indent=2, default=str))
     write_atomic(run_dir / "report.md", format_markdown(report))

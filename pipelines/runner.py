@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipelines.cache import StageCache, node_key
@@ -30,8 +31,18 @@ class Outcome:
     failed: list[str] = field(default_factory=list)  # for skipped nodes: the failed nodes upstream
 
 
-def run_dag(nodes: list[Node], cache: StageCache, worker: Worker, timeout_s: float) -> dict[str, Outcome]:
-    """Run every node whose upstream succeeded; one node's failure only skips what depends on it."""
+def run_dag(
+    nodes: list[Node],
+    cache: StageCache,
+    worker: Worker,
+    timeout_s: float,
+    before_work: Callable[[], object] | None = None,
+) -> dict[str, Outcome]:
+    """Run every node whose upstream succeeded; one node's failure only skips what depends on it.
+
+    `before_work` is called once, before the first node that is not in the cache (the tracker uses it to
+    fail fast on an unusable store without delaying a fully cached re-run).
+    """
     outcomes: dict[str, Outcome] = {}
     width = len(str(len(nodes)))
     for index, node in enumerate(nodes, 1):

@@ -158,6 +158,102 @@ class MlflowTracker:
             self.mlflow.end_run(status="FAILED")
 
 
+_session: MlflowTracker | None = None  # lives in the tracking process
+
+
+def _remote(method: str, *args: Any) -> Any:
+    """Entry point in the tracking process: `open` creates the session, other methods are forwarded to it."""
+    global _session
+    if method == "warm":
+        import mlflow  # noqa: F401 - the slow part, done before the config is even composed
+        return None
+    if method == "open":
+        import logging
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep "creating tables" off the console
+        uri, experiment, cfg, run_name, parent_run_id = args
+        _session = MlflowTracker(uri, experiment)
+        return _session.start(cfg, run_name, parent_run_id)
+    assert _session is not None
+    return getattr(_session, method)(*args)
+
+
+_prewarmed: Any = None
+
+
+def _new_pool() -> Any:
+    """A one-process pool: its worker keeps the session between calls, and `terminate` ends it at once."""
+    from multiprocessing import get_context
+
+    return get_context("spawn").Pool(1)
+
+
+def prewarm() -> None:
+    """Start the tracking process and its MLflow import now, while Hydra composes the config."""
+    global _prewarmed
+    if _prewarmed is None:
+        _prewarmed = _new_pool()
+        _prewarmed.apply_async(_remote, ("warm",))
+
+
+def _take_pool() -> Any:
+    global _prewarmed
+    pool, _prewarmed = _prewarmed, None
+    return pool if pool is not None else _new_pool()
+
+
+def discard_prewarmed() -> None:
+    global _prewarmed
+    if _prewarmed is not None:
+        _prewarmed.terminate()
+        _prewarmed = None
+
+
+class BackgroundTracker:
+    """The MlflowTracker in a process of its own, opened at once and waited for only when needed.
+
+    Importing MLflow and opening its store take seconds; in their own process they overlap the pipeline's work
+    (most of a re-run whose stages all come from the cache) instead of adding to it. `wait_started` is called
+    before the first stage that must compute, so an unusable store still fails before any work.
+    """
+
+    def __init__(self, uri: str, experiment: str, cfg: dict[str, Any], run_name: str, parent: str | None) -> None:
+        self.uri = uri
+        self.parent_id: str | None = None
+        self._pool = _take_pool()
+        self._opened = self._pool.apply_async(_remote, ("open", uri, experiment, cfg, run_name, parent))
+
+    def wait_started(self) -> str:
+        """The parent run's id; raises ConfigError when the store cannot be used."""
+        if self.parent_id is None:
+            try:
+                self.parent_id = self._opened.get()
+            except ConfigError:
+                self._pool.terminate()
+                raise
+        return self.parent_id
+
+    def _call(self, method: str, *args: Any) -> Any:
+        self.wait_started()
+        return self._pool.apply(_remote, (method, *args))
+
+    def log_variant(self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path) -> str:
+        return str(self._call("log_variant", name, entry, params, run_dir))
+
+    def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
+        self._call("finish", report, run_dir, status)
+        self._pool.terminate()  # everything is committed; MLflow's exit handlers would only cost time
+
+    def abort(self) -> None:
+        """End the parent run FAILED if it was opened; never raises (we are already failing)."""
+        try:
+            if self.parent_id is not None or (self._opened.ready() and self._opened.successful()):
+                self._pool.apply(_remote, ("abort",))
+        except Exception:  # noqa: BLE001
+            pass
+        self._pool.terminate()
+
+
 def _run_params(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: cfg[k] for k in ("model", "dataset", "split", "calibrate", "benchmark") if k in cfg} | {
         "variants": sorted(cfg.get("variants", {}))
