@@ -73,7 +73,8 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
     log.info("Running %d stages for variants %s (cache: %s)", len(nodes), ", ".join(sorted(cfg["variants"])),
              cache.root)
     try:
-        with Worker(log_path=None if runtime["debug"] else str(run_dir / "worker.log")) as worker:
+        log_path = None if runtime["debug"] else str(run_dir / "worker.log")
+        with Worker(log_path=log_path, max_rss_mb=runtime["worker_max_rss_mb"]) as worker:
             outcomes = run_dag(
                 nodes, cache, worker, runtime["stage_timeout_s"], before_work=tracker and tracker.wait_started
             )

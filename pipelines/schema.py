@@ -67,6 +67,12 @@ class ModelConfig:
     signature: str = "serving_default"
     # Keras only: refuse Lambda layers and other arbitrary code unless the user opts in.
     safe_mode: bool = True
+    # The numpy tail matching this model's cut-off post-processing ({_target_, ...kwargs}); used when
+    # `split.postprocess` is not set. Typed Any for the same OmegaConf reason as input_shapes.
+    postprocess: Any = None
+    # Bundled examples only: the data they are meant for, used instead of the default `dataset=digits`
+    # (e.g. {kind: random, num_samples: 64}). Any explicit non-digits dataset wins.
+    example_dataset: Any = None
 
 
 @dataclass
@@ -95,6 +101,8 @@ class Gates:
     max_abs_err: Optional[float] = None
     # RMSE divided by the reference output's standard deviation: scale-free, for regression/embedding outputs.
     max_relative_rmse: Optional[float] = None
+    # Detection models: fraction of the original model's detections matched (same label, IoU >= 0.5).
+    min_detection_match: Optional[float] = None
 
 
 @dataclass
@@ -170,6 +178,9 @@ class RuntimeConfig:
     use_cache: bool = True
     # Seconds a single stage may run in the worker process before it is killed.
     stage_timeout_s: float = 1800.0
+    # The worker is replaced after a stage once it holds more than this (TensorFlow keeps what conversions
+    # allocated); null never replaces it.
+    worker_max_rss_mb: Optional[float] = 2500.0
     debug: bool = False
 
 

@@ -112,7 +112,9 @@ def check_labels(labels: np.ndarray, total: int, source: str) -> np.ndarray:
 
 
 def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult) -> StageResult:
-    dataset = cfg["dataset"]
+    dataset = dict(cfg["dataset"])
+    if dataset["kind"] == "digits" and load.meta["model"].get("example_dataset"):
+        dataset.update(load.meta["model"]["example_dataset"])  # a bundled example's own data, not digits
     inputs = load.meta["model"]["inputs"]
     names = [i["name"] for i in inputs]
     num, seed = int(cfg["num_samples"]), int(cfg["seed"])

@@ -134,7 +134,8 @@ def _io_shapes(load: StageResult, ins: dict[str, str]) -> dict[str, list[int]]:
 def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     from stages.graph_cut import compute_cut, manual_cut, tensor_dtypes
 
-    scfg = cfg["split"]
+    # `split.postprocess` wins; else the tail the model config ships with (the bundled examples do).
+    scfg = {**cfg["split"], "postprocess": cfg["split"].get("postprocess") or load.meta["model"].get("postprocess")}
     mode = str(scfg["mode"])
     target = _postprocess_target(scfg.get("postprocess"))
     if target:

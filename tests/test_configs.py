@@ -89,11 +89,15 @@ def test_typos_fail_at_compose_time(override: str) -> None:
     ("overrides", "named"),
     [
         (["model=keras"], "model.path"),
-        (["model=frozen_graph", "model.path=."], "model.inputs"),
+        (["model=frozen_graph", "model.path=graph.pb"], "model.inputs"),
         (["dataset=npz"], "dataset.path"),
     ],
 )
-def test_missing_mandatory_values_are_config_errors(overrides: list[str], named: str, tmp_path: Path) -> None:
+def test_missing_mandatory_values_are_config_errors(
+    overrides: list[str], named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "graph.pb").write_bytes(b"\n\x05input")
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         preflight(_compose(overrides), tmp_path)
 

@@ -39,9 +39,11 @@ def _stages(log: Path, value: int = 2, data_path: str | None = None) -> dict[str
 VARIANTS = {"double": {"factor": 2}, "triple": {"factor": 3}}
 
 
-def _run(tmp_path: Path, stages: dict[str, Any], variants: dict[str, Any] = VARIANTS) -> dict:
+def _run(
+    tmp_path: Path, stages: dict[str, Any], variants: dict[str, Any] = VARIANTS, max_rss_mb: float | None = None
+) -> dict:
     nodes = build_dag(stages, variants)
-    with Worker() as worker:
+    with Worker(max_rss_mb=max_rss_mb) as worker:
         return run_dag(nodes, StageCache(tmp_path / "cache"), worker, timeout_s=60)
 
 
@@ -138,3 +140,11 @@ def test_a_damaged_cache_entry_is_recomputed(tmp_path: Path) -> None:
     again = _run(tmp_path, _stages(log))
     assert _executions(log) == ["scale[double]"]
     assert again["report[double]"].result.metrics["value"] == 5
+
+
+@pytest.mark.parametrize(("max_rss_mb", "processes"), [(None, 1), (1.0, 2)])
+def test_a_worker_past_its_memory_limit_is_replaced(tmp_path: Path, max_rss_mb: float | None, processes: int) -> None:
+    outcomes = _run(tmp_path, _stages(tmp_path / "log"), max_rss_mb=max_rss_mb)
+    pids = {outcomes[f"scale[{v}]"].result.metrics["pid"] for v in VARIANTS}
+    assert len(pids) == processes
+    assert outcomes["report[double]"].status == outcomes["report[triple]"].status == "ok"

@@ -31,7 +31,7 @@ def scale(cfg: dict[str, Any], out_dir: str, produce: StageResult) -> StageResul
         os.kill(os.getpid(), signal.SIGSEGV)
     value = int(produce.path("value").read_text()) * int(variant["factor"])
     (Path(out_dir) / "scaled.txt").write_text(str(value))
-    return StageResult(files={"scaled": "scaled.txt"}, metrics={"value": value})
+    return StageResult(files={"scaled": "scaled.txt"}, metrics={"value": value, "pid": os.getpid()})
 
 
 def report(cfg: dict[str, Any], out_dir: str, scale: StageResult) -> StageResult:
