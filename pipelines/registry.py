@@ -144,6 +144,7 @@ def _register(
 
     from stages.calibrate import load_samples
 
+    mlflow.set_tracking_uri(tracking_uri)  # the run's tracker lives in its own process: point this one too
     name, alias, max_regression = reg["name"], reg["alias"], reg["max_regression"]
     entry = report["variants"][variant]
     model_cfg = _model_config(variant, outcomes)

@@ -20,7 +20,9 @@ def cli(
     args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m pipelines ARGS` in `cwd`, the way a user runs `tflite-pipeline`."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    # In-process MLflow calls in other tests export MLFLOW_TRACKING_URI; a CLI run must not inherit it.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    full_env = {**inherited, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "pipelines", *args],
         cwd=cwd,
