@@ -27,6 +27,8 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
 def _quality(metrics: dict[str, Any]) -> tuple[str, float] | None:
     if "accuracy" in metrics:
         return "accuracy", metrics["accuracy"]
+    if (metrics.get("detection") or {}).get("matched_fraction") is not None:
+        return "detections matched", metrics["detection"]["matched_fraction"]
     if metrics.get("rmse"):
         return "-max RMSE", -max(metrics["rmse"].values())
     return None

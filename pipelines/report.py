@@ -123,13 +123,16 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
     ref = report["reference"]["metrics"]
     rows = [["reference", "-", _fmt(ref.get("accuracy")), "-", "-", _fmt(ref.get("latency_ms", {}).get("p50"), ".4g"),
              _fmt((report["model"].get("size_bytes") or 0) / 1024, ".1f"), "-"]]
+    detection = _is_detection(report)
     for name, v in report["variants"].items():
         m = v["metrics"]
-        rmse = max(m["rmse"].values()) if m.get("rmse") else None
+        errors = m["head"] if detection and m.get("head") else m  # reordered detections: compare heads
+        rmse = max(errors["rmse"].values()) if errors.get("rmse") else None
+        quality = (m.get("detection") or {}).get("matched_fraction") if detection else m.get("accuracy")
         rows.append([
             name,
             v["status"],
-            _fmt(m.get("accuracy")),
+            _fmt(quality),
             _fmt(m.get("accuracy_delta"), "+.4f"),
             _fmt(rmse, ".2e"),
             _fmt(m.get("latency_ms", {}).get("p50"), ".4g") + (" !" if _slower(report, name) else ""),
@@ -144,10 +147,20 @@ def _slower(report: dict[str, Any], name: str) -> bool:
 
 
 HEADER = ["variant", "status", "accuracy", "Δ accuracy", "max RMSE", "p50 ms", "size KiB", "size ratio"]
+DETECTION_HEADER = ["variant", "status", "det. match", "Δ accuracy", "head RMSE", "p50 ms", "size KiB", "size ratio"]
+
+
+def _is_detection(report: dict[str, Any]) -> bool:
+    """Detection outputs: quality is the IoU-matched fraction, errors are the converted head's."""
+    return any(v["metrics"].get("detection") for v in report["variants"].values())
+
+
+def header(report: dict[str, Any]) -> list[str]:
+    return DETECTION_HEADER if _is_detection(report) else HEADER
 
 
 def format_table(report: dict[str, Any]) -> str:
-    rows = [HEADER, *table_rows(report)]
+    rows = [header(report), *table_rows(report)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -171,7 +184,7 @@ def format_markdown(report: dict[str, Any]) -> str:
         "",
         f"Status: **{report['status']}**. Size ratio is relative to the {report['size_baseline']}.",
         "",
-        "| " + " | ".join(HEADER) + " |",
+        "| " + " | ".join(header(report)) + " |",
         "|" + "|".join("---" for _ in HEADER) + "|",
         *("| " + " | ".join(row) + " |" for row in rows),
     ]
