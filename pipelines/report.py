@@ -114,6 +114,15 @@ def latency_warnings(cfg: dict[str, Any], variants: dict[str, Any]) -> list[str]
     return warnings
 
 
+def split_notes(split: dict[str, Any]) -> list[str]:
+    """What the table's reader must know about a cut graph: where it was cut and what runs the tail."""
+    if not split.get("cut_tensors"):
+        return []
+    notes = [f"Split: cut at {split['cut_tensors']} before ops TFLite cannot run {split.get('unsupported_ops')}; "
+             f"tail: {split.get('postprocess') or split.get('tail')}."]
+    return notes + ([split["note"]] if split.get("note") else [])
+
+
 def _fmt(value: Any, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -172,7 +181,9 @@ def format_table(report: dict[str, Any]) -> str:
         if not r["passed"]
     ]
     warnings = [f"  {w}" for w in report.get("warnings", [])]
-    return "\n".join(lines + (["", "Warnings (! in the table):", *warnings] if warnings else []) +
+    notes = [f"  {n}" for n in [*split_notes(report["split"]), *report.get("notes", [])]]
+    return "\n".join(lines + (["", "Notes:", *notes] if notes else []) +
+                     (["", "Warnings (! in the table):", *warnings] if warnings else []) +
                      (["", "Errors:", *problems] if problems else []) +
                      (["", "Failed gates:", *failed_gates] if failed_gates else []))
 
@@ -188,9 +199,6 @@ def format_markdown(report: dict[str, Any]) -> str:
         "|" + "|".join("---" for _ in HEADER) + "|",
         *("| " + " | ".join(row) + " |" for row in rows),
     ]
-    split = report["split"]
-    if split.get("cut_tensors"):
-        lines += ["", f"Split: unsupported ops {split['unsupported_ops']}, cut at {split['cut_tensors']}."]
     details = format_table(report).split("\n\n", 1)
     if len(details) > 1:
         lines += ["", "```", details[1], "```"]
