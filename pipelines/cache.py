@@ -199,5 +199,22 @@ class StageCache:
         os.rename(work, final)
         return StageResult.from_json(manifest["result"], final)
 
+    def remove_stale_workdirs(self, max_age_s: float = 3600.0) -> int:
+        """Delete temp folders left by killed runs (never trusted, only taking space); returns how many.
+
+        A folder younger than `max_age_s` may belong to a run still going on beside this one: left alone.
+        """
+        import time
+
+        removed = 0
+        for work in self.root.glob("*/.tmp-*"):
+            try:
+                if time.time() - work.stat().st_mtime > max_age_s:
+                    shutil.rmtree(work, ignore_errors=True)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
     def discard(self, work: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)

@@ -69,6 +69,7 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
         tracker = BackgroundTracker(uri, experiment, cfg, run_dir.name, parent)
     runtime = cfg["runtime"]
     cache = StageCache(Path(runtime["cache_dir"]).expanduser().resolve(), enabled=runtime["use_cache"])
+    cache.remove_stale_workdirs()
     started = time.perf_counter()
     log.info("Running %d stages for variants %s (cache: %s)", len(nodes), ", ".join(sorted(cfg["variants"])),
              cache.root)

@@ -148,3 +148,13 @@ def test_a_worker_past_its_memory_limit_is_replaced(tmp_path: Path, max_rss_mb: 
     pids = {outcomes[f"scale[{v}]"].result.metrics["pid"] for v in VARIANTS}
     assert len(pids) == processes
     assert outcomes["report[double]"].status == outcomes["report[triple]"].status == "ok"
+
+
+def test_stale_temp_folders_of_killed_runs_are_removed(tmp_path: Path) -> None:
+    import os
+
+    cache = StageCache(tmp_path / "cache")
+    old, fresh = cache.new_workdir("scale", "abc"), cache.new_workdir("scale", "def")
+    os.utime(old, (0, 0))
+    assert cache.remove_stale_workdirs(max_age_s=3600) == 1
+    assert not old.exists() and fresh.exists()
