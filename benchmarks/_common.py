@@ -53,8 +53,9 @@ def cached_count(output: str) -> tuple[int, int]:
     return sum(1 for _, how in lines if how == "cached"), len(lines)
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 3600,
-                 code: Path = REPO) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+def run_measured(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 3600, code: Path = REPO
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """(wall seconds, peak MiB of the whole process tree, sampled every 0.2 s, completed process)."""
     full_env = {**os.environ, "PYTHONPATH": str(code), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     started = time.perf_counter()

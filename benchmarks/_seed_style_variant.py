@@ -63,8 +63,10 @@ def main(model_path: str, variant: str, out_dir: str) -> None:
         start = time.time()
         interpreter.invoke()
         times.append(time.time() - start)
-    print(f"{variant}: size {len(tflite) / 1024:.0f} KiB, max abs err {err:.3g}, argmax agreement {agree:.3f}, "
-          f"mean {np.mean(times) * 1e3:.3f} ms")
+    print(
+        f"{variant}: size {len(tflite) / 1024:.0f} KiB, max abs err {err:.3g}, argmax agreement {agree:.3f}, "
+        f"mean {np.mean(times) * 1e3:.3f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -29,15 +29,17 @@ def main() -> int:
         for round_ in range(args.rounds):
             for mode, overrides in modes.items():
                 with tempfile.TemporaryDirectory(prefix="cache-rerun-") as scratch:
-                    for label, store in zip(("cold", "warm"), results[mode]):
+                    for label, store in zip(("cold", "warm"), results[mode], strict=True):
                         wall, _, done = run_measured(pipeline_cmd(*overrides), Path(scratch), code=code)
                         if done.returncode != 0:
                             print(done.stdout[-3000:])
                             raise SystemExit(f"{label} run failed with exit code {done.returncode}")
                         store.append(wall)
                         hits, total = cached_count(done.stdout)
-                        print(f"round {round_ + 1}, {mode}: {label:<4} {wall:6.1f} s "
-                              f"({hits}/{total} stages from the cache)")
+                        print(
+                            f"round {round_ + 1}, {mode}: {label:<4} {wall:6.1f} s "
+                            f"({hits}/{total} stages from the cache)"
+                        )
     print(f"\ncache re-run, default example, whole processes, median of {args.rounds} rounds ({load_avg()})")
     print(f"{'mode':<26}{'cold s':>8}{'warm s':>8}{'warm/cold':>11}  target <= 0.15")
     for mode, (cold, warm) in results.items():

@@ -82,25 +82,40 @@ def main() -> int:
         for model in models:
             harness, bare, block = [], [], []
             for _ in range(args.rounds):
-                spec = {"model_path": str(model), "num_threads": 1, "use_xnnpack": True, "warmup": 10,
-                        "min_runs": 100, "min_seconds": args.seconds, "max_seconds": 60.0}
+                spec = {
+                    "model_path": str(model),
+                    "num_threads": 1,
+                    "use_xnnpack": True,
+                    "warmup": 10,
+                    "min_runs": 100,
+                    "min_seconds": args.seconds,
+                    "max_seconds": 60.0,
+                }
                 samples = run_child(spec, 300)["samples_ms"]
                 harness.append(median(samples))
-                out = subprocess.run([PYTHON, "-c", BARE, str(model), str(args.seconds)], capture_output=True,
-                                     text=True, check=True)
+                out = subprocess.run(
+                    [PYTHON, "-c", BARE, str(model), str(args.seconds)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 figures = json.loads(out.stdout.strip().splitlines()[-1])
                 bare.append(figures["p50"])
                 block.append(figures["block_mean"])
             rows.append((model.stem, median(harness), median(bare), median(block)))
-    print(f"\nharness vs bare LiteRT loop, 1 thread, XNNPACK on, median of {args.rounds} alternating rounds "
-          f"({load_avg()})")
+    print(
+        f"\nharness vs bare LiteRT loop, 1 thread, XNNPACK on, median of {args.rounds} alternating rounds "
+        f"({load_avg()})"
+    )
     print(f"{'model':<22}{'harness p50 ms':>16}{'bare p50 ms':>14}{'bare block mean':>17}{'harness/bare':>14}  target")
     ok = True
     for name, h, b, m in rows:
         ratio = h / b
         ok &= abs(ratio - 1) <= 0.10
-        print(f"{name:<22}{h:>16.4f}{b:>14.4f}{m:>17.4f}{ratio:>14.3f}  within +-10%: "
-              f"{'met' if abs(ratio - 1) <= 0.10 else 'NOT met'}")
+        print(
+            f"{name:<22}{h:>16.4f}{b:>14.4f}{m:>17.4f}{ratio:>14.3f}  within +-10%: "
+            f"{'met' if abs(ratio - 1) <= 0.10 else 'NOT met'}"
+        )
     return 0 if ok else 1
 
 

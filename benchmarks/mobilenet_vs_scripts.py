@@ -42,7 +42,12 @@ def main() -> int:
         for round_ in range(args.rounds):
             work = root / f"round{round_}"
             work.mkdir()
-            overrides = ["model=keras", f"model.path={model}", "dataset=random", f"variants=[{','.join(VARIANTS)}]"]
+            overrides = [
+                "model=keras",
+                f"model.path={model}",
+                "dataset=random",
+                f"variants=[{','.join(VARIANTS)}]",
+            ]
             wall, peak, done = run_measured(pipeline_cmd(*overrides), work, code=code)
             if done.returncode not in (0, 1):
                 print(done.stdout[-3000:])

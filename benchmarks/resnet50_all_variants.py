@@ -38,11 +38,17 @@ def main() -> int:
         model = root / "resnet50.keras"
         build(model)
         overrides = [
-            "model=keras", f"model.path={model}", "dataset=random",
+            "model=keras",
+            f"model.path={model}",
+            "dataset=random",
             f"dataset.num_samples={args.eval_samples + args.calibration_samples}",
-            f"dataset.max_eval_samples={args.eval_samples}", f"calibrate.num_samples={args.calibration_samples}",
-            "benchmark.warmup=2", "benchmark.min_runs=10", "benchmark.min_seconds=1",
-            f"benchmark.max_seconds={args.max_seconds}", "hydra.run.dir=run",
+            f"dataset.max_eval_samples={args.eval_samples}",
+            f"calibrate.num_samples={args.calibration_samples}",
+            "benchmark.warmup=2",
+            "benchmark.min_runs=10",
+            "benchmark.min_seconds=1",
+            f"benchmark.max_seconds={args.max_seconds}",
+            "hydra.run.dir=run",
         ]
         wall, peak_mb, done = run_measured(pipeline_cmd(*overrides), root, code=code)
         print(done.stdout[-4000:])
@@ -55,12 +61,15 @@ def main() -> int:
     for name, entry in report["variants"].items():
         m = entry["metrics"]
         lat = m.get("latency_ms") or {}
-        print(f"{name:<10}{entry['status']:<8}{lat.get('p50', float('nan')):>10.2f}{lat.get('count', 0):>7}"
-              f"{m.get('convert_s', float('nan')):>11.1f}{(entry['size_bytes'] or 0) / 1e6:>9.1f}")
+        print(
+            f"{name:<10}{entry['status']:<8}{lat.get('p50', float('nan')):>10.2f}{lat.get('count', 0):>7}"
+            f"{m.get('convert_s', float('nan')):>11.1f}{(entry['size_bytes'] or 0) / 1e6:>9.1f}"
+        )
     for warning in report.get("warnings", []):
         print(f"  warning: {warning}")
-    print(f"\nwall {wall / 60:.1f} min (target < 8), peak RSS of the process tree {peak_mb / 1024:.2f} GiB "
-          f"(target < 5)")
+    print(
+        f"\nwall {wall / 60:.1f} min (target < 8), peak RSS of the process tree {peak_mb / 1024:.2f} GiB (target < 5)"
+    )
     return 0
 
 

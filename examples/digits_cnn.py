@@ -28,9 +28,7 @@ def build(path: str, seed: int = 0, epochs: int = 30) -> None:
     x = keras.layers.Dense(128, activation="relu")(x)
     outputs = keras.layers.Dense(10, activation="softmax", name="probs")(x)
     model = keras.Model(inputs, outputs, name="digits_cnn")
-    model.compile(
-        optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0, shuffle=True)
     model.save(path)
 

@@ -20,7 +20,7 @@ import sysconfig
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def fingerprint_path(path: Path) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _module_file(dotted: str) -> Path | None:
     """Source file of a module, or of the module holding a dotted function path; None for installed
     libraries (their version is not ours to track) and for anything that cannot be found."""
@@ -78,7 +78,7 @@ def _module_file(dotted: str) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _imported_names(path: Path, stamp: int) -> tuple[str, ...]:
     """Every module name a source file imports (parsed once per file version)."""
     names: list[str] = []
@@ -90,7 +90,7 @@ def _imported_names(path: Path, stamp: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_files(dotted: str) -> tuple[Path, ...]:
     """The module behind `dotted` plus every project module it imports, transitively."""
     seen: dict[Path, None] = {}
@@ -159,9 +159,11 @@ class StageCache:
             data = json.loads(manifest.read_text())
             for rel, expected in data["checksums"].items():
                 path = entry / rel
-                if not path.is_file() or path.stat().st_size != expected["size"] or sha256_file(path) != expected[
-                    "sha256"
-                ]:
+                if (
+                    not path.is_file()
+                    or path.stat().st_size != expected["size"]
+                    or sha256_file(path) != expected["sha256"]
+                ):
                     raise ValueError(f"{rel} changed on disk")
         except (ValueError, KeyError, OSError) as err:
             log.warning("Cache entry %s/%s is damaged (%s); recomputing it.", stage, key, err)
@@ -189,7 +191,12 @@ class StageCache:
         for rel in result.files.values():
             path = work / rel
             checksums[rel] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-        manifest = {"stage": stage, "key": key, "result": result.to_json(), "checksums": checksums}
+        manifest: dict[str, Any] = {
+            "stage": stage,
+            "key": key,
+            "result": result.to_json(),
+            "checksums": checksums,
+        }
         tmp_manifest = work / "result.json.tmp"
         tmp_manifest.write_text(json.dumps(manifest, indent=1, default=str))
         os.replace(tmp_manifest, work / "result.json")

@@ -40,7 +40,9 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)  # type: ignore
     except MissingMandatoryValue as err:
         key = err.full_key
-        raise ConfigError(f"`{key}` must be set for this configuration, e.g. `{key}=...` on the command line.") from None
+        raise ConfigError(
+            f"`{key}` must be set for this configuration, e.g. `{key}=...` on the command line."
+        ) from None
     except OmegaConfBaseException as err:
         raise ConfigError(f"The configuration is invalid: {str(err).splitlines()[0]}") from None
 
@@ -65,20 +67,27 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
         if sweep is not None and sweep.error:
             raise ConfigError(sweep.error)
         if sweep is not None and sweep.parent_run_id:  # nest under the sweep's parent run, in its store
-            uri, experiment, parent = sweep.tracking_uri or uri, sweep.experiment or experiment, sweep.parent_run_id
+            uri, experiment, parent = (
+                sweep.tracking_uri or uri,
+                sweep.experiment or experiment,
+                sweep.parent_run_id,
+            )
         tracker = BackgroundTracker(uri, experiment, cfg, run_dir.name, parent)
     runtime = cfg["runtime"]
     cache = StageCache(Path(runtime["cache_dir"]).expanduser().resolve(), enabled=runtime["use_cache"])
     cache.remove_stale_workdirs()
     started = time.perf_counter()
-    log.info("Running %d stages for variants %s (cache: %s)", len(nodes), ", ".join(sorted(cfg["variants"])),
-             cache.root)
+    log.info(
+        "Running %d stages for variants %s (cache: %s)",
+        len(nodes),
+        ", ".join(sorted(cfg["variants"])),
+        cache.root,
+    )
     try:
         log_path = None if runtime["debug"] else str(run_dir / "worker.log")
         with Worker(log_path=log_path, max_rss_mb=runtime["worker_max_rss_mb"]) as worker:
-            outcomes = run_dag(
-                nodes, cache, worker, runtime["stage_timeout_s"], before_work=tracker and tracker.wait_started
-            )
+            before_work = tracker.wait_started if tracker is not None else None
+            outcomes = run_dag(nodes, cache, worker, runtime["stage_timeout_s"], before_work=before_work)
         input_errors = [o for nid, o in outcomes.items() if "[" not in nid and o.status == "error" and o.input_error]
         if input_errors:
             if runtime["debug"]:
@@ -113,8 +122,10 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
     registry = report.get("registry")
     if registry is not None:
         if registry["promoted"]:
-            print(f"\nRegistry: {registry['name']}@{registry['alias']} -> version {registry['version']} "
-                  f"({registry['variant']})")
+            print(
+                f"\nRegistry: {registry['name']}@{registry['alias']} -> version {registry['version']} "
+                f"({registry['variant']})"
+            )
         else:
             log.error("Registry: %s@%s not moved: %s.", registry["name"], registry["alias"], registry["reason"])
     print(f"\nReport: {run_dir / 'report.md'}  ({report['wall_s']:.1f}s)")
@@ -166,7 +177,18 @@ def main() -> None:
 
 def _tracked_single_run(args: list[str]) -> bool:
     """Whether this command will most likely log one pipeline run to MLflow (worth starting MLflow early)."""
-    informational = {"-m", "--multirun", "-c", "--cfg", "-h", "--help", "--hydra-help", "-i", "--info", "--resolve"}
+    informational = {
+        "-m",
+        "--multirun",
+        "-c",
+        "--cfg",
+        "-h",
+        "--help",
+        "--hydra-help",
+        "-i",
+        "--info",
+        "--resolve",
+    }
     return not any(a in informational or a.startswith("--") for a in args) and "tracking.enabled=false" not in args
 
 

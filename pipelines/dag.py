@@ -56,10 +56,7 @@ def build_dag(stages: dict[str, dict[str, Any]], variants: dict[str, dict[str, A
             config = dict(spec.get("config") or {})
             if variant is not None:
                 config["variant"] = {"name": variant, **variants[variant]}
-            upstream = {
-                need: (f"{need}[{variant}]" if need in per_variant else need)
-                for need in spec.get("needs", [])
-            }
+            upstream = {need: (f"{need}[{variant}]" if need in per_variant else need) for need in spec.get("needs", [])}
             node = Node(
                 stage=name,
                 target=spec["_target_"],
@@ -80,6 +77,4 @@ def _check_acyclic(stages: dict[str, dict[str, Any]]) -> None:
         sorter.prepare()
     except graphlib.CycleError as err:
         cycle = " -> ".join(err.args[1])
-        raise ConfigError(
-            f"The pipeline's stages form a cycle ({cycle}): remove one of these `needs`."
-        ) from None
+        raise ConfigError(f"The pipeline's stages form a cycle ({cycle}): remove one of these `needs`.") from None

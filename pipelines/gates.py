@@ -6,8 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def evaluate_gates(gates: dict[str, Any], metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """{gate: {limit, value, passed}} for every enabled gate whose metric exists, plus finiteness."""
+def evaluate_gates(
+    gates: dict[str, Any], metrics: dict[str, Any], random_data: bool = False
+) -> dict[str, dict[str, Any]]:
+    """{gate: {limit, value, passed}} for every enabled gate whose metric exists, plus finiteness.
+
+    On `dataset=random` the argmax agreement is reported but not gated: noise in, near-uniform class scores
+    out, and their argmax is arbitrary (an int8 softmax rounds them all to the same value).
+    """
     results: dict[str, dict[str, Any]] = {}
     if "finite" in metrics:
         results["finite_outputs"] = {
@@ -25,7 +31,8 @@ def evaluate_gates(gates: dict[str, Any], metrics: dict[str, Any]) -> dict[str, 
 
     delta = metrics.get("accuracy_delta")
     check("max_accuracy_drop", None if delta is None else -delta, higher_is_better=False)
-    check("min_argmax_agreement", metrics.get("argmax_agreement"), higher_is_better=True)
+    if not random_data:
+        check("min_argmax_agreement", metrics.get("argmax_agreement"), higher_is_better=True)
     detection = metrics.get("detection")
     if detection:
         check("min_detection_match", detection.get("matched_fraction"), higher_is_better=True)

@@ -62,8 +62,15 @@ def _wide(values: list[float]) -> bool:
     return len(positive) == len(values) and bool(positive) and max(positive) / min(positive) > 10
 
 
-def _panel(ax: Any, points: dict[str, tuple[float, float]], ylabel: str, lower_is_better: bool,
-           passed: dict[str, bool], whiskers: dict[str, float], reference: float | None) -> None:
+def _panel(
+    ax: Any,
+    points: dict[str, tuple[float, float]],
+    ylabel: str,
+    lower_is_better: bool,
+    passed: dict[str, bool],
+    whiskers: dict[str, float],
+    reference: float | None,
+) -> None:
     signed = {n: (x, -y if lower_is_better else y) for n, (x, y) in points.items()}
     front = pareto_front(signed)
     log_x = _wide([p[0] for p in points.values()])
@@ -72,10 +79,24 @@ def _panel(ax: Any, points: dict[str, tuple[float, float]], ylabel: str, lower_i
     for name, (x, y) in points.items():
         on_front, ok = name in front, passed.get(name, True)
         if name in whiskers:
-            ax.errorbar(x, y, yerr=[[0], [max(0.0, whiskers[name] - y)]], fmt="none", ecolor="0.6", lw=1,
-                        capsize=3, zorder=1)
-        ax.scatter(x, y, s=90 if on_front else 45, marker="*" if on_front else ("o" if ok else "x"),
-                   color="tab:red" if on_front else ("tab:blue" if ok else "0.5"), zorder=3)
+            ax.errorbar(
+                x,
+                y,
+                yerr=[[0], [max(0.0, whiskers[name] - y)]],
+                fmt="none",
+                ecolor="0.6",
+                lw=1,
+                capsize=3,
+                zorder=1,
+            )
+        ax.scatter(
+            x,
+            y,
+            s=90 if on_front else 45,
+            marker="*" if on_front else ("o" if ok else "x"),
+            color="tab:red" if on_front else ("tab:blue" if ok else "0.5"),
+            zorder=3,
+        )
     for group in label_groups(points, log_x, log_y):
         x, y = points[group[0]]
         ax.annotate(", ".join(group), (x, y), textcoords="offset points", xytext=(6, 5), fontsize=8)
@@ -125,8 +146,9 @@ def plot_tradeoffs(report: dict[str, Any], path: Path) -> Path | None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     passed = {n: v.get("status") == "passed" for n, v in variants.items()}
-    quality = {n: (v["size_bytes"] / 1024, _quality(v["metrics"])[1]) for n, v in variants.items()}
-    label = _quality(next(iter(variants.values()))["metrics"])[0]
+    scored = {n: _quality(v["metrics"]) for n, v in variants.items()}  # never None: filtered above
+    quality = {n: (v["size_bytes"] / 1024, scored[n][1]) for n, v in variants.items()}  # type: ignore[index]
+    label = next(iter(scored.values()))[0]  # type: ignore[index]
     ref = report.get("reference", {}).get("metrics", {})
     ref_quality = ref.get("accuracy") if label == "accuracy" else None
     _panel(axes[0], quality, label, False, passed, {}, ref_quality)

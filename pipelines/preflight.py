@@ -71,9 +71,7 @@ def check_keras_file(path: Path) -> None:
     kind = {".keras": "a valid .keras file (a zip archive)", ".h5": "a valid HDF5 (.h5) file"}.get(
         path.suffix, "a valid .keras file (a zip archive) nor a valid HDF5 .h5 file"
     )
-    hint = (
-        " It looks like a frozen graph: use `model=frozen_graph`." if path.suffix in (".pb", ".pbtxt") else ""
-    )
+    hint = " It looks like a frozen graph: use `model=frozen_graph`." if path.suffix in (".pb", ".pbtxt") else ""
     raise ConfigError(
         f"{path} is not {kind}: it is damaged, truncated or another format.{hint} Copy it again or "
         "re-save it "
@@ -87,9 +85,7 @@ def check_model_path(model: dict[str, Any]) -> None:
     path = Path(model["path"]).expanduser()
     fmt = model["format"]
     if not path.exists():
-        raise ConfigError(
-            f"The model path {path} does not exist. Set `model.path` to your model ({_WHAT[fmt]})."
-        )
+        raise ConfigError(f"The model path {path} does not exist. Set `model.path` to your model ({_WHAT[fmt]}).")
     if not os.access(path, os.R_OK):
         raise ConfigError(f"The model path {path} is not readable: check its permissions.")
     if path.is_file() and (path.suffix == ".tflite" or _is_tflite(path)):
@@ -104,9 +100,7 @@ def check_model_path(model: dict[str, Any]) -> None:
             "directory that `tf.saved_model.save` wrote, or pick `model=keras`/`model=frozen_graph`."
         )
     if fmt == "frozen_graph" and path.is_dir():
-        raise ConfigError(
-            f"The model path {path} is a directory; `model=frozen_graph` expects a .pb or .pbtxt file."
-        )
+        raise ConfigError(f"The model path {path} is a directory; `model=frozen_graph` expects a .pb or .pbtxt file.")
     if fmt == "keras":
         check_keras_file(path)
 
@@ -116,13 +110,9 @@ def preflight(cfg: dict[str, Any], run_dir: Path) -> None:
     if model.get("path"):
         check_model_path(model)
     elif not model.get("build"):
-        raise ConfigError(
-            "No model given: set `model.path` (with `model=keras`, `saved_model` or `frozen_graph`)."
-        )
+        raise ConfigError("No model given: set `model.path` (with `model=keras`, `saved_model` or `frozen_graph`).")
     if model["format"] == "frozen_graph" and not (model.get("inputs") and model.get("outputs")):
-        raise ConfigError(
-            "A frozen graph needs its tensor names: set `model.inputs=[...]` and `model.outputs=[...]`."
-        )
+        raise ConfigError("A frozen graph needs its tensor names: set `model.inputs=[...]` and `model.outputs=[...]`.")
     if dataset["kind"] == "npz":
         if not dataset.get("path"):
             raise ConfigError(
@@ -145,9 +135,7 @@ def preflight(cfg: dict[str, Any], run_dir: Path) -> None:
         except StageError as err:
             raise ConfigError(str(err)) from None
     if not os.access(run_dir, os.W_OK):
-        raise ConfigError(
-            f"The output directory {run_dir} is not writable. Choose another with `hydra.run.dir=...`."
-        )
+        raise ConfigError(f"The output directory {run_dir} is not writable. Choose another with `hydra.run.dir=...`.")
 
 
 def check_output_dirs(overrides: list[str]) -> None:

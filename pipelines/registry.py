@@ -48,9 +48,7 @@ def _objective_key(objective: str, entry: dict[str, Any]) -> tuple[float, float]
 
 def choose(report: dict[str, Any], objective: str) -> str | None:
     """The best variant among those that passed their gates, or None."""
-    passing = {
-        n: v for n, v in report["variants"].items() if v["status"] == "passed" and v.get("tflite_path")
-    }
+    passing = {n: v for n, v in report["variants"].items() if v["status"] == "passed" and v.get("tflite_path")}
     return min(passing, key=lambda n: _objective_key(objective, passing[n])) if passing else None
 
 
@@ -77,10 +75,7 @@ def _model_config(variant: str, outcomes: dict[str, Any]) -> dict[str, Any]:
                 "cannot serve; "
                 "give the tail as a numpy function with `split.postprocess._target_=...`"
             )
-        tail = {
-            k: split.get(k)
-            for k in ("cut_tensors", "tail_inputs", "head_final_outputs", "postprocess_config")
-        }
+        tail = {k: split.get(k) for k in ("cut_tensors", "tail_inputs", "head_final_outputs", "postprocess_config")}
     return {
         "variant": variant,
         "names": convert.meta["names"],
@@ -167,9 +162,7 @@ def _register(
     client = MlflowClient(tracking_uri=tracking_uri)
     new_version = str(info.registered_model_version)
     result["version"] = new_version
-    log.info(
-        "Registered %s variant '%s' as %s version %s", report["model"].get("name"), variant, name, new_version
-    )
+    log.info("Registered %s variant '%s' as %s version %s", report["model"].get("name"), variant, name, new_version)
     try:
         champion = client.get_model_version_by_alias(name, alias)
     except MlflowException:

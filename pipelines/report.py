@@ -27,14 +27,25 @@ def _first_error(outcomes: dict[str, Outcome], ids: list[str]) -> str | None:
 
 
 def _variant_entry(
-    name: str, variant_cfg: dict[str, Any], outcomes: dict[str, Outcome], reference: dict[str, Any], run_dir: Path
+    name: str,
+    variant_cfg: dict[str, Any],
+    outcomes: dict[str, Outcome],
+    reference: dict[str, Any],
+    run_dir: Path,
+    random_data: bool,
 ) -> dict[str, Any]:
     def result(stage: str) -> Any:
         outcome = outcomes.get(f"{stage}[{name}]")
         return outcome.result if outcome is not None and outcome.status == "ok" else None
 
     converted, verified, timed = result("convert"), result("verify"), result("benchmark")
-    entry: dict[str, Any] = {"status": "error", "size_bytes": None, "tflite_path": None, "metrics": {}, "gates": {}}
+    entry: dict[str, Any] = {
+        "status": "error",
+        "size_bytes": None,
+        "tflite_path": None,
+        "metrics": {},
+        "gates": {},
+    }
     if converted is not None:
         target = run_dir / "variants" / name / "model.tflite"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -45,11 +56,12 @@ def _variant_entry(
         entry["ops"] = converted.meta["contents"]["ops"]
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
-        entry["gates"] = evaluate_gates(variant_cfg.get("gates") or {}, verified.metrics)
+        entry["gates"] = evaluate_gates(variant_cfg.get("gates") or {}, verified.metrics, random_data)
     if timed is not None and "latency_ms" in timed.metrics:
         entry["metrics"].update(timed.metrics)
-        entry["benchmark"] = {k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped",
-                                                                "environment")}
+        entry["benchmark"] = {
+            k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped", "environment")
+        }
     error = _first_error(outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES])
     if error is None and verified is not None:
         entry["status"] = "passed" if all(g["passed"] for g in entry["gates"].values()) else "failed"
@@ -72,19 +84,23 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     if convert_fp32 is not None and convert_fp32.result is not None:
         fp32_size = convert_fp32.result.metrics["size_bytes"]
     reference_info = {"size_bytes": fp32_size or model.get("size_bytes")}
+    random_data = bool(calib and calib.result and calib.result.meta.get("random"))
     report: dict[str, Any] = {
         "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
         "split": {k: split.get(k) for k in ("mode", "unsupported_ops", "cut_tensors", "postprocess", "tail", "note")},
         "calibration": calib.result.meta["calibration"] if calib and calib.result else None,
         "reference": {"metrics": dict(ref.result.metrics) if ref and ref.result else {}},
         "variants": {
-            name: _variant_entry(name, vcfg, outcomes, reference_info, run_dir)
+            name: _variant_entry(name, vcfg, outcomes, reference_info, run_dir, random_data)
             for name, vcfg in sorted(cfg["variants"].items())
         },
         "size_baseline": "fp32 variant" if fp32_size else "source model",
     }
-    if calib and calib.result and calib.result.meta.get("random"):
-        report["notes"] = ["dataset=random: accuracy and error figures are meaningless; sizes and latency hold."]
+    if random_data:
+        report["notes"] = [
+            "dataset=random: accuracy and error figures are meaningless (argmax agreement is not gated); sizes "
+            "and latency hold."
+        ]
     report["warnings"] = latency_warnings(cfg, report["variants"])
     report["status"] = "passed" if all(v["status"] == "passed" for v in report["variants"].values()) else "failed"
     global_errors = {nid: o.error for nid, o in outcomes.items() if "[" not in nid and o.status == "error"}
@@ -106,11 +122,15 @@ def latency_warnings(cfg: dict[str, Any], variants: dict[str, Any]) -> list[str]
         p50 = (entry["metrics"].get("latency_ms") or {}).get("p50")
         if base and p50 and modes.get(name) != "fp32" and p50 > base * SLOWER_MARGIN:
             cpu = ((entry.get("benchmark") or {}).get("environment") or {}).get("cpu", "this host")
-            warnings.append(f"{name} is slower than {fp32} on this host: p50 {p50:.3f} ms vs {base:.3f} ms "
-                            f"({p50 / base:.1f}x, {cpu}); it saves size, not time, here.")
+            warnings.append(
+                f"{name} is slower than {fp32} on this host: p50 {p50:.3f} ms vs {base:.3f} ms "
+                f"({p50 / base:.1f}x, {cpu}); it saves size, not time, here."
+            )
         if (entry.get("benchmark") or {}).get("capped"):
-            warnings.append(f"{name}: timing stopped at benchmark.max_seconds before benchmark.min_runs; "
-                            "its percentiles rest on few samples.")
+            warnings.append(
+                f"{name}: timing stopped at benchmark.max_seconds before benchmark.min_runs; "
+                "its percentiles rest on few samples."
+            )
     return warnings
 
 
@@ -118,8 +138,10 @@ def split_notes(split: dict[str, Any]) -> list[str]:
     """What the table's reader must know about a cut graph: where it was cut and what runs the tail."""
     if not split.get("cut_tensors"):
         return []
-    notes = [f"Split: cut at {split['cut_tensors']} before ops TFLite cannot run {split.get('unsupported_ops')}; "
-             f"tail: {split.get('postprocess') or split.get('tail')}."]
+    notes = [
+        f"Split: cut at {split['cut_tensors']} before ops TFLite cannot run {split.get('unsupported_ops')}; "
+        f"tail: {split.get('postprocess') or split.get('tail')}."
+    ]
     return notes + ([split["note"]] if split.get("note") else [])
 
 
@@ -130,24 +152,36 @@ def _fmt(value: Any, spec: str = ".4f") -> str:
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
     """Reference row, then one row per variant: the comparison table's cells."""
     ref = report["reference"]["metrics"]
-    rows = [["reference", "-", _fmt(ref.get("accuracy")), "-", "-", _fmt(ref.get("latency_ms", {}).get("p50"), ".4g"),
-             _fmt((report["model"].get("size_bytes") or 0) / 1024, ".1f"), "-"]]
+    rows = [
+        [
+            "reference",
+            "-",
+            _fmt(ref.get("accuracy")),
+            "-",
+            "-",
+            _fmt(ref.get("latency_ms", {}).get("p50"), ".4g"),
+            _fmt((report["model"].get("size_bytes") or 0) / 1024, ".1f"),
+            "-",
+        ]
+    ]
     detection = _is_detection(report)
     for name, v in report["variants"].items():
         m = v["metrics"]
         errors = m["head"] if detection and m.get("head") else m  # reordered detections: compare heads
         rmse = max(errors["rmse"].values()) if errors.get("rmse") else None
         quality = (m.get("detection") or {}).get("matched_fraction") if detection else m.get("accuracy")
-        rows.append([
-            name,
-            v["status"],
-            _fmt(quality),
-            _fmt(m.get("accuracy_delta"), "+.4f"),
-            _fmt(rmse, ".2e"),
-            _fmt(m.get("latency_ms", {}).get("p50"), ".4g") + (" !" if _slower(report, name) else ""),
-            _fmt(v["size_bytes"] / 1024 if v["size_bytes"] else None, ".1f"),
-            _fmt(v.get("size_ratio"), ".3f"),
-        ])
+        rows.append(
+            [
+                name,
+                v["status"],
+                _fmt(quality),
+                _fmt(m.get("accuracy_delta"), "+.4f"),
+                _fmt(rmse, ".2e"),
+                _fmt(m.get("latency_ms", {}).get("p50"), ".4g") + (" !" if _slower(report, name) else ""),
+                _fmt(v["size_bytes"] / 1024 if v["size_bytes"] else None, ".1f"),
+                _fmt(v.get("size_ratio"), ".3f"),
+            ]
+        )
     return rows
 
 
@@ -156,7 +190,16 @@ def _slower(report: dict[str, Any], name: str) -> bool:
 
 
 HEADER = ["variant", "status", "accuracy", "Δ accuracy", "max RMSE", "p50 ms", "size KiB", "size ratio"]
-DETECTION_HEADER = ["variant", "status", "det. match", "Δ accuracy", "head RMSE", "p50 ms", "size KiB", "size ratio"]
+DETECTION_HEADER = [
+    "variant",
+    "status",
+    "det. match",
+    "Δ accuracy",
+    "head RMSE",
+    "p50 ms",
+    "size KiB",
+    "size ratio",
+]
 
 
 def _is_detection(report: dict[str, Any]) -> bool:
@@ -171,7 +214,7 @@ def header(report: dict[str, Any]) -> list[str]:
 def format_table(report: dict[str, Any]) -> str:
     rows = [header(report), *table_rows(report)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     problems = [f"  {n}: {v['error']}" for n, v in report["variants"].items() if v.get("error")]
     failed_gates = [
@@ -182,10 +225,13 @@ def format_table(report: dict[str, Any]) -> str:
     ]
     warnings = [f"  {w}" for w in report.get("warnings", [])]
     notes = [f"  {n}" for n in [*split_notes(report["split"]), *report.get("notes", [])]]
-    return "\n".join(lines + (["", "Notes:", *notes] if notes else []) +
-                     (["", "Warnings (! in the table):", *warnings] if warnings else []) +
-                     (["", "Errors:", *problems] if problems else []) +
-                     (["", "Failed gates:", *failed_gates] if failed_gates else []))
+    return "\n".join(
+        lines
+        + (["", "Notes:", *notes] if notes else [])
+        + (["", "Warnings (! in the table):", *warnings] if warnings else [])
+        + (["", "Errors:", *problems] if problems else [])
+        + (["", "Failed gates:", *failed_gates] if failed_gates else [])
+    )
 
 
 def format_markdown(report: dict[str, Any]) -> str:
@@ -202,7 +248,7 @@ def format_markdown(report: dict[str, Any]) -> str:
     details = format_table(report).split("\n\n", 1)
     if len(details) > 1:
         lines += ["", "```", details[1], "```"]
-    if (report.get("plot")):
+    if report.get("plot"):
         lines += ["", f"![accuracy and error against size and latency]({report['plot']})"]
     return "\n".join(lines) + "\n"
 

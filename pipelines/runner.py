@@ -51,18 +51,14 @@ def run_dag(
         failed += [f for nid in node.needs if outcomes[nid].status == "skipped" for f in outcomes[nid].failed]
         failed = list(dict.fromkeys(failed))
         if failed:
-            outcomes[node.id] = Outcome(
-                "skipped", error=f"skipped because {', '.join(failed)} failed", failed=failed
-            )
+            outcomes[node.id] = Outcome("skipped", error=f"skipped because {', '.join(failed)} failed", failed=failed)
             log.info("%s skipped (%s failed)", prefix, ", ".join(failed))
             continue
         upstream = {arg: outcomes[nid] for arg, nid in node.upstream.items()}
         key = node_key(node, {arg: o.key for arg, o in upstream.items()})
         started = time.perf_counter()
         try:
-            result, cached = _run_node(
-                node, key, {a: o.result for a, o in upstream.items()}, cache, worker, timeout_s
-            )
+            result, cached = _run_node(node, key, {a: o.result for a, o in upstream.items()}, cache, worker, timeout_s)
         except StageFailed as err:
             seconds = time.perf_counter() - started
             outcomes[node.id] = Outcome(

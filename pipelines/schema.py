@@ -180,7 +180,7 @@ class RuntimeConfig:
     stage_timeout_s: float = 1800.0
     # The worker is replaced after a stage once it holds more than this (TensorFlow keeps what conversions
     # allocated); null never replaces it.
-    worker_max_rss_mb: Optional[float] = 2500.0
+    worker_max_rss_mb: Optional[float] = 2000.0
     debug: bool = False
 
 

@@ -82,9 +82,7 @@ class SweepCallback(Callback):
             from pipelines.tracking import start_sweep_run
 
             uri = absolute_uri(str(config.tracking.uri))
-            experiment = (
-                _select(config, "tracking.experiment") or _select(config, "model.name") or "tflite-pipeline"
-            )
+            experiment = _select(config, "tracking.experiment") or _select(config, "model.name") or "tflite-pipeline"
             launcher = str(_select(config, "hydra.launcher._target_") or "basic").rsplit(".", 1)[-1]
             try:
                 parent = start_sweep_run(
@@ -227,9 +225,7 @@ def format_sweep_markdown(summary: dict[str, Any]) -> str:
             )
             + " |"
         )
-    errors = [
-        f"- job {r['job']} {r['variant'] or ''}: {r['error']}" for r in summary["rows"] if r.get("error")
-    ]
+    errors = [f"- job {r['job']} {r['variant'] or ''}: {r['error']}" for r in summary["rows"] if r.get("error")]
     if errors:
         lines += ["", "Errors:", "", *errors]
     return "\n".join(lines) + "\n"

@@ -23,7 +23,7 @@ import numpy as np
 warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
 
 
-class TFLitePyfunc(mlflow.pyfunc.PythonModel):
+class TFLitePyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
     """Artifacts: `tflite` (the model file) and `config` (signature names, input names, the split tail)."""
 
     def load_context(self, context: Any) -> None:
@@ -49,9 +49,7 @@ class TFLitePyfunc(mlflow.pyfunc.PythonModel):
         missing = [n for n in self.inputs if n not in feeds]
         if missing:
             raise KeyError(f"predict() input lacks {missing}; the model's inputs are {self.inputs}.")
-        return {
-            n: feeds[n].astype(np.float32) if feeds[n].dtype.kind == "f" else feeds[n] for n in self.inputs
-        }
+        return {n: feeds[n].astype(np.float32) if feeds[n].dtype.kind == "f" else feeds[n] for n in self.inputs}
 
     def _run_tail(self, head: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The numpy postprocess tail, as stages.split.run_tail calls it (cut tensors + tail inputs)."""
@@ -59,16 +57,12 @@ class TFLitePyfunc(mlflow.pyfunc.PythonModel):
         module_name, _, fn_name = tail["postprocess_config"]["_target_"].rpartition(".")
         fn = getattr(importlib.import_module(module_name), fn_name)
         kwargs = {k: v for k, v in tail["postprocess_config"].items() if k != "_target_"}
-        tensors = {c: head[c] for c in tail["cut_tensors"]} | {
-            n: feeds[n] for n in tail.get("tail_inputs", [])
-        }
+        tensors = {c: head[c] for c in tail["cut_tensors"]} | {n: feeds[n] for n in tail.get("tail_inputs", [])}
         final = {n: head[n] for n in tail.get("head_final_outputs", []) if n in head}
         return final | {k: np.asarray(v) for k, v in fn(tensors, **kwargs).items()}
 
     # model_input is left unannotated on purpose: MLflow turns a type hint into input validation.
-    def predict(
-        self, context: Any, model_input, params: dict[str, Any] | None = None
-    ) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]  # noqa: ANN001
+    def predict(self, context: Any, model_input, params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]  # noqa: ANN001
         feeds = self._feeds(model_input)
         outputs = self.model(feeds)
         return self._run_tail(outputs, feeds) if self.tail else outputs

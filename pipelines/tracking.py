@@ -166,6 +166,7 @@ def _remote(method: str, *args: Any) -> Any:
     global _session
     if method == "warm":
         import mlflow  # noqa: F401 - the slow part, done before the config is even composed
+
         return None
     if method == "open":
         import logging

@@ -26,9 +26,27 @@ from typing import Any
 # The SIMD features LiteRT's kernels (XNNPACK, ruy, the reference kernels) dispatch on: they explain most
 # differences between hosts, so every figure carries them.
 _RELEVANT_FLAGS = (
-    "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-    "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "sve",
-    "i8mm", "bf16",
+    "sse4_1",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "asimddp",
+    "sve",
+    "i8mm",
+    "bf16",
 )
 
 
@@ -58,7 +76,7 @@ def _version(package: str) -> str | None:
 
 def environment() -> dict[str, Any]:
     """What a latency figure depends on besides the model: CPU, its SIMD flags, cores, load, versions."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = platform.processor() or platform.machine(), set[str]()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")

@@ -59,7 +59,12 @@ def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     try:
         done = subprocess.run(
             [sys.executable, "-m", "stages.bench_child"],
-            input=json.dumps(spec), capture_output=True, text=True, timeout=timeout_s, env=env, cwd=PROJECT_ROOT,
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=env,
+            cwd=PROJECT_ROOT,
         )
     except subprocess.TimeoutExpired:
         raise StageError(

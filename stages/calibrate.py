@@ -38,9 +38,7 @@ def _checksum(feeds: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def check_inputs(
-    feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], source: str
-) -> dict[str, np.ndarray]:
+def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], source: str) -> dict[str, np.ndarray]:
     """Shape, dtype and finiteness against the model's inputs; returns arrays cast to the input dtypes."""
     checked = {}
     counts = {name: (len(array) if np.ndim(array) else 0) for name, array in feeds.items()}
@@ -69,11 +67,7 @@ def check_inputs(
                 f"The dataset {source} gives input '{spec['name']}' as {array.dtype}; the model expects "
                 f"{spec['dtype']}. Store numbers, not objects or strings."
             )
-        if (
-            np.dtype(spec["dtype"]).kind in "iub"
-            and array.dtype.kind == "f"
-            and not np.all(np.mod(array, 1) == 0)
-        ):
+        if np.dtype(spec["dtype"]).kind in "iub" and array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
             raise InputError(
                 f"The dataset {source} gives input '{spec['name']}' as {array.dtype} with fractional "
                 "values, but the "
@@ -105,9 +99,7 @@ def check_labels(labels: np.ndarray, total: int, source: str) -> np.ndarray:
             "must be integer class indices, one per sample (convert one-hot labels with `y.argmax(-1)`)."
         )
     if len(labels) != total:
-        raise InputError(
-            f"The dataset {source} has {total} samples but {len(labels)} labels in 'y'. Align them."
-        )
+        raise InputError(f"The dataset {source} has {total} samples but {len(labels)} labels in 'y'. Align them.")
     return labels.astype(np.int64)
 
 
@@ -145,9 +137,7 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
         if labels is not None:
             labels = check_labels(labels, total, source)
         if total < 2:
-            raise InputError(
-                f"The dataset {source} has {total} sample(s): calibration and evaluation need >= 2."
-            )
+            raise InputError(f"The dataset {source} has {total} sample(s): calibration and evaluation need >= 2.")
         order = np.random.default_rng(int(dataset["seed"])).permutation(total)
         n_eval = max(1, min(int(round(total * float(dataset["eval_fraction"]))), total - 1))
         eval_idx, calib_idx = order[:n_eval][: int(dataset["max_eval_samples"])], order[n_eval:][:num]

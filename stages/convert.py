@@ -82,9 +82,7 @@ def inspect_tflite(path: Path) -> dict[str, Any]:
     float_ops: Counter[str] = Counter()
     for op in ops_details:
         ins = [int(i) for i in op["inputs"] if i >= 0]
-        weights.update(
-            tensors[i] for i in ins if i not in produced and i not in model_inputs and i in tensors
-        )
+        weights.update(tensors[i] for i in ins if i not in produced and i not in model_inputs and i in tensors)
         if op["op_name"] in _CONVERSION_OPS:
             continue
         touched = [tensors[i] for i in [*ins, *(int(o) for o in op["outputs"])] if i in tensors]
@@ -115,21 +113,13 @@ def check_variant(
     for role in ("inputs", "outputs"):
         for tensor, detail in io[role].items():
             got = detail["dtype"]
-            if (
-                got == want_io
-                or (want_io == "float32" and np.dtype(got).kind == "f")
-                or np.dtype(got).kind == "b"
-            ):
+            if got == want_io or (want_io == "float32" and np.dtype(got).kind == "f") or np.dtype(got).kind == "b":
                 continue
             if np.dtype(got).kind in "iu" and got == (source_dtypes or {}).get(tensor):
                 continue  # an integer input of the original model (token ids, indices) stays integer
             raise StageError(
                 f"Variant '{name}' asked for {want_io} {role} but {role[:-1]} '{tensor}' came back {got}"
-                + (
-                    ": the converter did not produce a full-integer model."
-                    if np.dtype(got).kind == "f"
-                    else "."
-                )
+                + (": the converter did not produce a full-integer model." if np.dtype(got).kind == "f" else ".")
                 + f" Check `variants.{name}.io_dtype`."
             )
     weights, float_ops = contents.get("weight_dtypes", {}), contents.get("float_ops", {})
@@ -159,9 +149,7 @@ def check_variant(
             "This happens when the model has no float weights to shrink; fp32 is the same model here."
         )
     elif mode == "fp32" and any(weights.get(d) for d in ("int8", "int16", "float16")):
-        raise StageError(
-            f"Variant '{name}' asked for a plain float32 model but it has quantized weights {weights}."
-        )
+        raise StageError(f"Variant '{name}' asked for a plain float32 model but it has quantized weights {weights}.")
 
 
 def check_calibration(variant: dict[str, Any], calib: dict[str, np.ndarray]) -> None:
@@ -199,9 +187,7 @@ def convert(
         flatbuffer = converter.convert()
     except Exception as err:  # noqa: BLE001 - ConverterError and friends
         lines = [line for line in str(err).splitlines() if "error" in line.lower()] or str(err).splitlines()
-        raise StageError(
-            f"The TFLite converter failed for variant '{variant['name']}': {lines[0][:400]}"
-        ) from None
+        raise StageError(f"The TFLite converter failed for variant '{variant['name']}': {lines[0][:400]}") from None
     convert_s = time.perf_counter() - started
     path = Path(out_dir) / "model.tflite"
     path.write_bytes(flatbuffer)

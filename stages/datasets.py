@@ -30,9 +30,7 @@ def read_npz(path: str, input_names: list[str]) -> tuple[dict[str, np.ndarray], 
     """Inputs keyed by input name (key `x` for a single-input model) and optional labels `y`."""
     file = Path(path)
     if not file.is_file():
-        raise InputError(
-            f"The dataset file {path} does not exist. Set `dataset.path` to an existing .npz file."
-        )
+        raise InputError(f"The dataset file {path} does not exist. Set `dataset.path` to an existing .npz file.")
     try:
         with np.load(file, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

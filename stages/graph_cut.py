@@ -117,11 +117,7 @@ def tensor_dtypes(graph_def: Any) -> dict[str, str]:
     graph = tf.Graph()
     with graph.as_default():
         tf.graph_util.import_graph_def(graph_def, name="")
-    return {
-        tensor_name(op.name, i): t.dtype.name
-        for op in graph.get_operations()
-        for i, t in enumerate(op.outputs)
-    }
+    return {tensor_name(op.name, i): t.dtype.name for op in graph.get_operations() for i, t in enumerate(op.outputs)}
 
 
 def compute_cut(
@@ -179,9 +175,7 @@ def compute_cut(
 
 
 def _num_outputs(graph: _Graph, name: str) -> int:
-    used = [
-        index for consumer in graph.consumers[name] for src, index, _ in graph.inputs[consumer] if src == name
-    ]
+    used = [index for consumer in graph.consumers[name] for src, index, _ in graph.inputs[consumer] if src == name]
     return max(used, default=0) + 1
 
 
@@ -192,9 +186,7 @@ def manual_cut(graph_def: Any, inputs: list[str], outputs: list[str], cut_tensor
     needed = graph.upstream(split_tensor(o)[0] for o in outputs)
     tail = needed - head
     input_nodes = {split_tensor(i)[0] for i in inputs}
-    tail_inputs = sorted(
-        {tensor_name(s, i) for n in tail for s, i, c in graph.inputs[n] if not c and s in input_nodes}
-    )
+    tail_inputs = sorted({tensor_name(s, i) for n in tail for s, i, c in graph.inputs[n] if not c and s in input_nodes})
     return CutPlan(
         tail=tail,
         cut_tensors=[tensor_name(*split_tensor(c)) for c in cut_tensors],

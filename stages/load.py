@@ -12,11 +12,7 @@ _SUFFIXES = {"keras": (".keras", ".h5", ".hdf5"), "frozen_graph": (".pb", ".pbtx
 
 
 def _size(path: Path) -> int:
-    return (
-        path.stat().st_size
-        if path.is_file()
-        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    )
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def model_path(load: StageResult) -> str:
@@ -46,9 +42,7 @@ def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
     else:
         raise InputError("No model given: set `model.path` (and `model=keras|saved_model|frozen_graph`).")
     if not path.exists():
-        raise InputError(
-            f"The model path {path} does not exist. Set `model.path` to your model file or directory."
-        )
+        raise InputError(f"The model path {path} does not exist. Set `model.path` to your model file or directory.")
     model["path"] = str(path)
     model["name"] = model.get("name") or path.name.split(".")[0]
     try:

@@ -54,8 +54,7 @@ def compare(
     if scores is not None:
         metrics["argmax_agreement"] = float(
             np.mean(
-                np.argmax(reference[scores], -1)
-                == np.argmax(candidate[scores].reshape(reference[scores].shape), -1)
+                np.argmax(reference[scores], -1) == np.argmax(candidate[scores].reshape(reference[scores].shape), -1)
             )
         )
         if labels is not None:

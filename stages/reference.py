@@ -41,7 +41,8 @@ def reference(
         one = {k: v[:1] for k, v in feeds.items()}
         for _ in range(3):
             latency_fn(one)
-        samples, deadline = [], time.perf_counter() + bench["min_seconds"]
+        samples: list[float] = []
+        deadline = time.perf_counter() + bench["min_seconds"]
         while len(samples) < 20 or time.perf_counter() < deadline:
             start = time.perf_counter()
             latency_fn(one)

@@ -126,16 +126,17 @@ def _quick_scan(load: StageResult) -> list[str]:
 
 
 def _io_shapes(load: StageResult, ins: dict[str, str]) -> dict[str, list[int]]:
-    return {
-        ins[i["name"]]: [-1 if d is None else d for d in i["shape"]] for i in load.meta["model"]["inputs"]
-    }
+    return {ins[i["name"]]: [-1 if d is None else d for d in i["shape"]] for i in load.meta["model"]["inputs"]}
 
 
 def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     from stages.graph_cut import compute_cut, manual_cut, tensor_dtypes
 
     # `split.postprocess` wins; else the tail the model config ships with (the bundled examples do).
-    scfg = {**cfg["split"], "postprocess": cfg["split"].get("postprocess") or load.meta["model"].get("postprocess")}
+    scfg = {
+        **cfg["split"],
+        "postprocess": cfg["split"].get("postprocess") or load.meta["model"].get("postprocess"),
+    }
     mode = str(scfg["mode"])
     target = _postprocess_target(scfg.get("postprocess"))
     if target:
@@ -267,9 +268,7 @@ def head_handle(load: StageResult, split: StageResult) -> Any:
     return _HEADS[key]
 
 
-def full_model_outputs(
-    load: StageResult, split: StageResult, feeds: dict[str, Any]
-) -> tuple[dict[str, Any], Any]:
+def full_model_outputs(load: StageResult, split: StageResult, feeds: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The original (uncut) model's outputs on `feeds`, and a callable that runs it (for latency)."""
     from stages.load import model_path
     from stages.tf_model import load_handle

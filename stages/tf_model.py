@@ -111,9 +111,7 @@ def _load_keras(path: str, safe_mode: bool) -> ModelHandle:
             ) from None
         raise
     inputs = _infos([(t.name, tf.TensorSpec(t.shape, t.dtype)) for t in model.inputs])
-    out_names = list(
-        getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))]
-    )
+    out_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
     outputs_infos = _infos(
         [(n, tf.TensorSpec(t.shape, t.dtype)) for n, t in zip(out_names, model.outputs, strict=True)]
     )
@@ -146,9 +144,7 @@ def _load_saved_model(path: str, signature: str) -> ModelHandle:
     in_names = sorted(in_specs)
     inputs = _infos([(n, in_specs[n]) for n in in_names])
     out_struct = sig.structured_outputs
-    outputs = _infos(
-        [(n, tf.TensorSpec(out_struct[n].shape, out_struct[n].dtype)) for n in sorted(out_struct)]
-    )
+    outputs = _infos([(n, tf.TensorSpec(out_struct[n].shape, out_struct[n].dtype)) for n in sorted(out_struct)])
     specs = [tf.TensorSpec(i.shape, i.dtype, name=i.key) for i in inputs]
 
     @tf.function(input_signature=specs)
@@ -228,8 +224,7 @@ def frozen_graph_handle(
         if shape_cfg is not None:
             shape = [None if d is None or d < 0 else int(d) for d in shape_cfg]
             if declared is not None and (
-                len(shape) != len(declared)
-                or any(a and b and a != b for a, b in zip(shape, declared, strict=True))
+                len(shape) != len(declared) or any(a and b and a != b for a, b in zip(shape, declared, strict=True))
             ):
                 shown = ["?" if d is None else d for d in declared]
                 raise InputError(
@@ -248,8 +243,7 @@ def frozen_graph_handle(
         specs.append(tf.TensorSpec(shape, dtype))
     in_infos = _infos(list(zip(inputs, specs, strict=True)))
     out_infos = [
-        TensorInfo(o, i.key, (), "float32")
-        for o, i in zip(outputs, _infos([(o, None) for o in outputs]), strict=True)
+        TensorInfo(o, i.key, (), "float32") for o, i in zip(outputs, _infos([(o, None) for o in outputs]), strict=True)
     ]
 
     def _import(*args: Any) -> None:
@@ -289,9 +283,7 @@ def _load_cached(fmt: str, path: str, stamp: tuple[int, int], options: str) -> M
     if fmt == "saved_model":
         return _load_saved_model(path, opts.get("signature", "serving_default"))
     if fmt == "frozen_graph":
-        return frozen_graph_handle(
-            read_graph_def(path), opts["inputs"], opts["outputs"], opts.get("input_shapes")
-        )
+        return frozen_graph_handle(read_graph_def(path), opts["inputs"], opts["outputs"], opts.get("input_shapes"))
     raise InputError(f"Unknown model format '{fmt}': use keras, saved_model or frozen_graph.")
 
 
@@ -306,6 +298,4 @@ def load_handle(model: dict[str, Any]) -> ModelHandle:
         names = options[role]
         if names:
             options[role] = [t["name"] if isinstance(t, dict) else t for t in names]
-    return _load_cached(
-        model["format"], path, (stat.st_mtime_ns, stat.st_size), json.dumps(options, sort_keys=True)
-    )
+    return _load_cached(model["format"], path, (stat.st_mtime_ns, stat.st_size), json.dumps(options, sort_keys=True))

@@ -53,9 +53,7 @@ def mlflow_server(root: Path, timeout_s: float = 120) -> Iterator[str]:
         deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"mlflow server exited with {proc.returncode}:\n{(root / 'server.log').read_text()}"
-                )
+                raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{(root / 'server.log').read_text()}")
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
                     if resp.status == 200:

@@ -31,8 +31,15 @@ def tiny_tflite(tmp_path_factory: pytest.TempPathFactory) -> StageResult:
 
 
 def settings(**overrides: Any) -> dict[str, Any]:
-    base = {"enabled": True, "num_threads": 1, "use_xnnpack": True, "warmup": 3, "min_runs": 40,
-            "min_seconds": 0.05, "max_seconds": 5.0}
+    base = {
+        "enabled": True,
+        "num_threads": 1,
+        "use_xnnpack": True,
+        "warmup": 3,
+        "min_runs": 40,
+        "min_seconds": 0.05,
+        "max_seconds": 5.0,
+    }
     return {"benchmark": {**base, **overrides}}
 
 
@@ -64,8 +71,15 @@ def test_xnnpack_off_and_thread_list_are_recorded(tiny_tflite: StageResult, tmp_
 def test_timing_runs_in_a_separate_process_without_tensorflow(tiny_tflite: StageResult) -> None:
     import os
 
-    spec = {"model_path": str(tiny_tflite.path("tflite")), "num_threads": 1, "use_xnnpack": True, "warmup": 1,
-            "min_runs": 5, "min_seconds": 0.0, "max_seconds": 5.0}
+    spec = {
+        "model_path": str(tiny_tflite.path("tflite")),
+        "num_threads": 1,
+        "use_xnnpack": True,
+        "warmup": 1,
+        "min_runs": 5,
+        "min_seconds": 0.0,
+        "max_seconds": 5.0,
+    }
     result = run_child(spec, timeout_s=120)
     assert result["process"]["pid"] != os.getpid()
     assert result["process"]["tensorflow_loaded"] is False
@@ -95,20 +109,41 @@ def test_unreadable_model_fails_with_a_clear_message(tmp_path: Path) -> None:
 
 
 def _variant(p50: float, capped: bool = False) -> dict[str, Any]:
-    return {"status": "passed", "size_bytes": 1000, "error": None, "gates": {}, "size_ratio": 1.0,
-            "metrics": {"latency_ms": {"p50": p50, "p90": p50 * 1.1}, "accuracy": 0.9},
-            "benchmark": {"capped": [1] if capped else [], "environment": {"cpu": "Test CPU"}}}
+    return {
+        "status": "passed",
+        "size_bytes": 1000,
+        "error": None,
+        "gates": {},
+        "size_ratio": 1.0,
+        "metrics": {"latency_ms": {"p50": p50, "p90": p50 * 1.1}, "accuracy": 0.9},
+        "benchmark": {"capped": [1] if capped else [], "environment": {"cpu": "Test CPU"}},
+    }
 
 
 def test_warning_when_a_quantized_variant_is_slower_than_fp32() -> None:
-    cfg = {"variants": {"fp32": {"mode": "fp32"}, "int8": {"mode": "int8"}, "dynamic": {"mode": "dynamic"},
-                        "fp16": {"mode": "fp16"}}}
-    variants = {"fp32": _variant(1.0), "int8": _variant(0.5), "dynamic": _variant(2.0), "fp16": _variant(1.03)}
+    cfg = {
+        "variants": {
+            "fp32": {"mode": "fp32"},
+            "int8": {"mode": "int8"},
+            "dynamic": {"mode": "dynamic"},
+            "fp16": {"mode": "fp16"},
+        }
+    }
+    variants = {
+        "fp32": _variant(1.0),
+        "int8": _variant(0.5),
+        "dynamic": _variant(2.0),
+        "fp16": _variant(1.03),
+    }
     warnings = latency_warnings(cfg, variants)
     assert len(warnings) == 1 and warnings[0].startswith("dynamic is slower than fp32")
     assert "2.0x" in warnings[0] and "Test CPU" in warnings[0]
-    report = {"model": {"size_bytes": 4000}, "reference": {"metrics": {}}, "variants": variants,
-              "warnings": warnings}
+    report = {
+        "model": {"size_bytes": 4000},
+        "reference": {"metrics": {}},
+        "variants": variants,
+        "warnings": warnings,
+    }
     table = format_table(report)
     assert "Warnings" in table and "2 !" in table and "0.5 !" not in table
 
@@ -127,8 +162,11 @@ def test_pareto_front_and_label_groups() -> None:
 
 
 def test_plot_is_written(tmp_path: Path) -> None:
-    report = {"model": {"name": "m"}, "reference": {"metrics": {"accuracy": 0.9, "latency_ms": {"p50": 5.0}}},
-              "variants": {"fp32": _variant(1.0), "int8": {**_variant(0.01), "size_bytes": 250}}}
+    report = {
+        "model": {"name": "m"},
+        "reference": {"metrics": {"accuracy": 0.9, "latency_ms": {"p50": 5.0}}},
+        "variants": {"fp32": _variant(1.0), "int8": {**_variant(0.01), "size_bytes": 250}},
+    }
     path = plot_tradeoffs(report, tmp_path / "tradeoffs.png")
     assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -140,8 +178,14 @@ def test_bad_settings_stop_the_cli_before_any_work(tmp_path: Path) -> None:
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     for override in ("benchmark.num_threads=0", "benchmark.max_seconds=0"):
-        done = subprocess.run([sys.executable, "-m", "pipelines", override, "tracking.enabled=false"],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+        done = subprocess.run(
+            [sys.executable, "-m", "pipelines", override, "tracking.enabled=false"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert done.returncode == 2, done.stderr[-2000:]
         assert "benchmark." in done.stderr + done.stdout
     assert not list(tmp_path.glob("outputs/cache/*"))

@@ -39,11 +39,7 @@ def _compose(overrides: list[str]) -> dict:
 
 def _cases() -> list[list[str]]:
     cases = [[f"{g}={o}", *REQUIRED.get(f"{g}={o}", [])] for g in GROUPS for o in _options(g)]
-    cases += (
-        [[f"+experiment={e}"] for e in _options("experiment")]
-        if (Path(CONF_DIR) / "experiment").is_dir()
-        else []
-    )
+    cases += [[f"+experiment={e}"] for e in _options("experiment")] if (Path(CONF_DIR) / "experiment").is_dir() else []
     return cases
 
 
@@ -77,11 +73,7 @@ def test_typos_fail_at_compose_time(override: str) -> None:
     """Hydra rejects them with a message naming the bad key or option (the CLI maps this to exit 2)."""
     with pytest.raises((ConfigCompositionException, MissingConfigException)) as err:
         _compose([override])
-    bad = (
-        override.split("=")[1 if override.startswith(("split=", "variants=[")) else 0]
-        .strip("[]")
-        .split(".")[-1]
-    )
+    bad = override.split("=")[1 if override.startswith(("split=", "variants=[")) else 0].strip("[]").split(".")[-1]
     assert bad in str(err.value) + str(err.value.__cause__)
 
 

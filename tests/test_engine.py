@@ -40,7 +40,10 @@ VARIANTS = {"double": {"factor": 2}, "triple": {"factor": 3}}
 
 
 def _run(
-    tmp_path: Path, stages: dict[str, Any], variants: dict[str, Any] = VARIANTS, max_rss_mb: float | None = None
+    tmp_path: Path,
+    stages: dict[str, Any],
+    variants: dict[str, Any] = VARIANTS,
+    max_rss_mb: float | None = None,
 ) -> dict:
     nodes = build_dag(stages, variants)
     with Worker(max_rss_mb=max_rss_mb) as worker:

@@ -64,9 +64,7 @@ def _pipeline(tmp: Path, model: dict[str, Any], data: dict[str, np.ndarray], var
     return {"load": loaded, "calibrate": calib, "convert": converted}
 
 
-def _check_fp32_by_name(
-    tmp: Path, model: dict[str, Any], data: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
+def _check_fp32_by_name(tmp: Path, model: dict[str, Any], data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """fp32 TFLite outputs equal the original model's to 1e-4, output by output, matched by name."""
     stages = _pipeline(tmp, model, data, {"name": "fp32", "mode": "fp32", "gates": {}})
     handle = load_handle(stages["load"].meta["model"])
@@ -120,9 +118,7 @@ def test_keras2_era_h5_two_outputs(tmp_path: Path) -> None:
     keras.Model(inputs, [first, second]).save(tmp_path / "legacy.h5")  # the legacy HDF5 format
     assert (tmp_path / "legacy.h5").read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
     x = np.random.default_rng(2).random((30, 5), dtype=np.float32)
-    expected = _check_fp32_by_name(
-        tmp_path, {"format": "keras", "path": str(tmp_path / "legacy.h5")}, {"x": x}
-    )
+    expected = _check_fp32_by_name(tmp_path, {"format": "keras", "path": str(tmp_path / "legacy.h5")}, {"x": x})
     assert set(expected) == {"b_class", "a_regress"}
 
 
@@ -187,9 +183,7 @@ def test_two_input_model(tmp_path: Path) -> None:
 def test_integer_io_quantized_with_models_own_params(tmp_path: Path, io_dtype: str) -> None:
     _two_input_model(tmp_path / "two.keras")
     variant = {"name": "int8_io", "mode": "int8", "io_dtype": io_dtype, "gates": {}}
-    stages = _pipeline(
-        tmp_path, {"format": "keras", "path": str(tmp_path / "two.keras")}, _two_input_data(), variant
-    )
+    stages = _pipeline(tmp_path, {"format": "keras", "path": str(tmp_path / "two.keras")}, _two_input_data(), variant)
     io = stages["convert"].meta["io"]
     for role in ("inputs", "outputs"):
         for name, detail in io[role].items():
@@ -294,11 +288,7 @@ def test_cli_two_input_npz_all_variants_by_name(tmp_path: Path, run_cli: Any) ->
     assert report["variants"]["int8_io"]["io"]["inputs"]["image"]["dtype"] == "uint8"
     assert report["variants"]["int8_io"]["status"] != "error", report["variants"]["int8_io"]["error"]
     calibration = report["calibration"]
-    assert (
-        calibration["count"] == 100
-        and len(calibration["checksum"]) == 64
-        and "data.npz" in calibration["source"]
-    )
+    assert calibration["count"] == 100 and len(calibration["checksum"]) == 64 and "data.npz" in calibration["source"]
 
 
 def test_relative_rmse_gate_is_scale_free() -> None:

@@ -153,9 +153,7 @@ def test_two_runs_at_once_on_one_cache_and_fresh_sqlite(tmp_path: Path, tiny_ker
     assert len(children) == 4
     for parent in parents:
         mine = sorted(
-            r.data.tags["variant"]
-            for r in children
-            if r.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            r.data.tags["variant"] for r in children if r.data.tags["mlflow.parentRunId"] == parent.info.run_id
         )
         assert mine == ["fp32", "int8"]
     reports = [json.loads((tmp_path / f"run{i}" / "report.json").read_text()) for i in range(2)]

@@ -41,13 +41,9 @@ def upstream(tiny_keras: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     model = {"name": None, "format": "keras", "path": str(tiny_keras), "safe_mode": True}
     out = {}
     out["load"] = _settled(load({"model": model}, _dir(tmp, "load")), str(tmp / "load"))
-    out["split"] = _settled(
-        split({"split": {"mode": "auto"}}, _dir(tmp, "split"), out["load"]), str(tmp / "split")
-    )
+    out["split"] = _settled(split({"split": {"mode": "auto"}}, _dir(tmp, "split"), out["load"]), str(tmp / "split"))
     cal_cfg = {"dataset": {"kind": "digits"}, "num_samples": 20, "seed": 0}
-    out["calibrate"] = _settled(
-        calibrate(cal_cfg, _dir(tmp, "cal"), out["load"], out["split"]), str(tmp / "cal")
-    )
+    out["calibrate"] = _settled(calibrate(cal_cfg, _dir(tmp, "cal"), out["load"], out["split"]), str(tmp / "cal"))
     bench = {"enabled": True, "min_seconds": 0.05}
     out["reference"] = _settled(
         reference({"benchmark": bench}, _dir(tmp, "ref"), out["load"], out["split"], out["calibrate"]),
@@ -89,9 +85,7 @@ def test_reference_computes_outputs_accuracy_and_latency(upstream: dict[str, Sta
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_convert_verify_benchmark_each_variant(
-    name: str, upstream: dict[str, StageResult], tmp_path: Path
-) -> None:
+def test_convert_verify_benchmark_each_variant(name: str, upstream: dict[str, StageResult], tmp_path: Path) -> None:
     from stages.benchmark import benchmark
     from stages.convert import convert
     from stages.verify import verify

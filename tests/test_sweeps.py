@@ -102,8 +102,7 @@ def test_parallel_jobs_wait_for_and_reuse_each_others_cache_entries(tmp_path: Pa
     start, results = ctx.Event(), ctx.Queue()
     log_file = tmp_path / "computed.log"
     procs = [
-        ctx.Process(target=_contend, args=(str(tmp_path / "cache"), str(log_file), start, results))
-        for _ in range(2)
+        ctx.Process(target=_contend, args=(str(tmp_path / "cache"), str(log_file), start, results)) for _ in range(2)
     ]
     for proc in procs:
         proc.start()

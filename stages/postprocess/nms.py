@@ -107,9 +107,7 @@ def filter_detections(
     if missing:
         raise KeyError(f"filter_detections needs head outputs {missing}; the head gives {sorted(tensors)}")
     per_image = [
-        filter_detections_single(
-            b, c, class_specific_filter, score_threshold, max_detections, nms_threshold, apply_nms
-        )
+        filter_detections_single(b, c, class_specific_filter, score_threshold, max_detections, nms_threshold, apply_nms)
         for b, c in zip(tensors[boxes], tensors[classification], strict=True)
     ]
     names = list(outputs)
