@@ -224,7 +224,7 @@ def format_table(report: dict[str, Any]) -> str:
         if not r["passed"]
     ]
     warnings = [f"  {w}" for w in report.get("warnings", [])]
-    notes = [f"  {n}" for n in [*split_notes(report["split"]), *report.get("notes", [])]]
+    notes = [f"  {n}" for n in [*split_notes(report.get("split") or {}), *report.get("notes", [])]]
     return "\n".join(
         lines
         + (["", "Notes:", *notes] if notes else [])
