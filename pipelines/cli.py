@@ -7,7 +7,6 @@ Exit codes (the contract): 0 every variant passed its gates; 1 a variant failed 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 import time
@@ -56,23 +55,7 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
 
         check_config(cfg)
     nodes = build_dag(cfg["pipeline"]["stages"], cfg["variants"])
-    tracker = None
-    if cfg["tracking"]["enabled"]:
-        from pipelines.sweep import job_context
-        from pipelines.tracking import BackgroundTracker
-
-        experiment = cfg["tracking"]["experiment"] or cfg["model"]["name"] or "tflite-pipeline"
-        uri, parent = cfg["tracking"]["uri"], os.environ.get("TFLITE_PIPELINE_PARENT_RUN")
-        sweep = job_context()
-        if sweep is not None and sweep.error:
-            raise ConfigError(sweep.error)
-        if sweep is not None and sweep.parent_run_id:  # nest under the sweep's parent run, in its store
-            uri, experiment, parent = (
-                sweep.tracking_uri or uri,
-                sweep.experiment or experiment,
-                sweep.parent_run_id,
-            )
-        tracker = BackgroundTracker(uri, experiment, cfg, run_dir.name, parent)
+    tracker = _open_tracker(cfg, run_dir.name) if cfg["tracking"]["enabled"] else None
     runtime = cfg["runtime"]
     cache = StageCache(Path(runtime["cache_dir"]).expanduser().resolve(), enabled=runtime["use_cache"])
     cache.remove_stale_workdirs()
@@ -132,6 +115,22 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
     if registry is not None and not registry["promoted"]:
         return EXIT_FAILED
     return EXIT_OK if report["status"] == "passed" else EXIT_FAILED
+
+
+def _open_tracker(cfg: dict[str, Any], run_name: str) -> Any:
+    """Start the MLflow tracker (in its own process); inside a sweep, nest under the sweep's parent run."""
+    from pipelines.sweep import job_context
+    from pipelines.tracking import BackgroundTracker
+
+    uri = cfg["tracking"]["uri"]
+    experiment = cfg["tracking"]["experiment"] or cfg["model"]["name"] or "tflite-pipeline"
+    parent = None
+    sweep = job_context()
+    if sweep is not None and sweep.error:
+        raise ConfigError(sweep.error)
+    if sweep is not None and sweep.parent_run_id:
+        uri, experiment, parent = sweep.tracking_uri or uri, sweep.experiment or experiment, sweep.parent_run_id
+    return BackgroundTracker(uri, experiment, cfg, run_name, parent)
 
 
 def _remove_if_empty(run_dir: Path) -> None:

@@ -180,6 +180,8 @@ def _remote(method: str, *args: Any) -> Any:
 
 
 _prewarmed: Any = None
+_OPEN_TIMEOUT_S = 300
+_CALL_TIMEOUT_S = 600
 
 
 def _new_pool() -> Any:
@@ -226,17 +228,26 @@ class BackgroundTracker:
 
     def wait_started(self) -> str:
         """The parent run's id; raises ConfigError when the store cannot be used."""
+        from multiprocessing import TimeoutError as PoolTimeout
+
         if self.parent_id is None:
             try:
-                self.parent_id = self._opened.get()
+                self.parent_id = self._opened.get(timeout=_OPEN_TIMEOUT_S)
+            except PoolTimeout:
+                self._pool.terminate()
+                raise ConfigError(
+                    f"The MLflow tracking store at '{self.uri}' did not answer within {_OPEN_TIMEOUT_S} s. Check "
+                    "that the server is up, or run without tracking: `tracking.enabled=false`."
+                ) from None
             except ConfigError:
                 self._pool.terminate()
                 raise
         return self.parent_id
 
     def _call(self, method: str, *args: Any) -> Any:
+        """A call in the tracking process; a timeout (e.g. that process died) is reported, not waited out."""
         self.wait_started()
-        return self._pool.apply(_remote, (method, *args))
+        return self._pool.apply_async(_remote, (method, *args)).get(timeout=_CALL_TIMEOUT_S)
 
     def log_variant(self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path) -> str:
         return str(self._call("log_variant", name, entry, params, run_dir))
