@@ -7,6 +7,7 @@ Exit codes (the contract): 0 every variant passed its gates; 1 a variant failed 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -156,6 +157,10 @@ def _task(cfg: DictConfig) -> int:
 
 def main() -> None:
     """Console entry point: Hydra's own errors (bad override, unknown option or key) exit with code 2."""
+    # Like `python -m`, let `_target_`s name modules in the working directory (a user's numpy tail); the
+    # worker processes inherit this path.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     register_configs()
     try:
         check_output_dirs(sys.argv[1:])

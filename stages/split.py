@@ -313,6 +313,26 @@ def run_tf_tail(
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
+def _check_tail_outputs(split: StageResult, result: Any, final: dict[str, Any], load: StageResult | None) -> None:
+    """The numpy tail must return the model's remaining outputs by their original names."""
+    name = split.meta["postprocess"]
+    if not isinstance(result, dict):
+        raise StageError(
+            f"The postprocess function {name} returned a {type(result).__name__}; it must return a dict "
+            "{output name: array} keyed by the original model's output names."
+        )
+    if load is None:
+        return
+    expected = {o["name"] for o in load.meta["model"]["outputs"]} - set(final)
+    missing = sorted(expected - set(result))
+    if missing:
+        raise StageError(
+            f"The postprocess function {name} returned outputs {sorted(result)}, but the model's outputs "
+            f"{sorted(expected)} are expected from the tail: {missing} are missing. Return one array per model "
+            "output, keyed by its name (or fix `split.postprocess`'s arguments, e.g. its `outputs` list)."
+        )
+
+
 def run_tail(
     split: StageResult, head_outputs: dict[str, Any], feeds: dict[str, Any], load: StageResult | None = None
 ) -> dict[str, Any]:
@@ -335,6 +355,7 @@ def run_tail(
                 f"The postprocess function {split.meta['postprocess']} failed on the head outputs "
                 f"{list(tensors)}: {type(err).__name__}: {err}. Check its arguments in `split.postprocess`."
             ) from None
+        _check_tail_outputs(split, result, final, load)
         return final | {k: np.asarray(v) for k, v in result.items()}
     if load is None:
         raise StageError("run_tail needs the load result to run the TensorFlow tail.")

@@ -123,3 +123,26 @@ def test_detection_matching_survives_reordering_but_counts_misses() -> None:
     assert same["matched_fraction"] == 1.0 and same["box_max_abs_err"] == 0.0
     wrong_label = dict(swapped, labels=np.array([[2, 2, -1]], np.int32))
     assert match_detections(ref, wrong_label, names)["matched_fraction"] == 0.5
+
+
+def _only_boxes(tensors: dict, **kwargs: object) -> dict:
+    """A user tail that forgets some of the model's outputs."""
+    return {"boxes": tensors["head/boxes"]}
+
+
+def test_a_tail_that_returns_the_wrong_outputs_is_named_clearly() -> None:
+    from stages.result import StageError, StageResult
+    from stages.split import run_tail
+
+    split = StageResult(
+        meta={
+            "head_outputs": ["head/boxes"],
+            "cut_tensors": ["head/boxes"],
+            "postprocess": "tests.test_postprocess._only_boxes",
+            "postprocess_config": {"_target_": "tests.test_postprocess._only_boxes"},
+        }
+    )
+    load = StageResult(meta={"model": {"outputs": [{"name": "boxes"}, {"name": "scores"}]}})
+    head = {"head/boxes": np.zeros((1, 3, 4), np.float32)}
+    with pytest.raises(StageError, match=r"\['scores'\] are missing"):
+        run_tail(split, head, {}, load)
