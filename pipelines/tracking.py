@@ -76,6 +76,15 @@ def config_hash(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def store_error(uri: str, err: Exception, doing: str, verb: str) -> ConfigError:
+    """The one-paragraph message for a tracking store that cannot be used (exit code 2)."""
+    first = str(err).splitlines()[0][:300] if str(err) else ""
+    return ConfigError(
+        f"Cannot {doing} the MLflow tracking store at '{uri}' ({type(err).__name__}: {first}). Start the server "
+        f"or fix `tracking.uri`, or {verb} without tracking: `tracking.enabled=false`."
+    )
+
+
 @contextmanager
 def sqlite_init_lock(uri: str) -> Iterator[None]:
     """Serialise opening a sqlite store (table creation, migrations, experiment creation) across processes."""
@@ -115,11 +124,7 @@ class MlflowTracker:
                 tags["mlflow.parentRunId"] = parent_run_id
             run = mlflow.start_run(run_name=run_name, tags=tags)
         except Exception as err:  # noqa: BLE001 - MlflowException, requests errors, sqlalchemy errors
-            raise ConfigError(
-                f"Cannot use the MLflow tracking store at '{self.uri}' ({type(err).__name__}: "
-                f"{str(err).splitlines()[0][:300] if str(err) else ''}). Start the server or fix `tracking.uri`, "
-                "or run without tracking: `tracking.enabled=false`."
-            ) from None
+            raise store_error(self.uri, err, "use", "run") from None
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(_run_params(cfg)).items()})
         self.parent_id = run.info.run_id
         return run.info.run_id
@@ -288,19 +293,16 @@ def start_sweep_run(uri: str, experiment: str, run_name: str, params: dict[str, 
     """Create (not activate) a sweep's parent run before any job starts; this also initialises a new store once."""
     try:
         client = _client(uri)
-        found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+        with sqlite_init_lock(uri):  # a fresh store's tables and the experiment are created once
+            found = client.get_experiment_by_name(experiment)
+            experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
         run = client.create_run(
             experiment_id,
             run_name=run_name,
             tags={**tags, "sweep": "true", "git_commit": git_commit(), "host": socket.gethostname()},
         )
     except Exception as err:  # noqa: BLE001 - MlflowException, requests errors, sqlalchemy errors
-        raise ConfigError(
-            f"Cannot open the sweep's parent run in the MLflow tracking store at '{uri}' ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:300] if str(err) else ''}). Start the server or fix `tracking.uri`, "
-            "or sweep without tracking: `tracking.enabled=false`."
-        ) from None
+        raise store_error(uri, err, "open the sweep's parent run in", "sweep") from None
     for key, value in params.items():
         client.log_param(run.info.run_id, key, str(value)[:6000])
     return str(run.info.run_id)
