@@ -20,6 +20,13 @@ def model_path(load: StageResult) -> str:
     return str(load.path("model")) if "model" in load.files else load.meta["model"]["path"]
 
 
+def source_handle(load: StageResult) -> Any:
+    """The original model as a frozen handle, loaded once per process (see `stages.tf_model.load_handle`)."""
+    from stages.tf_model import load_handle
+
+    return load_handle({**load.meta["model"], "path": model_path(load)})
+
+
 def _build(model: dict[str, Any], out_dir: Path) -> Path:
     module_name, _, fn_name = model["build"].rpartition(".")
     build = getattr(importlib.import_module(module_name), fn_name)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.load import model_path, source_handle
 from stages.result import InputError, StageError, StageResult
 
 # Op types that give TFLite builtins away without a conversion (the cheap scan for Keras and SavedModels).
@@ -56,8 +57,7 @@ def load_postprocess(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 def _graph_view(load: StageResult, out_dir: Path) -> tuple[Any, dict[str, str], dict[str, str], str | None]:
     """(GraphDef, {model input: graph tensor}, {model output: graph tensor}, file written or None)."""
     from stages.graph_cut import split_tensor, tensor_name
-    from stages.load import model_path
-    from stages.tf_model import load_handle, read_graph_def
+    from stages.tf_model import read_graph_def
 
     model = load.meta["model"]
     norm = lambda n: tensor_name(*split_tensor(n))  # noqa: E731
@@ -68,7 +68,7 @@ def _graph_view(load: StageResult, out_dir: Path) -> tuple[Any, dict[str, str], 
         return graph_def, ins, outs, None
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2_as_graph
 
-    handle = load_handle({**model, "path": model_path(load)})
+    handle = source_handle(load)
     frozen, graph_def = convert_variables_to_constants_v2_as_graph(handle.fn)
     ins = {i.name: norm(t.name) for i, t in zip(handle.inputs, frozen.inputs, strict=True)}
     by_key = sorted(handle.outputs, key=lambda o: o.key)
@@ -116,10 +116,7 @@ def _find_unsupported(handle: Any, graph_def: Any) -> tuple[dict[str, str], list
 
 def _quick_scan(load: StageResult) -> list[str]:
     """Suspicious op types in a Keras/SavedModel function graph (and its library), without converting."""
-    from stages.load import model_path
-    from stages.tf_model import load_handle
-
-    handle = load_handle({**load.meta["model"], "path": model_path(load)})
+    handle = source_handle(load)
     graph_def = handle.fn.graph.as_graph_def()
     ops = {n.op for n in graph_def.node} | {n.op for f in graph_def.library.function for n in f.node_def}
     return sorted(op for op in ops if _SUSPECT_OPS.match(op))
@@ -162,10 +159,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
         cut = [resolve_tensor(graph_def, n, dtypes) for n in scfg["outputs"]]
         plan = manual_cut(graph_def, list(ins.values()), list(outs.values()), cut)
     else:
-        from stages.load import model_path
-        from stages.tf_model import load_handle
-
-        handle = load_handle({**load.meta["model"], "path": model_path(load)})
+        handle = source_handle(load)
         found, unmapped = _find_unsupported(handle, graph_def)
         if unmapped and not found:
             raise StageError(
@@ -225,7 +219,6 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
 
 
 def _graph_def_for(load: StageResult, split: StageResult) -> tuple[Any, str]:
-    from stages.load import model_path
 
     path = str(split.path("graph")) if "graph" in split.files else model_path(load)
     return _read_cached(path, Path(path).stat().st_mtime_ns), path
@@ -254,11 +247,8 @@ _HEADS: dict[str, Any] = {}
 
 def head_handle(load: StageResult, split: StageResult) -> Any:
     """The part of the model that is converted: the whole model, or the head up to the cut tensors."""
-    from stages.load import model_path
-    from stages.tf_model import load_handle
-
     if not split.meta.get("head_outputs"):
-        return load_handle({**load.meta["model"], "path": model_path(load)})
+        return source_handle(load)
     graph_def, path = _graph_def_for(load, split)
     ins = split.meta["graph_io"]["inputs"]
     key = json.dumps([path, Path(path).stat().st_mtime_ns, split.meta["head_outputs"]])
@@ -270,10 +260,7 @@ def head_handle(load: StageResult, split: StageResult) -> Any:
 
 def full_model_outputs(load: StageResult, split: StageResult, feeds: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The original (uncut) model's outputs on `feeds`, and a callable that runs it (for latency)."""
-    from stages.load import model_path
-    from stages.tf_model import load_handle
-
-    handle = load_handle({**load.meta["model"], "path": model_path(load)})
+    handle = source_handle(load)
     return handle.run(feeds), handle.run
 
 
