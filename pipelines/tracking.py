@@ -76,6 +76,12 @@ def config_hash(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _fail_fast_over_http() -> None:
+    """An unreachable server should fail a run in seconds, not after MLflow's default minutes of retries."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
 def store_error(uri: str, err: Exception, doing: str, verb: str) -> ConfigError:
     """The one-paragraph message for a tracking store that cannot be used (exit code 2)."""
     first = str(err).splitlines()[0][:300] if str(err) else ""
@@ -103,8 +109,7 @@ class MlflowTracker:
     """Parent run for the pipeline run, child runs per variant."""
 
     def __init__(self, uri: str, experiment: str) -> None:
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        _fail_fast_over_http()
         import mlflow
 
         self.mlflow = mlflow
@@ -282,8 +287,7 @@ def variant_params(cfg: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _client(uri: str) -> Any:
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    _fail_fast_over_http()
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
