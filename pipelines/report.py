@@ -45,6 +45,7 @@ def _variant_entry(
         "tflite_path": None,
         "metrics": {},
         "gates": {},
+        "backend": variant_cfg.get("backend", "converter"),
     }
     if converted is not None:
         target = run_dir / "variants" / name / "model.tflite"
@@ -54,6 +55,8 @@ def _variant_entry(
         entry["metrics"]["convert_s"] = converted.metrics["convert_s"]
         entry["io"] = converted.meta["io"]
         entry["ops"] = converted.meta["contents"]["ops"]
+        if "recipe" in converted.meta:  # AI Edge Quantizer: the recipe actually applied
+            entry["recipe"] = converted.meta["recipe"]
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
         entry["gates"] = evaluate_gates(variant_cfg.get("gates") or {}, verified.metrics, random_data)
@@ -96,11 +99,20 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
         },
         "size_baseline": "fp32 variant" if fp32_size else "source model",
     }
+    notes = [
+        f"{name}: recipe entries that match no op of this model (they did nothing): "
+        + ", ".join(f"regex {r['regex']!r} operation {r['operation']!r}" for r in v["recipe"]["unmatched"])
+        for name, v in report["variants"].items()
+        if (v.get("recipe") or {}).get("unmatched")
+    ]
     if random_data:
-        report["notes"] = [
+        notes.insert(
+            0,
             "dataset=random: accuracy and error figures are meaningless (argmax agreement is not gated); sizes "
-            "and latency hold."
-        ]
+            "and latency hold.",
+        )
+    if notes:
+        report["notes"] = notes
     report["warnings"] = latency_warnings(cfg, report["variants"])
     report["status"] = "passed" if all(v["status"] == "passed" for v in report["variants"].values()) else "failed"
     global_errors = {nid: o.error for nid, o in outcomes.items() if "[" not in nid and o.status == "error"}
@@ -156,6 +168,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
         [
             "reference",
             "-",
+            "-",
             _fmt(ref.get("accuracy")),
             "-",
             "-",
@@ -173,6 +186,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 name,
+                v.get("backend", "converter"),
                 v["status"],
                 _fmt(quality),
                 _fmt(m.get("accuracy_delta"), "+.4f"),
@@ -189,9 +203,10 @@ def _slower(report: dict[str, Any], name: str) -> bool:
     return any(w.startswith(f"{name} is slower than") for w in report.get("warnings", []))
 
 
-HEADER = ["variant", "status", "accuracy", "Δ accuracy", "max RMSE", "p50 ms", "size KiB", "size ratio"]
+HEADER = ["variant", "backend", "status", "accuracy", "Δ accuracy", "max RMSE", "p50 ms", "size KiB", "size ratio"]
 DETECTION_HEADER = [
     "variant",
+    "backend",
     "status",
     "det. match",
     "Δ accuracy",

@@ -33,6 +33,26 @@ class QuantMode(str, Enum):
     dynamic = "dynamic"
     int8 = "int8"
     int16x8 = "int16x8"
+    # AI Edge Quantizer only (backend: aeq): weight-only int8, dynamic int4, static int8 / int16 activations
+    # with int8 weights, or the user's recipe file (`recipe`).
+    w8 = "w8"
+    w4 = "w4"
+    a8w8 = "a8w8"
+    a16w8 = "a16w8"
+    recipe = "recipe"
+
+
+class Backend(str, Enum):
+    converter = "converter"  # the TFLite converter's post-training quantization
+    aeq = "aeq"  # LiteRT's AI Edge Quantizer, applied to the fp32 .tflite by recipe
+
+
+class WeightGranularity(str, Enum):
+    CHANNELWISE = "CHANNELWISE"
+    BLOCKWISE_32 = "BLOCKWISE_32"
+    BLOCKWISE_64 = "BLOCKWISE_64"
+    BLOCKWISE_128 = "BLOCKWISE_128"
+    BLOCKWISE_256 = "BLOCKWISE_256"
 
 
 class IODtype(str, Enum):
@@ -111,6 +131,11 @@ class VariantConfig:
     # Full-integer variants only: dtype of the model's inputs and outputs.
     io_dtype: IODtype = IODtype.float32
     gates: Gates = field(default_factory=Gates)
+    backend: Backend = Backend.converter
+    # backend aeq, mode recipe: path of the AEQ recipe JSON (docs/quantization.md); its content is in the cache key.
+    recipe: Optional[str] = None
+    # backend aeq, built-in modes: how weights are scaled (per output channel, or per block of N values).
+    granularity: WeightGranularity = WeightGranularity.CHANNELWISE
 
 
 @dataclass

@@ -147,6 +147,8 @@ class MlflowTracker:
             if entry.get("tflite_path"):
                 mlflow.log_artifact(str(run_dir / entry["tflite_path"]))
             mlflow.log_dict({k: v for k, v in entry.items() if k != "mlflow_run_id"}, "verification.json")
+            if entry.get("recipe"):  # AI Edge Quantizer variants: the recipe actually applied
+                mlflow.log_dict(entry["recipe"]["entries"], "recipe.json")
             return child.info.run_id
 
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:

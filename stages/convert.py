@@ -178,6 +178,10 @@ def convert(
     from stages.split import head_handle
 
     variant = cfg["variant"]
+    if variant.get("backend") == "aeq":  # LiteRT's AI Edge Quantizer: fp32 conversion, then a recipe
+        from stages.quantization.aeq import convert_aeq
+
+        return convert_aeq(variant, out_dir, load, split, calibrate)
     handle = head_handle(load, split)
     calib, _ = load_samples(calibrate.path("calib"))
     check_calibration(variant, calib)
