@@ -36,7 +36,24 @@ def _a8w8_with_int16_on(regex: str) -> list[dict[str, Any]]:
     return builtin_recipe("a8w8") + [{**int16, "regex": regex}]
 
 
-# -- before any work: preflight (exit 2) -------------------------------------------------------------------
+# -- config and preflight: before any work (exit 2) -------------------------------------------------------------------
+
+
+def test_aeq_variants_compose_with_their_backend() -> None:
+    from tests.test_configs import _compose
+
+    cfg = _compose(["variants=[aeq_w8,aeq_w4,aeq_a8w8,aeq_a16w8,aeq_recipe]", "variants.aeq_recipe.recipe=r.json"])
+    assert {n: (v["backend"], v["mode"]) for n, v in cfg["variants"].items()} == {
+        "aeq_w8": ("aeq", "w8"),
+        "aeq_w4": ("aeq", "w4"),
+        "aeq_a8w8": ("aeq", "a8w8"),
+        "aeq_a16w8": ("aeq", "a16w8"),
+        "aeq_recipe": ("aeq", "recipe"),
+    }
+    assert cfg["variants"]["aeq_recipe"]["recipe"] == "r.json"
+    assert _compose(["variants=[int8]"])["variants"]["int8"]["backend"] == "converter"
+    with pytest.raises(Exception, match="BLOCKWISE_7"):
+        _compose(["variants=[aeq_w4]", "variants.aeq_w4.granularity=BLOCKWISE_7"])
 
 
 def test_missing_recipe_file_is_a_config_error(tmp_path: Path) -> None:
@@ -86,9 +103,12 @@ def test_mode_must_belong_to_its_backend() -> None:
 def test_builtin_recipe_granularity() -> None:
     from stages.quantization.aeq import builtin_recipe
 
-    entry = builtin_recipe("w4", "BLOCKWISE_32")[0]
-    assert entry["op_config"]["weight_tensor_config"]["num_bits"] == 4
-    assert entry["op_config"]["weight_tensor_config"]["granularity"] == "BLOCKWISE_32"
+    every, fully_connected = builtin_recipe("w4", "BLOCKWISE_32")
+    assert every["operation"] == "*" and every["op_config"]["weight_tensor_config"]["granularity"] == "CHANNELWISE"
+    assert fully_connected["operation"] == "FULLY_CONNECTED"
+    assert fully_connected["op_config"]["weight_tensor_config"]["granularity"] == "BLOCKWISE_32"
+    assert fully_connected["op_config"]["weight_tensor_config"]["num_bits"] == 4
+    assert len(builtin_recipe("w4", "CHANNELWISE")) == 1
 
 
 # -- a quantization-sensitive model: per-op precision by recipe ----------------------------------------------
@@ -166,7 +186,7 @@ def test_int16_activations_on_one_tensor_recover_what_a8w8_loses(sensitive: dict
 
 
 def test_match_recipe_reports_entries_that_match_no_op(sensitive: dict[str, Any]) -> None:
-    from stages.quantization.aeq import match_recipe, model_ops
+    from stages.quantization.aeq import builtin_recipe, match_recipe, model_ops
 
     ops = model_ops(sensitive["float"])
     rows = match_recipe(_a8w8_with_int16_on("no_such_layer"), ops)
@@ -174,6 +194,9 @@ def test_match_recipe_reports_entries_that_match_no_op(sensitive: dict[str, Any]
     assert rows[1]["ops"] == []
     conv_only = match_recipe([{**_a8w8_with_int16_on("conv1")[1], "operation": "FULLY_CONNECTED"}], ops)
     assert conv_only[0]["ops"] == []  # the regex matches conv1, but conv1 is not a FULLY_CONNECTED op
+    every, blockwise = match_recipe(builtin_recipe("w4", "BLOCKWISE_32"), ops)
+    assert {op.split()[0] for op in every["ops"]} == {"CONV_2D", "FULLY_CONNECTED"}
+    assert blockwise["ops"] and {op.split()[0] for op in blockwise["ops"]} == {"FULLY_CONNECTED"}
 
 
 def _upstream(model_path: Path, root: Path) -> dict[str, StageResult]:

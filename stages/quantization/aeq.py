@@ -38,12 +38,19 @@ _RECIPE_HELP = (
 
 
 def builtin_recipe(mode: str, granularity: str = "CHANNELWISE") -> list[dict[str, Any]]:
-    """The recipe a named AEQ variant applies; `granularity` sets the weights' (w4: blockwise saves accuracy)."""
+    """The recipe a named AEQ variant applies, with channelwise weights.
+
+    A blockwise `granularity` goes where AEQ supports it (fully connected layers, the large matrices where
+    per-block scales keep accuracy); every other op keeps channelwise weights instead of staying float.
+    """
     from ai_edge_quantizer import recipe as recipes
 
     entries: list[dict[str, Any]] = json.loads(json.dumps(getattr(recipes, BUILTIN[mode])(), default=str))
-    for entry in entries:
-        entry["op_config"]["weight_tensor_config"]["granularity"] = granularity
+    if granularity != "CHANNELWISE":
+        blockwise = copy.deepcopy(entries[-1])
+        blockwise["operation"] = "FULLY_CONNECTED"
+        blockwise["op_config"]["weight_tensor_config"]["granularity"] = granularity
+        entries.append(blockwise)
     return entries
 
 
