@@ -52,7 +52,7 @@ def _variant_entry(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(converted.path("tflite"), target)
         entry.update(size_bytes=converted.metrics["size_bytes"], tflite_path=str(target.relative_to(run_dir)))
-        entry["metrics"]["convert_s"] = converted.metrics["convert_s"]
+        entry["metrics"].update({k: v for k, v in converted.metrics.items() if k != "size_bytes"})  # convert_s, ...
         entry["io"] = converted.meta["io"]
         entry["ops"] = converted.meta["contents"]["ops"]
         if "recipe" in converted.meta:  # AI Edge Quantizer: the recipe actually applied

@@ -42,6 +42,8 @@ def variant_metrics(entry: dict[str, Any]) -> dict[str, float]:
         metrics["convert/size_ratio"] = entry["size_ratio"]
     if "convert_s" in m:
         metrics["convert/seconds"] = m["convert_s"]
+    if "quantize_s" in m:  # AI Edge Quantizer variants: the quantization alone, after the fp32 conversion
+        metrics["convert/quantize_seconds"] = m["quantize_s"]
     for key in ("accuracy", "accuracy_delta", "argmax_agreement"):
         if key in m:
             metrics[f"verify/{key}"] = m[key]
