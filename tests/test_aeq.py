@@ -185,6 +185,21 @@ def test_int16_activations_on_one_tensor_recover_what_a8w8_loses(sensitive: dict
     assert mixed.stat().st_size < 0.5 * sensitive["float"].stat().st_size
 
 
+@pytest.mark.parametrize("precision", ["int16", "float"])
+def test_override_ops_moves_one_tensor(sensitive: dict[str, Any], precision: str) -> None:
+    """The search's moves: the outlier tensor's producer and consumer to int16, or left float, by exact scope."""
+    from stages.quantization.aeq import builtin_recipe, model_ops, override_ops, quantize_with_recipe
+
+    root, test = sensitive["root"], sensitive["test"]
+    scopes = [scope for op_type, scope in model_ops(sensitive["float"]) if "conv1" in scope or "conv2" in scope]
+    assert len(scopes) == 2
+    recipe = override_ops(builtin_recipe("a8w8"), scopes, precision)
+    moved = quantize_with_recipe(sensitive["float"], recipe, sensitive["calib"], root / f"{precision}.tflite")
+    assert _accuracy(moved, test) >= _accuracy(sensitive["float"], test) - 0.01
+    with pytest.raises(ValueError, match="precision"):
+        override_ops(recipe, scopes, "int4")
+
+
 def test_match_recipe_reports_entries_that_match_no_op(sensitive: dict[str, Any]) -> None:
     from stages.quantization.aeq import builtin_recipe, match_recipe, model_ops
 

@@ -130,6 +130,22 @@ def match_recipe(recipe: list[dict[str, Any]], ops: list[tuple[str, str]]) -> li
     return rows
 
 
+def override_ops(recipe: list[dict[str, Any]], scopes: list[str], precision: str) -> list[dict[str, Any]]:
+    """`recipe` plus one entry per op scope (as `model_ops` gives them): a search's cheap moves without
+    reconverting. `int16`: int16 activations with int8 weights; `float`: the op stays unquantized.
+
+    An activation tensor's precision is settled by both the op writing it and the ops reading it, so moving
+    one tensor to int16 means moving its producer and its consumers together.
+    """
+    if precision == "int16":
+        entry = builtin_recipe("a16w8")[0]
+    elif precision == "float":
+        entry = {"operation": "*", "algorithm_key": "no_quantize", "op_config": {}}
+    else:
+        raise ValueError(f"precision must be 'int16' or 'float', not {precision!r}")
+    return [*copy.deepcopy(recipe), *({**copy.deepcopy(entry), "regex": f"^{re.escape(s)}$"} for s in scopes)]
+
+
 def signature_calibration(float_tflite: str | Path, calib: dict[str, np.ndarray], keys: dict[str, str]) -> Any:
     """AEQ's calibration input: {signature: [{input key: one sample}, ...]} from {input name: samples}."""
     from ai_edge_litert.interpreter import Interpreter
@@ -162,6 +178,30 @@ def quantize_with_recipe(
     tmp.write_bytes(bytes(q.quantize(result, enable_progress_report=False).quantized_model))
     tmp.replace(out)
     return out
+
+
+def check_runs(path: Path, name: str, source: str) -> None:
+    """LiteRT must be able to prepare the quantized model; AEQ can write int16 ops whose scales overflow
+    LiteRT's kernels (DEPTHWISE_CONV_2D on some models). Name the op so a recipe can keep it at int8."""
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
+
+    try:
+        Interpreter(model_content=path.read_bytes()).allocate_tensors()
+    except (RuntimeError, ValueError) as err:
+        found = re.search(r"Node number (\d+) \((\w+)\)", str(err))
+        where = ""
+        if found:
+            subgraph = fb.read_model(path.read_bytes()).subgraphs[0]
+            index = int(found.group(1))
+            if index < len(subgraph.operators):
+                scope = fb.get_op_scope(subgraph.operators[index], subgraph.tensors)
+                where = f" The failing op is {found.group(2)} '{scope[:200]}'."
+        raise StageError(
+            f"LiteRT cannot run the model AI Edge Quantizer made for '{name}' ({source}): "
+            f"{str(err).strip().splitlines()[0][:300].rstrip('.')}.{where} Give that op another precision with a recipe "
+            "(`aeq_recipe`, an entry whose regex matches it) or use another variant (e.g. aeq_a8w8)."
+        ) from None
 
 
 def variant_recipe(variant: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
@@ -216,6 +256,7 @@ def convert_aeq(
     except (ValueError, RuntimeError, KeyError) as err:
         raise StageError(f"AI Edge Quantizer failed for '{variant['name']}' ({source}): {str(err)[:400]}") from None
     quantize_s, convert_s = (time.perf_counter() - t for t in (quantize_started, started))
+    check_runs(path, variant["name"], source)
     (out / "recipe.json").write_text(json.dumps(recipe, indent=2))
     names = {i.key: i.name for i in [*handle.inputs, *handle.outputs]}
     contents = inspect_tflite(path)
