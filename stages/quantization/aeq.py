@@ -197,9 +197,10 @@ def check_runs(path: Path, name: str, source: str) -> None:
             if index < len(subgraph.operators):
                 scope = fb.get_op_scope(subgraph.operators[index], subgraph.tensors)
                 where = f" The failing op is {found.group(2)} '{scope[:200]}'."
+        reason = str(err).strip().splitlines()[0][:300].rstrip(".")
         raise StageError(
             f"LiteRT cannot run the model AI Edge Quantizer made for '{name}' ({source}): "
-            f"{str(err).strip().splitlines()[0][:300].rstrip('.')}.{where} Give that op another precision with a recipe "
+            f"{reason}.{where} Give that op another precision with a recipe "
             "(`aeq_recipe`, an entry whose regex matches it) or use another variant (e.g. aeq_a8w8)."
         ) from None
 
