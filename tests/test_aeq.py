@@ -93,11 +93,35 @@ def test_a_valid_recipe_passes_preflight(tmp_path: Path) -> None:
     check_variants(_recipe_variant(path))
 
 
+def test_the_docs_recipe_is_valid() -> None:
+    from stages.quantization.aeq import validate_recipe
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "quantization.md").read_text()
+    block = re.search(r"```json\n(.*?)```", docs, re.S)
+    assert block is not None
+    recipe = validate_recipe(json.loads(block.group(1)), "docs/quantization.md")
+    assert [e["regex"] for e in recipe] == [".*", "conv1|conv2"]
+
+
 def test_mode_must_belong_to_its_backend() -> None:
     with pytest.raises(ConfigError, match=r"mode `a8w8` with backend `converter`.*backend=aeq"):
         check_variants({"mine": {"backend": "converter", "mode": "a8w8"}})
     with pytest.raises(ConfigError, match=r"mode `int8` with backend `aeq`.*backend=converter"):
         check_variants({"mine": {"backend": "aeq", "mode": "int8"}})
+
+
+def test_recipe_content_is_in_the_convert_cache_key(tmp_path: Path) -> None:
+    from pipelines.cache import node_key
+    from pipelines.dag import Node
+
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps(_a8w8_with_int16_on("conv1")))
+    variant = {"name": "aeq_recipe", "backend": "aeq", "mode": "recipe", "recipe": str(recipe)}
+    node = Node(stage="convert", target="stages.convert.convert", config={"variant": variant}, variant="aeq_recipe")
+    before = node_key(node, {"load": "a"})
+    assert node_key(node, {"load": "a"}) == before
+    recipe.write_text(json.dumps(_a8w8_with_int16_on("conv2")))  # same path, edited recipe: recompute
+    assert node_key(node, {"load": "a"}) != before
 
 
 def test_builtin_recipe_granularity() -> None:
