@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipelines.gates import evaluate_gates
+from pipelines.gates import judge, unverified_reason, worst
 from pipelines.runner import Outcome
 
 VARIANT_STAGES = ("convert", "verify", "benchmark")
@@ -47,6 +47,10 @@ def _variant_entry(
         "gates": {},
         "backend": variant_cfg.get("backend", "converter"),
     }
+    skipped = converted.meta.get("skipped") if converted is not None else None
+    if skipped:  # the variant does not apply to this model (e.g. integer I/O for integer-only inputs)
+        entry.update(status="skipped", reason=skipped, error=None)
+        return entry
     if converted is not None:
         target = run_dir / "variants" / name / "model.tflite"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -57,17 +61,20 @@ def _variant_entry(
         entry["ops"] = converted.meta["contents"]["ops"]
         if "recipe" in converted.meta:  # AI Edge Quantizer: the recipe actually applied
             entry["recipe"] = converted.meta["recipe"]
+    verdict = None
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
-        entry["gates"] = evaluate_gates(variant_cfg.get("gates") or {}, verified.metrics, random_data)
+        verdict, entry["gates"] = judge(variant_cfg.get("gates") or {}, verified.metrics, random_data)
     if timed is not None and "latency_ms" in timed.metrics:
         entry["metrics"].update(timed.metrics)
         entry["benchmark"] = {
             k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped", "environment")
         }
     error = _first_error(outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES])
-    if error is None and verified is not None:
-        entry["status"] = "passed" if all(g["passed"] for g in entry["gates"].values()) else "failed"
+    if error is None and verdict is not None:
+        entry["status"] = verdict
+        if verdict == "unverified":
+            entry["reason"] = unverified_reason(entry["gates"])
     entry["error"] = error
     if reference.get("size_bytes") and entry["size_bytes"]:
         entry["size_ratio"] = round(entry["size_bytes"] / reference["size_bytes"], 4)
@@ -92,33 +99,47 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
         "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
         "split": {k: split.get(k) for k in ("mode", "unsupported_ops", "cut_tensors", "postprocess", "tail", "note")},
         "calibration": calib.result.meta["calibration"] if calib and calib.result else None,
-        "reference": {"metrics": dict(ref.result.metrics) if ref and ref.result else {}},
+        "reference": {
+            "metrics": dict(ref.result.metrics) if ref and ref.result else {},
+            "label_output": ref.result.meta.get("label_output") if ref and ref.result else None,
+            "label_output_choice": ref.result.meta.get("label_output_choice") if ref and ref.result else None,
+        },
         "variants": {
             name: _variant_entry(name, vcfg, outcomes, reference_info, run_dir, random_data)
             for name, vcfg in sorted(cfg["variants"].items())
         },
         "size_baseline": "fp32 variant" if fp32_size else "source model",
     }
-    notes = [
+    report["notes"] = []
+    choice = report["reference"]["label_output_choice"]
+    if choice and report["reference"]["label_output"] and choice.startswith("chosen from"):
+        report["notes"].append(f"Class scores: output '{report['reference']['label_output']}', {choice}.")
+    if random_data:
+        report["notes"] += [
+            "dataset=random: no accuracy, and argmax agreement is not gated (the argmax of noise is arbitrary); "
+            "variants are judged by their error against the original model (max_relative_rmse). Sizes and "
+            "latency hold."
+        ]
+    report["notes"] += [
         f"{name}: recipe entries that match no op of this model (they did nothing): "
         + ", ".join(f"regex {r['regex']!r} operation {r['operation']!r}" for r in v["recipe"]["unmatched"])
         for name, v in report["variants"].items()
         if (v.get("recipe") or {}).get("unmatched")
     ]
-    if random_data:
-        notes.insert(
-            0,
-            "dataset=random: accuracy and error figures are meaningless (argmax agreement is not gated); sizes "
-            "and latency hold.",
-        )
-    if notes:
-        report["notes"] = notes
     report["warnings"] = latency_warnings(cfg, report["variants"])
-    report["status"] = "passed" if all(v["status"] == "passed" for v in report["variants"].values()) else "failed"
+    report["status"] = overall_status([v["status"] for v in report["variants"].values()])
     global_errors = {nid: o.error for nid, o in outcomes.items() if "[" not in nid and o.status == "error"}
     if global_errors:
         report["errors"] = global_errors
     return report
+
+
+def overall_status(statuses: list[str]) -> str:
+    """passed when every variant that applies passed; failed on any failure or error; else unverified."""
+    if any(s in ("failed", "error") for s in statuses):
+        return "failed"
+    applied = [s for s in statuses if s != "skipped"]
+    return "passed" if applied and all(s == "passed" for s in applied) else "unverified"
 
 
 SLOWER_MARGIN = 1.05  # p50 more than 5% above fp32's: beyond run-to-run noise on a quiet host
@@ -181,7 +202,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
     for name, v in report["variants"].items():
         m = v["metrics"]
         errors = m["head"] if detection and m.get("head") else m  # reordered detections: compare heads
-        rmse = max(errors["rmse"].values()) if errors.get("rmse") else None
+        rmse = worst((errors.get("rmse") or {}).values())
         quality = (m.get("detection") or {}).get("matched_fraction") if detection else m.get("accuracy")
         rows.append(
             [
@@ -236,8 +257,10 @@ def format_table(report: dict[str, Any]) -> str:
         f"  {n}: gate {g} = {r['value']} (limit {r['limit']})"
         for n, v in report["variants"].items()
         for g, r in v["gates"].items()
-        if not r["passed"]
+        if r.get("evaluated", True) and not r["passed"]
     ]
+    unverified = [f"  {n}: {v['reason']}" for n, v in report["variants"].items() if v["status"] == "unverified"]
+    skipped = [f"  {n}: {v['reason']}" for n, v in report["variants"].items() if v["status"] == "skipped"]
     warnings = [f"  {w}" for w in report.get("warnings", [])]
     notes = [f"  {n}" for n in [*split_notes(report.get("split") or {}), *report.get("notes", [])]]
     return "\n".join(
@@ -246,6 +269,8 @@ def format_table(report: dict[str, Any]) -> str:
         + (["", "Warnings (! in the table):", *warnings] if warnings else [])
         + (["", "Errors:", *problems] if problems else [])
         + (["", "Failed gates:", *failed_gates] if failed_gates else [])
+        + (["", "Unverified (not passed: nothing could check them):", *unverified] if unverified else [])
+        + (["", "Skipped (does not apply to this model):", *skipped] if skipped else [])
     )
 
 

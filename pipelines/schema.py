@@ -100,12 +100,14 @@ class DatasetConfig:
     name: str = MISSING
     kind: DatasetKind = DatasetKind.digits
     path: Optional[str] = None
-    # Name of the model output that holds class scores (for accuracy and argmax agreement);
-    # default: the first output whose last dimension matches the number of classes, else the first.
+    # Name of the model output that holds class scores (for accuracy and argmax agreement); default: among the
+    # outputs shaped like class scores, the one whose width fits the labels (the report says which was chosen).
     label_output: Optional[str] = None
     # Fraction of the data held out for evaluation (npz/random); digits uses its own held-out test split.
     eval_fraction: float = 0.5
     max_eval_samples: int = 1000
+    # npz/random: which samples are held out for evaluation (and, for random, the noise itself).
+    # `calibrate.seed` then picks the calibration samples from the rest.
     seed: int = 0
     # random only: how many samples to generate.
     num_samples: int = 256
@@ -123,6 +125,9 @@ class Gates:
     max_relative_rmse: Optional[float] = None
     # Detection models: fraction of the original model's detections matched (same label, IoU >= 0.5).
     min_detection_match: Optional[float] = None
+    # Detection models: the candidate's detections that match none of the original's, per original detection
+    # (against an empty reference, every confident candidate counts): the false positives a variant adds.
+    max_unmatched_fraction: Optional[float] = None
 
 
 @dataclass
@@ -177,6 +182,7 @@ class RegistryConfig:
 @dataclass
 class CalibrateConfig:
     num_samples: int = 100
+    # Picks the calibration samples from the data not held out for evaluation (every dataset kind).
     seed: int = 0
 
 
