@@ -271,6 +271,23 @@ def test_convert_stage_refuses_a_recipe_that_matches_no_op(sensitive: dict[str, 
     assert not (tmp_path / "conv" / "model.tflite").exists()
 
 
+def test_static_recipes_refuse_constant_calibration(sensitive: dict[str, Any], tmp_path: Path) -> None:
+    from stages.calibrate import save_samples
+    from stages.convert import convert
+
+    up = _upstream(sensitive["keras"], tmp_path)
+    (tmp_path / "const").mkdir()
+    save_samples(tmp_path / "const" / "calib.npz", {"image": np.zeros((10, 8, 8, 1), np.float32)}, None)
+    constant = StageResult(files={"calib": "calib.npz"}, root=str(tmp_path / "const"))
+    for mode in ("a8w8", "w8"):
+        (tmp_path / mode).mkdir()
+    a8w8 = {"name": "aeq_a8w8", "backend": "aeq", "mode": "a8w8"}
+    with pytest.raises(StageError, match=r"'aeq_a8w8': the calibration data of input 'image' is constant"):
+        convert({"variant": a8w8}, str(tmp_path / "a8w8"), up["load"], up["split"], constant)
+    w8 = {"name": "aeq_w8", "backend": "aeq", "mode": "w8"}  # weight-only: calibration data is not used
+    assert convert({"variant": w8}, str(tmp_path / "w8"), up["load"], up["split"], constant).metrics["size_bytes"]
+
+
 def test_convert_stage_aeq_w4_and_a8w8(sensitive: dict[str, Any], tmp_path: Path) -> None:
     """Through the convert stage: int4 weights for w4, integer I/O with the model's own scales for a8w8."""
     from stages.convert import convert

@@ -146,6 +146,15 @@ def override_ops(recipe: list[dict[str, Any]], scopes: list[str], precision: str
     return [*copy.deepcopy(recipe), *({**copy.deepcopy(entry), "regex": f"^{re.escape(s)}$"} for s in scopes)]
 
 
+def needs_calibration(recipe: list[dict[str, Any]]) -> bool:
+    """Whether the recipe quantizes activations statically (AEQ's own test)."""
+    from ai_edge_quantizer import recipe_manager
+
+    manager = recipe_manager.RecipeManager()
+    manager.load_quantization_recipe(copy.deepcopy(recipe))
+    return bool(manager.need_calibration())
+
+
 def signature_calibration(float_tflite: str | Path, calib: dict[str, np.ndarray], keys: dict[str, str]) -> Any:
     """AEQ's calibration input: {signature: [{input key: one sample}, ...]} from {input name: samples}."""
     from ai_edge_litert.interpreter import Interpreter
@@ -228,7 +237,7 @@ def convert_aeq(
     depend on each other; it is kept as `float.tflite` next to the result (the search reuses it).
     """
     from stages.calibrate import load_samples
-    from stages.convert import inspect_tflite, make_converter
+    from stages.convert import check_calibration, inspect_tflite, make_converter
     from stages.litert_runtime import SignatureModel, describe_io
     from stages.split import head_handle
 
@@ -243,13 +252,16 @@ def convert_aeq(
         raise StageError(f"The TFLite converter failed (fp32, for '{variant['name']}'): {str(err)[:400]}") from None
     matches = match_recipe(recipe, model_ops(float_path))
     if not any(row["ops"] for row in matches):
+        shown = sorted({f"{t} {s[:80]}" for t, s in model_ops(float_path)})[:12]
         raise StageError(
             f"The recipe of variant '{variant['name']}' ({source}) matches no op of this model, so nothing would "
             f"be quantized. Its entries: {[(r['regex'], r['operation']) for r in matches]}; the model's ops are "
-            f"{sorted({f'{t} {s}' for t, s in model_ops(float_path)})[:12]}. Fix the entries' `regex` (searched in "
+            f"{shown}. Fix the entries' `regex` (searched in "
             "each op's output tensor names) or `operation`."
         )
     calib, _ = load_samples(calibrate.path("calib"))
+    if needs_calibration(recipe):  # empty or constant samples would give zero ranges, silently
+        check_calibration({**variant, "mode": "int8"}, calib)
     keys = {i.name: i.key for i in handle.inputs}
     quantize_started = time.perf_counter()
     try:
