@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.gates import evaluate_gates
+from pipelines.quantization_report import attach as attach_quantization
+from pipelines.quantization_report import search_gate, summary_lines
 from pipelines.runner import Outcome
 
 VARIANT_STAGES = ("convert", "verify", "benchmark")
@@ -54,9 +56,12 @@ def _variant_entry(
         entry["metrics"]["convert_s"] = converted.metrics["convert_s"]
         entry["io"] = converted.meta["io"]
         entry["ops"] = converted.meta["contents"]["ops"]
+        attach_quantization(entry, name, converted, run_dir)
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
         entry["gates"] = evaluate_gates(variant_cfg.get("gates") or {}, verified.metrics, random_data)
+        if search_gate(entry) is not None:  # int8_mixed: its search must have passed within its budget
+            entry["gates"]["mixed_search_within_budget"] = search_gate(entry)
     if timed is not None and "latency_ms" in timed.metrics:
         entry["metrics"].update(timed.metrics)
         entry["benchmark"] = {
@@ -225,8 +230,10 @@ def format_table(report: dict[str, Any]) -> str:
     ]
     warnings = [f"  {w}" for w in report.get("warnings", [])]
     notes = [f"  {n}" for n in [*split_notes(report.get("split") or {}), *report.get("notes", [])]]
+    quantization = [f"  {line}" for line in summary_lines(report)]
     return "\n".join(
         lines
+        + (["", "Quantization:", *quantization] if quantization else [])
         + (["", "Notes:", *notes] if notes else [])
         + (["", "Warnings (! in the table):", *warnings] if warnings else [])
         + (["", "Errors:", *problems] if problems else [])
@@ -266,6 +273,13 @@ def write_plot(report: dict[str, Any], run_dir: Path) -> None:
     plot = plot_tradeoffs(report, run_dir / "tradeoffs.png")
     if plot is not None:
         report["plot"] = plot.name
+    from pipelines.plots import plot_worst_layers
+
+    for name, entry in report["variants"].items():
+        info = entry.get("quantization") or {}
+        layers = plot_worst_layers(name, info.get("layers"), run_dir / "variants" / name / "worst_layers.png")
+        if layers is not None:
+            info["layers_plot"] = str(layers.relative_to(run_dir))
 
 
 def write_report(report: dict[str, Any], run_dir: Path) -> None:

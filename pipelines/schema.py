@@ -105,12 +105,31 @@ class Gates:
     min_detection_match: Optional[float] = None
 
 
+class SearchStrategy(str, Enum):
+    greedy = "greedy"  # end-metric driven, candidates ordered by the per-layer table (docs/quantization.md)
+    ranking = "ranking"  # the debugger's RMSE/scale order only, kept for comparison
+
+
+@dataclass
+class SearchConfig:
+    """int8_mixed: which ops to keep in float until the variant's gates pass, within a budget."""
+
+    strategy: SearchStrategy = SearchStrategy.greedy
+    max_trials: int = 16
+    # Fraction of the model's weight elements that may stay float.
+    max_float_fraction: float = 0.5
+    # greedy: candidates tried per step.
+    beam: int = 4
+
+
 @dataclass
 class VariantConfig:
     mode: QuantMode = QuantMode.fp32
     # Full-integer variants only: dtype of the model's inputs and outputs.
     io_dtype: IODtype = IODtype.float32
     gates: Gates = field(default_factory=Gates)
+    # int8_mixed only: search for ops to keep in float (null: plain conversion).
+    search: Optional[SearchConfig] = None
 
 
 @dataclass
@@ -153,6 +172,19 @@ class RegistryConfig:
 class CalibrateConfig:
     num_samples: int = 100
     seed: int = 0
+    # Also quantize with a second, disjoint calibration subset and report each metric's spread.
+    stability: bool = False
+    # Labelled samples from the calibration pool, outside calibration and evaluation, that int8_mixed judges on.
+    holdout_samples: int = 300
+
+
+@dataclass
+class QuantizationConfig:
+    """Per-layer statistics of int8/int16x8 variants (tf.lite.experimental.QuantizationDebugger)."""
+
+    debugger: bool = True
+    # Calibration samples the debugger runs (bounded: it invokes an instrumented model once per sample).
+    debug_samples: int = 32
 
 
 @dataclass
@@ -206,6 +238,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)

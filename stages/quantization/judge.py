@@ -1,0 +1,82 @@
+"""Judge a candidate .tflite the way `verify` and the engine do: `compare` against the original model, then the
+variant's own gates (`evaluate_gates`), on samples the caller chooses (the search's held-out samples, or the
+evaluation set for the stability check)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.gates import evaluate_gates
+from stages.metrics import accuracy, classifier_output, compare
+from stages.result import StageResult
+
+# Gates that say something about output quality; `finite_outputs` alone never makes a trial pass.
+_QUALITY = ("max_accuracy_drop", "min_argmax_agreement", "max_rmse", "max_relative_rmse", "max_abs_err")
+
+
+class Judge:
+    """The original model's outputs on `feeds`, computed once; then metrics and gates for any candidate."""
+
+    def __init__(
+        self,
+        load: StageResult,
+        split: StageResult,
+        feeds: dict[str, np.ndarray],
+        labels: np.ndarray | None,
+        names: dict[str, str],
+        gates: dict[str, Any],
+    ) -> None:
+        from stages.split import full_model_outputs
+
+        self.load, self.split, self.feeds, self.labels, self.names = load, split, feeds, labels, names
+        self.gates = {k: v for k, v in (gates or {}).items() if k != "min_detection_match"}
+        self.reference, _ = full_model_outputs(load, split, feeds)
+        self.label_output = classifier_output(self.reference)
+        self.reference_accuracy = (
+            accuracy(self.reference[self.label_output], labels)
+            if self.label_output is not None and labels is not None
+            else None
+        )
+
+    def metrics(self, flatbuffer: bytes) -> dict[str, Any]:
+        from stages.litert_runtime import SignatureModel
+        from stages.split import run_tail
+
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "trial.tflite"
+            path.write_bytes(flatbuffer)
+            head = SignatureModel(path, self.names)(self.feeds)
+        final = run_tail(self.split, head, self.feeds, self.load)
+        metrics = compare(self.reference, final, self.labels, self.label_output)
+        if "accuracy" in metrics and self.reference_accuracy is not None:
+            metrics["accuracy_delta"] = round(metrics["accuracy"] - self.reference_accuracy, 6)
+        return metrics
+
+    def judge(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], bool, float]:
+        """(gates, passed, shortfall): passed needs a quality gate evaluated and every gate held; shortfall sums
+        each gate's normalised violation (0 when passed), so trials that all fail can still be ranked."""
+        gates = evaluate_gates(self.gates, metrics)
+        shortfall = 0.0
+        for name, gate in gates.items():
+            if gate["passed"] or not isinstance(gate["limit"], int | float) or isinstance(gate["limit"], bool):
+                shortfall += 0.0 if gate["passed"] else 1e6
+                continue
+            limit, value = float(gate["limit"]), float(gate["value"])
+            miss = (limit - value) if name.startswith("min_") else (value - limit)
+            shortfall += max(miss, 0.0) / max(abs(limit), 1e-3)
+        passed = any(name in gates for name in _QUALITY) and all(g["passed"] for g in gates.values())
+        return gates, passed, shortfall
+
+
+def summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The few figures a trial table shows."""
+    out = {k: metrics[k] for k in ("accuracy", "accuracy_delta", "argmax_agreement") if k in metrics}
+    if metrics.get("rmse"):
+        out["max_rmse"] = float(f"{max(metrics['rmse'].values()):.6g}")
+    if metrics.get("relative_rmse"):
+        out["max_relative_rmse"] = float(f"{max(metrics['relative_rmse'].values()):.6g}")
+    return out
