@@ -162,7 +162,10 @@ class MlflowTracker:
         if rows:
             self.mlflow.log_table(data=rows, artifact_file="quantization/trials.json")
             self.mlflow.log_metrics(
-                {"quantization/trials": len(rows["trial"]), "quantization/float_weight_fraction": info["float_weight_fraction"]}
+                {
+                    "quantization/trials": len(rows["trial"]),
+                    "quantization/float_weight_fraction": info["float_weight_fraction"],
+                }
             )
 
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
@@ -277,21 +280,6 @@ class BackgroundTracker:
 
     def log_variant(self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path) -> str:
         return str(self._call("log_variant", name, entry, params, run_dir))
-
-    def _log_quantization(self, entry: dict[str, Any], run_dir: Path) -> None:
-        """Per-layer CSV and plot as artifacts, the int8_mixed search's trials as an MLflow table."""
-        from pipelines.quantization_report import trial_rows
-
-        info = entry.get("quantization") or {}
-        for key in ("layers_csv", "layers_plot"):
-            if info.get(key) and (run_dir / info[key]).exists():
-                self.mlflow.log_artifact(str(run_dir / info[key]), "quantization")
-        rows = trial_rows(entry)
-        if rows:
-            self.mlflow.log_table(data=rows, artifact_file="quantization/trials.json")
-            self.mlflow.log_metrics(
-                {"quantization/trials": len(rows["trial"]), "quantization/float_weight_fraction": info["float_weight_fraction"]}
-            )
 
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
         self._call("finish", report, run_dir, status)

@@ -74,7 +74,7 @@ class Judge:
 
 def summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """The few figures a trial table shows."""
-    out = {k: metrics[k] for k in ("accuracy", "accuracy_delta", "argmax_agreement") if k in metrics}
+    out: dict[str, Any] = {k: metrics[k] for k in ("accuracy", "accuracy_delta", "argmax_agreement") if k in metrics}
     if metrics.get("rmse"):
         out["max_rmse"] = float(f"{max(metrics['rmse'].values()):.6g}")
     if metrics.get("relative_rmse"):
