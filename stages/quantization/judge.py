@@ -15,7 +15,14 @@ from stages.metrics import accuracy, classifier_output, compare
 from stages.result import StageResult
 
 # Gates that say something about output quality; `finite_outputs` alone never makes a trial pass.
-_QUALITY = ("max_accuracy_drop", "min_argmax_agreement", "max_rmse", "max_relative_rmse", "max_abs_err")
+_QUALITY = (
+    "max_accuracy_drop",
+    "min_argmax_agreement",
+    "min_detection_match",
+    "max_rmse",
+    "max_relative_rmse",
+    "max_abs_err",
+)
 
 
 class Judge:
@@ -29,13 +36,17 @@ class Judge:
         labels: np.ndarray | None,
         names: dict[str, str],
         gates: dict[str, Any],
+        random_data: bool = False,
     ) -> None:
+        from stages.detection_metrics import find_detection_outputs
         from stages.split import full_model_outputs
 
         self.load, self.split, self.feeds, self.labels, self.names = load, split, feeds, labels, names
-        self.gates = {k: v for k, v in (gates or {}).items() if k != "min_detection_match"}
+        self.gates, self.random_data = dict(gates or {}), random_data
         self.reference, _ = full_model_outputs(load, split, feeds)
-        self.label_output = classifier_output(self.reference)
+        self.detections = find_detection_outputs(self.reference)
+        # As in the reference stage: padded detection scores are not class scores.
+        self.label_output = None if self.detections else classifier_output(self.reference)
         self.reference_accuracy = (
             accuracy(self.reference[self.label_output], labels)
             if self.label_output is not None and labels is not None
@@ -52,6 +63,11 @@ class Judge:
             head = SignatureModel(path, self.names)(self.feeds)
         final = run_tail(self.split, head, self.feeds, self.load)
         metrics = compare(self.reference, final, self.labels, self.label_output)
+        if self.detections:  # as verify does
+            from stages.detection_metrics import match_detections
+
+            metrics.pop("argmax_agreement", None)
+            metrics["detection"] = match_detections(self.reference, final, self.detections)
         if "accuracy" in metrics and self.reference_accuracy is not None:
             metrics["accuracy_delta"] = round(metrics["accuracy"] - self.reference_accuracy, 6)
         return metrics
@@ -59,7 +75,7 @@ class Judge:
     def judge(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], bool, float]:
         """(gates, passed, shortfall): passed needs a quality gate evaluated and every gate held; shortfall sums
         each gate's normalised violation (0 when passed), so trials that all fail can still be ranked."""
-        gates = evaluate_gates(self.gates, metrics)
+        gates = evaluate_gates(self.gates, metrics, self.random_data)
         shortfall = 0.0
         for name, gate in gates.items():
             if gate["passed"] or not isinstance(gate["limit"], int | float) or isinstance(gate["limit"], bool):
@@ -77,6 +93,8 @@ def summary(metrics: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: metrics[k] for k in ("accuracy", "accuracy_delta", "argmax_agreement") if k in metrics}
     if metrics.get("rmse"):
         out["max_rmse"] = float(f"{max(metrics['rmse'].values()):.6g}")
+    if (metrics.get("detection") or {}).get("matched_fraction") is not None:
+        out["detection_match"] = metrics["detection"]["matched_fraction"]
     if metrics.get("relative_rmse"):
         out["max_relative_rmse"] = float(f"{max(metrics['relative_rmse'].values()):.6g}")
     return out

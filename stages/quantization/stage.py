@@ -60,7 +60,8 @@ def stability(
 
     second, _ = load_samples(calibrate.path("calib_b"))
     feeds, labels = load_samples(calibrate.path("eval"))
-    judge = Judge(load, split, feeds, labels, io_names(head_handle(load, split)), variant.get("gates") or {})
+    gates, random_data = variant.get("gates") or {}, bool(calibrate.meta.get("random"))
+    judge = Judge(load, split, feeds, labels, io_names(head_handle(load, split)), gates, random_data)
     first_metrics = judge.metrics(tflite.read_bytes())
     second_metrics = judge.metrics(requantize(second))
     a, b = summary(first_metrics), summary(second_metrics)
@@ -107,7 +108,7 @@ def convert_mixed(
     debugger = open_debugger(handle, variant, calib, debug_samples)
     layers = layer_table(debugger, "int8")
     backend = ConverterBackend(debugger, bytes(debugger.get_nondebug_quantized_model()))
-    judge = Judge(load, split, feeds, labels, names, variant.get("gates") or {})
+    judge = Judge(load, split, feeds, labels, names, variant.get("gates") or {}, bool(calibrate.meta.get("random")))
     best, search = run_search(backend, judge, layers, settings)
     convert_s = time.perf_counter() - started
     out = Path(out_dir)
