@@ -43,12 +43,14 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         info = entry.get("quantization") or {}
         if info.get("search"):
             kept = info.get("float_tensors") or []
+            others = [m for m in info.get("moves") or [] if not m.endswith("-> float")]
             lines.append(
                 f"{name}: {'passed' if info['search']['passed'] else 'did not pass'} its search after "
                 f"{len(info.get('trials') or [])} trials ({info['search']['seconds']:.1f}s, "
-                f"{info['search']['strategy']}); float: {len(info.get('float_ops') or [])} ops "
-                f"({info.get('float_weight_fraction', 0):.1%} of weights)"
+                f"{info['search']['strategy']}, winner from {info.get('backend', 'converter')}); float: "
+                f"{len(info.get('float_ops') or [])} ops ({info.get('float_weight_fraction', 0):.1%} of weights)"
                 + (f" around {', '.join(_short(t) for t in kept)}" if kept else ", nothing kept in float")
+                + (f"; {', '.join(_short(m) for m in others)}" if others else "")
             )
             if info.get("advice"):
                 lines.append(f"  {info['advice']}")
@@ -62,7 +64,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 def _short(tensor: str) -> str:
     """The first op name of a fused tensor name ('m/conv1/Relu;m/conv1/BiasAdd' -> 'm/conv1/Relu')."""
-    return tensor.split(";")[0]
+    head, _, rest = tensor.partition(";")
+    arrow = rest.rpartition(" -> ")[2] if " -> " in rest else ""
+    return f"{head} -> {arrow}" if arrow else head
 
 
 def trial_rows(entry: dict[str, Any]) -> dict[str, list[Any]] | None:
@@ -73,7 +77,8 @@ def trial_rows(entry: dict[str, Any]) -> dict[str, list[Any]] | None:
     keys = sorted({k for t in trials for k in t["metrics"]})
     columns: dict[str, list[Any]] = {
         "trial": [t["trial"] for t in trials],
-        "backend": [",".join(t["backend"]) for t in trials],
+        "backend": [t["backend"] for t in trials],
+        "moves": [" | ".join(_short(m) for m in t.get("moves", [])) for t in trials],
         "float_tensors": [" | ".join(_short(x) for x in t["float_tensors"]) for t in trials],
         "float_ops": [len(t["float_ops"]) for t in trials],
         "float_weight_fraction": [t["float_weight_fraction"] for t in trials],

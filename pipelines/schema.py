@@ -110,6 +110,11 @@ class SearchStrategy(str, Enum):
     ranking = "ranking"  # the debugger's RMSE/scale order only, kept for comparison
 
 
+class SearchBackend(str, Enum):
+    converter = "converter"  # keep ops in float: QuantizationDebugOptions(denylisted_nodes=...)
+    aeq = "aeq"  # AI Edge Quantizer recipes: a tensor to int16 activations, or to float
+
+
 @dataclass
 class SearchConfig:
     """int8_mixed: which ops to keep in float until the variant's gates pass, within a budget."""
@@ -120,6 +125,8 @@ class SearchConfig:
     max_float_fraction: float = 0.5
     # greedy: candidates tried per step.
     beam: int = 4
+    # Backends searched in turn, each with the whole budget; the smallest passing model wins.
+    backends: list[SearchBackend] = field(default_factory=lambda: [SearchBackend.converter])
 
 
 @dataclass

@@ -75,7 +75,8 @@ def test_calibration_samples_do_not_change_when_holdout_is_added(tmp_path: Path)
 def _report(passed: bool) -> dict[str, object]:
     trial = {
         "trial": 0,
-        "backend": ["converter"],
+        "backend": "converter",
+        "moves": ["m/conv1/Relu;m/conv1/BiasAdd -> float"],
         "float_tensors": ["m/conv1/Relu;m/conv1/BiasAdd"],
         "float_ops": ["a", "b"],
         "float_weight_fraction": 0.12,
@@ -108,4 +109,5 @@ def test_trial_rows_are_columns_of_equal_length() -> None:
     assert rows is not None
     assert {len(v) for v in rows.values()} == {1}
     assert rows["accuracy"] == [0.9] and rows["float_tensors"] == ["m/conv1/Relu"]
+    assert rows["moves"] == ["m/conv1/Relu -> float"]
     assert np.isclose(rows["float_weight_fraction"][0], 0.12)

@@ -23,6 +23,7 @@ from stages.quantization.moves import Backend, Move
 
 @dataclass
 class Trial:
+    backend: str
     moves: tuple[Move, ...]
     flatbuffer: bytes
     metrics: dict[str, Any]
@@ -34,9 +35,10 @@ class Trial:
     def to_json(self, index: int) -> dict[str, Any]:
         return {
             "trial": index,
-            "backend": sorted({m.backend for m in self.moves}) or ["converter"],
-            "float_tensors": [m.target for m in self.moves],
-            "float_ops": sorted({op for m in self.moves for op in m.ops}),
+            "backend": self.backend,
+            "moves": [f"{m.target} -> {m.kind}" for m in self.moves],
+            "float_tensors": [m.target for m in self.moves if m.kind == "float"],
+            "float_ops": sorted({op for m in self.moves if m.kind == "float" for op in m.ops}),
             "float_weight_fraction": round(self.float_fraction, 4),
             "size_bytes": len(self.flatbuffer),
             "metrics": summary(self.metrics),
@@ -69,6 +71,7 @@ class Search:
         metrics = self.judge.metrics(flatbuffer)
         _, passed, shortfall = self.judge.judge(metrics)
         result = Trial(
+            self.backend.name,
             moves,
             flatbuffer,
             metrics,
@@ -148,24 +151,39 @@ def ranking_only(search: Search, candidates: list[Move], layers: list[dict[str, 
 
 
 def run_search(
-    backend: Backend, judge: Judge, layers: list[dict[str, Any]], settings: dict[str, Any]
-) -> tuple[Trial, Search]:
-    search = Search(backend, judge, int(settings["max_trials"]), float(settings["max_float_fraction"]))
-    candidates = backend.moves(layers)
-    if settings["strategy"] == "ranking":
-        ranking_only(search, candidates, layers)
+    backends: list[Backend], judge: Judge, layers: list[dict[str, Any]], settings: dict[str, Any]
+) -> tuple[Trial, list[Trial]]:
+    """Search with each backend in turn (each with the whole trial budget); the winner is the smallest model
+    that passes, else the trial closest to passing. A backend whose unchanged model passes ends the search."""
+    searches = []
+    for backend in backends:
+        search = Search(backend, judge, int(settings["max_trials"]), float(settings["max_float_fraction"]))
+        candidates = backend.moves(layers)
+        if settings["strategy"] == "ranking":
+            ranking_only(search, candidates, layers)
+        else:
+            greedy(search, order_candidates(candidates, layers), int(settings["beam"]))
+        searches.append(search)
+        if search.best().passed and not search.best().moves:
+            break
+    bests = [s.best() for s in searches]
+    passing = [t for t in bests if t.passed]
+    if passing:
+        best = min(passing, key=lambda t: (len(t.flatbuffer), t.float_fraction))
     else:
-        greedy(search, order_candidates(candidates, layers), int(settings["beam"]))
-    return search.best(), search
+        best = min(bests, key=lambda t: (t.shortfall, _error(t), t.float_fraction))
+    return best, [t for s in searches for t in s.trials]
 
 
-def advice(variant: str, best: Trial, search: Search, index: int) -> str:
+def advice(variant: str, best: Trial, trials: list[Trial], max_float_fraction: float) -> str:
     """What the user reads when the budget ran out: the best trial and what to try next."""
     figures = ", ".join(f"{k} {v}" for k, v in summary(best.metrics).items())
+    index = trials.index(best)
     return (
-        f"The int8_mixed search spent its budget ({len(search.trials)} trials, at most "
-        f"{search.max_float_fraction:.0%} of the weights in float) without passing the gates on the held-out "
-        f"search samples; it kept its best trial #{index} (float tensors {[m.target for m in best.moves]}; "
+        f"The int8_mixed search spent its budget ({len(trials)} trials, at most "
+        f"{max_float_fraction:.0%} of the weights in float) without passing the gates on the held-out "
+        f"search samples; it kept its best trial #{index} ({best.backend}: "
+        f"{[f'{m.target} -> {m.kind}' for m in best.moves]}; "
         f"{figures}). Try a larger budget (`variants.{variant}.search.max_trials`, "
         f"`variants.{variant}.search.max_float_fraction`), the int16x8 variant, or a calibration set closer to "
         "real inputs (`calibrate.num_samples`, `dataset=npz`)."

@@ -74,6 +74,15 @@ def stability(
     }
 
 
+def aeq_backend(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray]) -> Any:
+    """AI Edge Quantizer moves, from the fp32 conversion of the same model (stages/quantization/aeq_moves.py)."""
+    from stages.convert import make_converter
+    from stages.quantization.aeq_moves import AeqBackend
+
+    fp32 = bytes(make_converter(handle, {**variant, "mode": "fp32"}, calib).convert())
+    return AeqBackend(fp32, calib, {i.name: i.key for i in handle.inputs})
+
+
 def convert_mixed(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
@@ -107,9 +116,14 @@ def convert_mixed(
     debug_samples = int((cfg.get("quantization") or {}).get("debug_samples", 32))
     debugger = open_debugger(handle, variant, calib, debug_samples)
     layers = layer_table(debugger, "int8")
-    backend = ConverterBackend(debugger, bytes(debugger.get_nondebug_quantized_model()))
+    backends: list[Any] = []
+    for kind in settings.get("backends") or ["converter"]:
+        if kind == "converter":
+            backends.append(ConverterBackend(debugger, bytes(debugger.get_nondebug_quantized_model())))
+        else:
+            backends.append(aeq_backend(handle, variant, calib))
     judge = Judge(load, split, feeds, labels, names, variant.get("gates") or {}, bool(calibrate.meta.get("random")))
-    best, search = run_search(backend, judge, layers, settings)
+    best, trials = run_search(backends, judge, layers, settings)
     convert_s = time.perf_counter() - started
     out = Path(out_dir)
     path = out / "model.tflite"
@@ -117,16 +131,19 @@ def convert_mixed(
     write_csv(layers, out / "layers.csv")
     io = describe_io(SignatureModel(path, names))
     contents = inspect_tflite(path)
-    expected = {**contents, "float_ops": {}} if best.moves else contents  # the float ops it was asked to keep
-    check_variant(variant, io, expected, {i.name: i.dtype for i in [*handle.inputs, *handle.outputs]})
-    index = search.trials.index(best)
+    if best.backend == "converter":  # AEQ models may have integer I/O, read with their own (scale, zero_point)
+        expected = {**contents, "float_ops": {}} if best.moves else contents  # the float ops it was asked to keep
+        check_variant(variant, io, expected, {i.name: i.dtype for i in [*handle.inputs, *handle.outputs]})
+    index = trials.index(best)
     quantization: dict[str, Any] = {
         "layers": layers,
         "debugger": f"{min(debug_samples, len(next(iter(calib.values()))))} calibration samples",
-        "float_ops": sorted({op for m in best.moves for op in m.ops}),
-        "float_tensors": [m.target for m in best.moves],
+        "backend": best.backend,
+        "moves": [f"{m.target} -> {m.kind}" for m in best.moves],
+        "float_ops": sorted({op for m in best.moves if m.kind == "float" for op in m.ops}),
+        "float_tensors": [m.target for m in best.moves if m.kind == "float"],
         "float_weight_fraction": round(best.float_fraction, 4),
-        "trials": [t.to_json(i) for i, t in enumerate(search.trials)],
+        "trials": [t.to_json(i) for i, t in enumerate(trials)],
         "chosen_trial": index,
         "search": {
             **settings,
@@ -137,13 +154,15 @@ def convert_mixed(
         },
     }
     if not best.passed:
-        quantization["advice"] = advice(name, best, search, index)
+        quantization["advice"] = advice(name, best, trials, float(settings["max_float_fraction"]))
     if "calib_b" in calibrate.files:
-        denylisted = best.moves
+        chosen = best
 
         def requantize(second: dict[str, np.ndarray]) -> bytes:
+            if chosen.backend != "converter":
+                return aeq_backend(handle, variant, second).build(chosen.moves)
             other = open_debugger(handle, variant, second, 1)
-            return ConverterBackend(other, bytes(other.get_nondebug_quantized_model())).build(denylisted)
+            return ConverterBackend(other, bytes(other.get_nondebug_quantized_model())).build(chosen.moves)
 
         quantization["stability"] = stability(load, split, calibrate, variant, path, requantize)
     meta = {"variant": variant, "io": io, "contents": contents, "names": names, "quantization": quantization}
