@@ -98,3 +98,27 @@ def test_the_default_example_keeps_nothing_in_float(workdir: Path) -> None:
     mixed = _report(workdir)["variants"]["int8_mixed"]
     assert mixed["status"] == "passed", out.stdout + out.stderr
     assert mixed["quantization"]["float_ops"] == [] and len(mixed["quantization"]["trials"]) == 1
+
+
+def test_aeq_moves_reach_the_gate_at_a_smaller_size_than_keeping_ops_in_float(
+    outlier_model: Path, workdir: Path
+) -> None:
+    pytest.importorskip("stages.quantization.aeq")  # the AI Edge Quantizer backend (issue 12)
+    out = cli(
+        [
+            "model=keras",
+            f"model.path={outlier_model}",
+            "variants=[fp32,int8_mixed]",
+            "variants.int8_mixed.search.backends=[converter,aeq]",
+            "benchmark.enabled=false",
+            "tracking.enabled=false",
+        ],
+        workdir,
+    )
+    mixed = _report(workdir)["variants"]["int8_mixed"]
+    assert mixed["status"] == "passed", out.stdout + out.stderr
+    quantization = mixed["quantization"]
+    assert quantization["backend"] == "aeq" and any(m.endswith("-> int16") for m in quantization["moves"])
+    converter = [t for t in quantization["trials"] if t["backend"] == "converter" and t["passed"]]
+    assert converter and mixed["size_bytes"] < min(t["size_bytes"] for t in converter)
+    assert "winner from aeq" in out.stdout
