@@ -181,7 +181,8 @@ def plot_worst_layers(variant: str, layers: list[dict[str, Any]] | None, path: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [f"{r['op']} {r['name'].split(';')[0][-38:]}" for r in rows][::-1]
+    short = [r["name"].split(";")[0] for r in rows]
+    names = [f"{r['op']} {n if len(n) <= 40 else '…' + n[-39:]}" for r, n in zip(rows, short, strict=True)][::-1]
     ratio = [r["rmse_over_scale"] for r in rows][::-1]
     width = [(r["range_max"] or 0.0) - (r["range_min"] or 0.0) for r in rows][::-1]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.6), sharey=True)
