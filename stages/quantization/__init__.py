@@ -1,6 +1,7 @@
-"""Quantization insight and repair: per-layer debugger statistics, calibration stability, the int8_mixed search.
+"""Quantization insight and repair, all run inside the convert stage (so in the engine's worker process).
 
-`debugger` runs tf.lite.experimental.QuantizationDebugger once per integer variant; `mixed_search` drives a
-search over "moves" (keep an op in float, ...) to the variant's gates; `stability` re-quantizes with a second,
-disjoint calibration subset. All of it runs inside the convert stage, so in the engine's worker process.
+`debugger`: per-layer error table of int8/int16x8 variants (tf.lite.experimental.QuantizationDebugger).
+`stage`: what convert calls: the table, the calibration stability check, and the int8_mixed conversion.
+`mixed_search`: the search over moves, judged by `judge` (the same compare + gates as verification).
+`moves`: moves and the converter backend; `aeq_moves`: moves through the AI Edge Quantizer backend (`aeq`).
 """
