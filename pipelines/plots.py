@@ -168,3 +168,35 @@ def plot_tradeoffs(report: dict[str, Any], path: Path) -> Path | None:
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def plot_worst_layers(variant: str, layers: list[dict[str, Any]] | None, path: Path, count: int = 12) -> Path | None:
+    """The worst layers by RMSE / scale next to their activation range: the two columns to read together
+    (an outlier channel shows as a wide range with an unremarkable RMSE / scale; docs/quantization.md)."""
+    rows = [r for r in layers or [] if r.get("rmse_over_scale") is not None][:count]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    short = [r["name"].split(";")[0] for r in rows]
+    names = [f"{r['op']} {n if len(n) <= 40 else '…' + n[-39:]}" for r, n in zip(rows, short, strict=True)][::-1]
+    ratio = [r["rmse_over_scale"] for r in rows][::-1]
+    width = [(r["range_max"] or 0.0) - (r["range_min"] or 0.0) for r in rows][::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.6), sharey=True)
+    left.barh(names, ratio, color="tab:orange")
+    left.set_xlabel("RMSE / scale (quantization steps)")
+    right.barh(names, width, color="tab:blue")
+    right.set_xlabel("activation range (max - min)")
+    if _wide([w for w in width if w > 0]):
+        right.set_xscale("log")
+    fig.suptitle(f"{variant}: worst {len(rows)} layers by RMSE / scale")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

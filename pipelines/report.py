@@ -8,7 +8,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipelines.gates import judge, unverified_reason, worst
+from pipelines.gates import judge, unverified_reason, verdict, worst
+from pipelines.quantization_report import attach as attach_quantization
+from pipelines.quantization_report import search_gate, summary_lines
 from pipelines.runner import Outcome
 
 VARIANT_STAGES = ("convert", "verify", "benchmark")
@@ -61,19 +63,29 @@ def _variant_entry(
         entry["ops"] = converted.meta["contents"]["ops"]
         if "recipe" in converted.meta:  # AI Edge Quantizer: the recipe actually applied
             entry["recipe"] = converted.meta["recipe"]
-    verdict = None
+        attach_quantization(entry, name, converted, run_dir)
+    status = None
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
-        verdict, entry["gates"] = judge(variant_cfg.get("gates") or {}, verified.metrics, random_data)
+        status, entry["gates"] = judge(variant_cfg.get("gates") or {}, verified.metrics, random_data)
+        stability = (entry.get("quantization") or {}).get("stability")
+        if stability and "metrics" in stability:  # the two calibration subsets, judged by today's limits
+            first, second = stability.pop("metrics")
+            gates = variant_cfg.get("gates") or {}
+            stability["gates_agree"] = judge(gates, first, random_data)[0] == judge(gates, second, random_data)[0]
+        searched = search_gate(entry)
+        if searched is not None:  # int8_mixed: its search must have passed within its budget
+            entry["gates"]["mixed_search_within_budget"] = searched
+            status = verdict(entry["gates"])
     if timed is not None and "latency_ms" in timed.metrics:
         entry["metrics"].update(timed.metrics)
         entry["benchmark"] = {
             k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped", "environment")
         }
     error = _first_error(outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES])
-    if error is None and verdict is not None:
-        entry["status"] = verdict
-        if verdict == "unverified":
+    if error is None and status is not None:
+        entry["status"] = status
+        if status == "unverified":
             entry["reason"] = unverified_reason(entry["gates"])
     entry["error"] = error
     if reference.get("size_bytes") and entry["size_bytes"]:
@@ -263,8 +275,10 @@ def format_table(report: dict[str, Any]) -> str:
     skipped = [f"  {n}: {v['reason']}" for n, v in report["variants"].items() if v["status"] == "skipped"]
     warnings = [f"  {w}" for w in report.get("warnings", [])]
     notes = [f"  {n}" for n in [*split_notes(report.get("split") or {}), *report.get("notes", [])]]
+    quantization = [f"  {line}" for line in summary_lines(report)]
     return "\n".join(
         lines
+        + (["", "Quantization:", *quantization] if quantization else [])
         + (["", "Notes:", *notes] if notes else [])
         + (["", "Warnings (! in the table):", *warnings] if warnings else [])
         + (["", "Errors:", *problems] if problems else [])
@@ -306,6 +320,13 @@ def write_plot(report: dict[str, Any], run_dir: Path) -> None:
     plot = plot_tradeoffs(report, run_dir / "tradeoffs.png")
     if plot is not None:
         report["plot"] = plot.name
+    from pipelines.plots import plot_worst_layers
+
+    for name, entry in report["variants"].items():
+        info = entry.get("quantization") or {}
+        layers = plot_worst_layers(name, info.get("layers"), run_dir / "variants" / name / "worst_layers.png")
+        if layers is not None:
+            info["layers_plot"] = str(layers.relative_to(run_dir))
 
 
 def write_report(report: dict[str, Any], run_dir: Path) -> None:

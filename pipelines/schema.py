@@ -130,6 +130,33 @@ class Gates:
     max_unmatched_fraction: Optional[float] = None
 
 
+class SearchStrategy(str, Enum):
+    greedy = "greedy"  # end-metric driven, candidates ordered by the per-layer table (docs/quantization.md)
+    ranking = "ranking"  # the debugger's RMSE/scale order only, kept for comparison
+
+
+class SearchBackend(str, Enum):
+    converter = "converter"  # keep ops in float: QuantizationDebugOptions(denylisted_nodes=...)
+    aeq = "aeq"  # AI Edge Quantizer recipes: a tensor to int16 activations, or to float
+
+
+@dataclass
+class SearchConfig:
+    """int8_mixed: which ops to keep in float until the variant's gates pass, within a budget."""
+
+    strategy: SearchStrategy = SearchStrategy.greedy
+    max_trials: int = 16
+    # Fraction of the model's weight elements that may stay float.
+    max_float_fraction: float = 0.5
+    # greedy: candidates tried per step.
+    beam: int = 4
+    # Backends searched in turn, each with the whole budget; the smallest passing model wins.
+    backends: list[SearchBackend] = field(default_factory=lambda: [SearchBackend.converter])
+    # The limits the search aims at: the variant's gates (conf/variants/int8_mixed.yaml interpolates them), a copy
+    # because gates stay out of what stages receive; the variant's verdict still comes from the engine's judge.
+    gates: Any = None
+
+
 @dataclass
 class VariantConfig:
     mode: QuantMode = QuantMode.fp32
@@ -141,6 +168,8 @@ class VariantConfig:
     recipe: Optional[str] = None
     # backend aeq, built-in modes: how weights are scaled (per output channel, or per block of N values).
     granularity: WeightGranularity = WeightGranularity.CHANNELWISE
+    # int8_mixed only: search for ops to keep in float (null: plain conversion).
+    search: Optional[SearchConfig] = None
 
 
 @dataclass
@@ -184,6 +213,19 @@ class CalibrateConfig:
     num_samples: int = 100
     # Picks the calibration samples from the data not held out for evaluation (every dataset kind).
     seed: int = 0
+    # Also quantize with a second, disjoint calibration subset and report each metric's spread.
+    stability: bool = False
+    # Labelled samples from the calibration pool, outside calibration and evaluation, that int8_mixed judges on.
+    holdout_samples: int = 300
+
+
+@dataclass
+class QuantizationConfig:
+    """Per-layer statistics of int8/int16x8 variants (tf.lite.experimental.QuantizationDebugger)."""
+
+    debugger: bool = True
+    # Calibration samples the debugger runs (bounded: it invokes an instrumented model once per sample).
+    debug_samples: int = 32
 
 
 @dataclass
@@ -237,6 +279,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)

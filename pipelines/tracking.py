@@ -153,12 +153,31 @@ class MlflowTracker:
                 mlflow.set_tag("error", str(entry["error"])[:5000])
             if entry.get("tflite_path"):
                 mlflow.log_artifact(str(run_dir / entry["tflite_path"]))
+            self._log_quantization(entry, run_dir)
             mlflow.log_dict({k: v for k, v in entry.items() if k != "mlflow_run_id"}, "verification.json")
             if entry.get("recipe"):  # AI Edge Quantizer variants: the recipe actually applied
                 mlflow.log_dict(entry["recipe"]["entries"], "recipe.json")
             if end_status != "FINISHED":
                 mlflow.end_run(status=end_status)
             return child.info.run_id
+
+    def _log_quantization(self, entry: dict[str, Any], run_dir: Path) -> None:
+        """Per-layer CSV and plot as artifacts, the int8_mixed search's trials as an MLflow table."""
+        from pipelines.quantization_report import trial_rows
+
+        info = entry.get("quantization") or {}
+        for key in ("layers_csv", "layers_plot"):
+            if info.get(key) and (run_dir / info[key]).exists():
+                self.mlflow.log_artifact(str(run_dir / info[key]), "quantization")
+        rows = trial_rows(entry)
+        if rows:
+            self.mlflow.log_table(data=rows, artifact_file="quantization/trials.json")
+            self.mlflow.log_metrics(
+                {
+                    "quantization/trials": len(rows["trial"]),
+                    "quantization/float_weight_fraction": info["float_weight_fraction"],
+                }
+            )
 
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
         mlflow = self.mlflow

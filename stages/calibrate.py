@@ -110,8 +110,10 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
     inputs = load.meta["model"]["inputs"]
     names = [i["name"] for i in inputs]
     num, seed = int(cfg["num_samples"]), int(cfg["seed"])
+    stable, n_holdout = bool(cfg.get("stability", False)), int(cfg.get("holdout_samples", 0))
     kind = dataset["kind"]
     labels: np.ndarray | None
+    pool_labels: np.ndarray | None
     if kind == "digits":
         x_train, y_train, x_test, y_test = digits_split(seed=0)
         if len(names) != 1:
@@ -122,8 +124,8 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
         source = "digits (scikit-learn, training split for calibration, test split for evaluation)"
         train = check_inputs({names[0]: x_train}, inputs, "digits")
         test = check_inputs({names[0]: x_test}, inputs, "digits")
-        pick = np.random.default_rng(seed).permutation(len(y_train))[:num]
-        calib = {k: v[pick] for k, v in train.items()}
+        pool, pool_labels = train, y_train
+        order = np.random.default_rng(seed).permutation(len(y_train))
         evaluation, labels = test, y_test
     else:
         if kind == "npz":
@@ -138,17 +140,36 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
             labels = check_labels(labels, total, source)
         if total < 2:
             raise InputError(f"The dataset {source} has {total} sample(s): calibration and evaluation need >= 2.")
-        order = np.random.default_rng(int(dataset["seed"])).permutation(total)
+        shuffled = np.random.default_rng(int(dataset["seed"])).permutation(total)
         n_eval = max(1, min(int(round(total * float(dataset["eval_fraction"]))), total - 1))
-        pool = order[n_eval:]  # never evaluated on: calibration and evaluation stay disjoint
-        eval_idx = order[:n_eval][: int(dataset["max_eval_samples"])]
-        calib_idx = pool[np.random.default_rng(seed).permutation(len(pool))][:num]
-        calib = {k: v[calib_idx] for k, v in feeds.items()}
+        eval_idx = shuffled[:n_eval][: int(dataset["max_eval_samples"])]
+        rest = shuffled[n_eval:]  # never evaluated on: calibration and evaluation stay disjoint
+        order = rest[np.random.default_rng(seed).permutation(len(rest))]  # calibrate.seed draws from the rest
+        pool, pool_labels = feeds, labels
         evaluation = {k: v[eval_idx] for k, v in feeds.items()}
         labels = labels[eval_idx] if labels is not None else None
+    # Disjoint slices of the calibration pool: calibration, a second calibration subset for the stability check,
+    # and held-out samples the int8_mixed search judges its trials on. None of them is in the evaluation set.
+    calib_idx = order[:num]
+    second_idx = order[num : 2 * num] if stable else order[:0]
+    holdout_idx = order[num + len(second_idx) :][:n_holdout]
+    if stable and len(second_idx) < len(calib_idx):
+        raise InputError(
+            f"calibrate.stability=true needs two disjoint calibration subsets of {len(calib_idx)} samples, but "
+            f"the dataset {source} leaves only {len(order)} samples outside evaluation. Lower "
+            "`calibrate.num_samples` or give more samples."
+        )
+    calib = {k: v[calib_idx] for k, v in pool.items()}
     out = Path(out_dir)
     save_samples(out / "calib.npz", calib, None)
     save_samples(out / "eval.npz", evaluation, labels)
+    files = {"calib": "calib.npz", "eval": "eval.npz"}
+    if stable:
+        save_samples(out / "calib_b.npz", {k: v[second_idx] for k, v in pool.items()}, None)
+        files["calib_b"] = "calib_b.npz"
+    holdout = {k: v[holdout_idx] for k, v in pool.items()}
+    save_samples(out / "holdout.npz", holdout, pool_labels[holdout_idx] if pool_labels is not None else None)
+    files["holdout"] = "holdout.npz"
     meta = {
         "calibration": {
             "count": len(next(iter(calib.values()))),
@@ -158,8 +179,16 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
             "split_seed": None if kind == "digits" else int(dataset["seed"]),
             "source": source,
             "checksum": _checksum(calib),
+            "stability": [len(calib_idx), len(second_idx)] if stable else None,
+        },
+        "holdout": {
+            "count": len(holdout_idx),
+            "labels": pool_labels is not None,
+            "source": f"{source}: calibration pool, disjoint from the calibration and evaluation samples",
+            "checksum": _checksum(holdout),
         },
         "evaluation": {"count": len(next(iter(evaluation.values()))), "labels": labels is not None},
         "random": kind == "random",
+        "label_output": dataset.get("label_output"),  # dataset.label_output, for stages that score class outputs
     }
-    return StageResult(files={"calib": "calib.npz", "eval": "eval.npz"}, meta=meta)
+    return StageResult(files=files, meta=meta)

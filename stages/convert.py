@@ -182,6 +182,10 @@ def convert(
         from stages.quantization.aeq import convert_aeq
 
         return convert_aeq(variant, out_dir, load, split, calibrate)
+    if variant.get("search"):  # int8_mixed: a search over ops to keep in float (stages/quantization/)
+        from stages.quantization.stage import convert_mixed
+
+        return convert_mixed(cfg, out_dir, load, split, calibrate)
     handle = head_handle(load, split)
     calib, _ = load_samples(calibrate.path("calib"))
     check_calibration(variant, calib)
@@ -201,4 +205,10 @@ def convert(
     check_variant(variant, io, contents, {i.name: i.dtype for i in [*handle.inputs, *handle.outputs]})
     meta = {"variant": variant, "io": io, "contents": contents, "names": names}
     metrics = {"size_bytes": len(flatbuffer), "convert_s": round(convert_s, 3)}
-    return StageResult(files={"tflite": "model.tflite"}, meta=meta, metrics=metrics)
+    files = {"tflite": "model.tflite"}
+    if variant["mode"] in _INTEGER_COMPUTE:  # per-layer debugger table, calibration stability (stages/quantization/)
+        from stages.quantization.stage import integer_info
+
+        meta["quantization"], extra = integer_info(cfg, out_dir, load, split, calibrate, path)
+        files.update(extra)
+    return StageResult(files=files, meta=meta, metrics=metrics)

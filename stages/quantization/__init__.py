@@ -1,1 +1,8 @@
-"""Quantization backends and searches beyond the converter's one-scheme-per-model options."""
+"""Quantization backends and repair, all run inside the convert stage (so in the engine's worker process).
+
+`aeq`: LiteRT's AI Edge Quantizer backend (recipes on the fp32 .tflite).
+`debugger`: per-layer error table of int8/int16x8 variants (tf.lite.experimental.QuantizationDebugger).
+`stage`: what convert calls: the table, the calibration stability check, and the int8_mixed conversion.
+`mixed_search`: the search over moves, judged by `judge` (the same compare + gates as verification).
+`moves`: moves and the converter backend; `aeq_moves`: moves through the AI Edge Quantizer backend (`aeq`).
+"""
