@@ -105,9 +105,19 @@ class _Graph:
         return seen
 
     def constant_only(self) -> set[str]:
-        """Nodes with no placeholder among their ancestors (the tail can recompute them)."""
-        fed = self.downstream(n for n, node in self.nodes.items() if node.op in _SOURCE_OPS)
-        return set(self.nodes) - fed
+        """Nodes with no placeholder among their data ancestors (the tail can recompute them). Control edges
+        do not count: an inlined function body hangs its constants off a control node fed by the inputs."""
+        seen: set[str] = set()
+        stack = [n for n, node in self.nodes.items() if node.op in _SOURCE_OPS]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            stack.extend(c for c in self.consumers.get(name, ()) if any(
+                src == name and not control for src, _, control in self.inputs[c]
+            ))
+        return set(self.nodes) - seen
 
 
 def tensor_dtypes(graph_def: Any) -> dict[str, str]:

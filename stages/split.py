@@ -22,8 +22,6 @@ import numpy as np
 from stages.load import model_path, source_handle
 from stages.result import InputError, StageError, StageResult
 
-# Op types that give TFLite builtins away without a conversion (the cheap scan for Keras and SavedModels).
-_SUSPECT_OPS = re.compile(r"^(TensorArray\w*V3|Stack\w*V2|.*Dataset\w*|PyFunc\w*|EagerPyFunc)$")
 _MAX_ROUNDS = 3
 
 
@@ -56,6 +54,7 @@ def load_postprocess(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 def _graph_view(load: StageResult, out_dir: Path) -> tuple[Any, dict[str, str], dict[str, str], str | None]:
     """(GraphDef, {model input: graph tensor}, {model output: graph tensor}, file written or None)."""
+    from stages.converter_verdict import flat_graph
     from stages.graph_cut import split_tensor, tensor_name
     from stages.tf_model import read_graph_def
 
@@ -66,13 +65,11 @@ def _graph_view(load: StageResult, out_dir: Path) -> tuple[Any, dict[str, str], 
         ins = {i["name"]: norm(i["name"]) for i in model["inputs"]}
         outs = {o["name"]: norm(o["name"]) for o in model["outputs"]}
         return graph_def, ins, outs, None
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2_as_graph
-
     handle = source_handle(load)
-    frozen, graph_def = convert_variables_to_constants_v2_as_graph(handle.fn)
-    ins = {i.name: norm(t.name) for i, t in zip(handle.inputs, frozen.inputs, strict=True)}
+    graph_def, in_tensors, out_tensors = flat_graph(handle.fn)
+    ins = {i.name: norm(t) for i, t in zip(handle.inputs, in_tensors, strict=True)}
     by_key = sorted(handle.outputs, key=lambda o: o.key)
-    outs = {o.name: norm(t.name) for o, t in zip(by_key, frozen.outputs, strict=True)}
+    outs = {o.name: norm(t) for o, t in zip(by_key, out_tensors, strict=True)}
     (out_dir / "graph.pb").write_bytes(graph_def.SerializeToString())
     return graph_def, ins, outs, "graph.pb"
 
@@ -105,21 +102,35 @@ def resolve_tensor(graph_def: Any, name: str, dtypes: dict[str, str]) -> str:
     )
 
 
-def _find_unsupported(handle: Any, graph_def: Any) -> tuple[dict[str, str], list[str]]:
-    from stages.graph_cut import try_builtins, unsupported_from_error
+def _find_unsupported(handle: Any, graph_def: Any, load: StageResult, whole: bool = True) -> Any:
+    """The converter's verdict on `handle` (the whole model, or a cut head: no second opinion from the file)."""
+    from stages.converter_verdict import verdict
 
-    err = try_builtins(handle)
-    if err is None:
-        return {}, []
-    return unsupported_from_error(err, graph_def)
+    model = load.meta["model"] if whole else {"format": "graph"}
+    return verdict(handle, graph_def, model, model_path(load))
 
 
-def _quick_scan(load: StageResult) -> list[str]:
-    """Suspicious op types in a Keras/SavedModel function graph (and its library), without converting."""
-    handle = source_handle(load)
-    graph_def = handle.fn.graph.as_graph_def()
-    ops = {n.op for n in graph_def.node} | {n.op for f in graph_def.library.function for n in f.node_def}
-    return sorted(op for op in ops if _SUSPECT_OPS.match(op))
+def _no_cut_message(found: Any, why: str) -> str:
+    where = "; ".join(f"{op} at {place}" for op, place in sorted(found.where.items())) or sorted(found.nodes)[:3]
+    return (
+        f"TFLite builtins cannot run the op(s) {found.ops} ({where}), and {why} Use `split=manual "
+        "split.outputs=[...]` to cut earlier, or change the model so the part TFLite cannot run comes last."
+    )
+
+
+def _tail_inputs_cut(
+    graph_def: Any, ins: dict[str, str], outs: dict[str, str], fn: Any, kwargs: dict[str, Any], dtypes: Any
+) -> tuple[Any, dict[str, str]] | None:
+    """A numpy tail that names the head tensors it reads (`fn.tensor_args`, e.g. a detector's raw box and class
+    predictions) is cut exactly there: (plan, {configured name: graph tensor}); None when it names none."""
+    from stages.graph_cut import manual_cut
+
+    names = [str(kwargs[a]) for a in getattr(fn, "tensor_args", ()) if kwargs.get(a)]
+    if not names:
+        return None
+    resolved = {n: resolve_tensor(graph_def, n, dtypes) for n in names}
+    plan = manual_cut(graph_def, list(ins.values()), list(outs.values()), list(resolved.values()))
+    return plan, resolved
 
 
 def _io_shapes(load: StageResult, ins: dict[str, str]) -> dict[str, list[int]]:
@@ -136,9 +147,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     }
     mode = str(scfg["mode"])
     target = _postprocess_target(scfg.get("postprocess"))
-    if target:
-        load_postprocess(scfg["postprocess"])
-    fmt = load.meta["model"]["format"]
+    tail_fn, tail_kwargs = load_postprocess(scfg["postprocess"]) if target else (None, {})
     meta: dict[str, Any] = {
         "mode": mode,
         "unsupported_ops": [],
@@ -148,52 +157,69 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     }
     if mode == "manual" and not scfg.get("outputs"):
         raise InputError("`split=manual` needs the cut: `split.outputs=[tensor_or_layer,...]`.")
-    if mode != "manual" and fmt != "frozen_graph" and not _quick_scan(load):
-        return StageResult(meta=meta)  # a clean Keras/SavedModel graph: nothing to cut, no conversion paid
+    handle = source_handle(load)
+    if mode != "manual" and load.meta["model"]["format"] != "frozen_graph":
+        from stages.graph_cut import try_builtins
+
+        if try_builtins(handle) is None:  # the converter's verdict: builtins run all of it, nothing to cut
+            return StageResult(meta=meta)
     out = Path(out_dir)
     graph_def, ins, outs, graph_file = _graph_view(load, out)
     dtypes = tensor_dtypes(graph_def)
     files = {"graph": graph_file} if graph_file else {}
     unsupported: dict[str, str] = {}
+    aliases: dict[str, str] = {}
     if mode == "manual":
         cut = [resolve_tensor(graph_def, n, dtypes) for n in scfg["outputs"]]
         plan = manual_cut(graph_def, list(ins.values()), list(outs.values()), cut)
     else:
-        handle = source_handle(load)
-        found, unmapped = _find_unsupported(handle, graph_def)
-        if unmapped and not found:
-            raise StageError(
-                f"The TFLite converter fails on this model for a reason that is not an unsupported op: "
-                f"{unmapped[0][:400]}. Fix the model or its input shapes; splitting cannot help here."
-            )
-        if not found:
+        found = _find_unsupported(handle, graph_def, load)
+        if found is None or not (found.nodes or found.where):
+            if found is not None and found.other and load.meta["model"]["format"] == "frozen_graph":
+                raise StageError(
+                    f"The TFLite converter fails on this model for a reason that is not an unsupported op: "
+                    f"{found.other[0][:400]}. Fix the model or its input shapes; splitting cannot help here."
+                )
+            # Not an op TFLite lacks (shapes, recurrent lowering): the convert stage's own fallbacks handle it.
+            meta["converter_note"] = found.other[0][:400] if found is not None and found.other else None
             return StageResult(meta=meta, files=files)
-        unsupported.update(found)
+        if not found.nodes:
+            raise InputError(_no_cut_message(found, "none of them maps to a node of the model's graph, so"))
+        unsupported.update(found.nodes)
+        meta["unsupported_where"] = found.where
         if mode == "none":
-            ops = sorted(set(found.values()))
             raise InputError(
-                f"TFLite builtins cannot run the op(s) {ops} (nodes such as {sorted(found)[:3]}), and "
-                "`split=none` forbids cutting the graph. Use `split=auto` to convert the graph up to them "
+                f"TFLite builtins cannot run the op(s) {found.ops} (nodes such as {sorted(found.nodes)[:3]}), "
+                "and `split=none` forbids cutting the graph. Use `split=auto` to convert the graph up to them "
                 "and run the rest on the host (optionally as numpy with `split.postprocess._target_=...`)."
             )
         plan = compute_cut(graph_def, list(ins.values()), list(outs.values()), unsupported, dtypes)
         for _ in range(_MAX_ROUNDS):  # a cut head may reveal ops the first pass never reached
-            head = _head_from(graph_def, ins, plan.head_outputs, _io_shapes(load, ins), load)
-            more, _ = _find_unsupported(head, graph_def)
-            if not more:
+            if not plan.cut_tensors:
                 break
-            unsupported.update(more)
+            head = _head_from(graph_def, ins, plan.head_outputs, _io_shapes(load, ins), load)
+            more = _find_unsupported(head, graph_def, load, whole=False)
+            if more is None or not more.nodes:
+                break
+            unsupported.update(more.nodes)
             plan = compute_cut(graph_def, list(ins.values()), list(outs.values()), unsupported, dtypes)
         else:
-            raise StageError(f"The head still holds ops TFLite cannot run after {_MAX_ROUNDS} cuts: {more}.")
+            raise StageError(f"The head still holds ops TFLite cannot run after {_MAX_ROUNDS} cuts: {more.ops}.")
+        named = _tail_inputs_cut(graph_def, ins, outs, tail_fn, tail_kwargs, dtypes) if plan.tail else None
+        if named and set(named[0].cut_tensors) != set(plan.cut_tensors):
+            inside = sorted(n for n in unsupported if n not in named[0].tail)
+            if inside:
+                raise InputError(
+                    f"The numpy tail {target} reads {sorted(named[1])}, but ops TFLite cannot run "
+                    f"({sorted({unsupported[n] for n in inside})}, e.g. {inside[0]}) compute them. Name tensors "
+                    f"before those ops, or drop the names to cut at {plan.cut_tensors}."
+                )
+            plan, aliases = named[0], named[1]
     if not plan.tail:
         return StageResult(meta=meta, files=files)
     if not plan.cut_tensors:
-        raise InputError(
-            "The cut leaves the head with no outputs: every path from the inputs to the outputs runs through "
-            f"ops TFLite cannot run ({sorted(set(unsupported.values()))}). Nothing can be converted; use "
-            "`split=manual split.outputs=[...]` to cut earlier."
-        )
+        why = "every path from the inputs to the outputs runs through them, so the head would have no outputs."
+        raise InputError(_no_cut_message(_verdict_of(unsupported, meta), why) + " Nothing can be converted.")
     reverse_out = {v: k for k, v in outs.items()}
     meta.update(
         unsupported_ops=sorted(set(unsupported.values())),
@@ -201,6 +227,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
         cut_tensors=plan.cut_tensors,
         postprocess=target,
         postprocess_config=dict(scfg["postprocess"]) if target else None,
+        postprocess_inputs={k: v for k, v in aliases.items() if k != v} or None,
         head_outputs=plan.head_outputs,
         tail_inputs=[k for k, v in ins.items() if v in plan.tail_inputs],
         head_final_outputs=[reverse_out[o] for o in plan.head_final_outputs],
@@ -216,6 +243,12 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     )
     (out / "cut.json").write_text(json.dumps({k: meta[k] for k in meta if k != "graph_io"}, indent=2))
     return StageResult(files={**files, "cut": "cut.json"}, meta=meta)
+
+
+def _verdict_of(unsupported: dict[str, str], meta: dict[str, Any]) -> Any:
+    from stages.converter_verdict import Verdict
+
+    return Verdict(nodes=dict(unsupported), where=dict(meta.get("unsupported_where") or {}))
 
 
 def _graph_def_for(load: StageResult, split: StageResult) -> tuple[Any, str]:
@@ -288,7 +321,9 @@ def run_tf_tail(
     names = [n for n in io["outputs"] if n not in split.meta["head_final_outputs"]]
     fetches = [_graph_tensor(io["outputs"][n]) for n in names]
     sources = {_graph_tensor(c): head_outputs[c] for c in split.meta["cut_tensors"]}
-    sources |= {_graph_tensor(io["inputs"][n]): feeds[n] for n in split.meta["tail_inputs"]}
+    # Every model input is fed, not only those the tail reads: an inlined function body ties its nodes to the
+    # inputs by control edges, which a session follows.
+    sources |= {_graph_tensor(t): feeds[n] for n, t in io["inputs"].items() if n in feeds}
     count = len(next(iter(sources.values())))
     fixed = [i["shape"][0] for i in load.meta["model"]["inputs"]]
     step = fixed[0] if fixed and fixed[0] else count
@@ -334,6 +369,7 @@ def run_tail(
     if split.meta.get("postprocess"):
         fn, kwargs = load_postprocess(split.meta["postprocess_config"])
         tensors = {c: head_outputs[c] for c in split.meta["cut_tensors"]}
+        tensors |= {name: head_outputs[c] for name, c in (split.meta.get("postprocess_inputs") or {}).items()}
         tensors |= {n: feeds[n] for n in split.meta.get("tail_inputs", [])}
         try:
             result = fn(tensors, **kwargs)
