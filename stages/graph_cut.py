@@ -30,6 +30,7 @@ _PLUMBING = {
     "NoOp",
 }
 _PLUMBING_PREFIXES = ("TensorArray", "TensorList", "Stack", "VarHandle", "ReadVariable")
+_FLOAT = ("float", "bfloat", "half")
 _SOURCE_OPS = {"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"}
 
 
@@ -148,10 +149,16 @@ def compute_cut(
     while changed:
         changed = False
         for name in list(tail):
-            for src, _, control in graph.inputs[name]:
+            for src, index, control in graph.inputs[name]:
                 if src in tail or src in input_nodes or src not in graph.nodes:
                     continue
-                if is_plumbing(graph.nodes[src].op) and not control:
+                if control:
+                    continue
+                # Loop plumbing, and integer/bool tensors (indices, masks: a selection, e.g. a detector's top-k
+                # before its NMS), never cross the cut: their producer moves into the tail.
+                kind = dtypes.get(tensor_name(src, index), "float32")
+                selection = not kind.startswith(_FLOAT) and src not in constant
+                if is_plumbing(graph.nodes[src].op) or selection:
                     tail |= graph.downstream([src])
                     changed = True
         # Pull back integer/bool shape plumbing and constants that only the tail consumes.
@@ -162,7 +169,7 @@ def compute_cut(
             if not consumers or not consumers <= tail or any(split_tensor(o)[0] == name for o in outputs):
                 continue
             kinds = [dtypes.get(tensor_name(name, i), "float32") for i in range(_num_outputs(graph, name))]
-            if name in constant or all(not k.startswith(("float", "bfloat", "half")) for k in kinds):
+            if name in constant or all(not k.startswith(_FLOAT) for k in kinds):
                 tail.add(name)
                 changed = True
     tail &= needed

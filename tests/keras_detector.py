@@ -151,3 +151,16 @@ def detector_dataset(path: Path, count: int = 24, seed: int = 0) -> Path:
         image[y : y + 8, x : x + 8] += rng.random(3, dtype=np.float32)
     np.savez(path, x=images)
     return path
+
+
+def hydra_value(value: Any) -> str:
+    """A config value as a Hydra override value (`'+split.postprocess=' + hydra_value(DETECTOR_TAIL)`)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {hydra_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(hydra_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
