@@ -60,8 +60,10 @@ def _variant_entry(
     if timed is not None and "latency_ms" in timed.metrics:
         entry["metrics"].update(timed.metrics)
         entry["benchmark"] = {
-            k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped", "environment")
+            k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped", "inputs", "environment")
         }
+    elif timed is not None and timed.meta.get("timing_skipped"):
+        entry["benchmark"] = {"skipped": timed.meta["timing_skipped"]}
     error = _first_error(outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES])
     if error is None and verified is not None:
         entry["status"] = "passed" if all(g["passed"] for g in entry["gates"].values()) else "failed"

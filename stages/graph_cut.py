@@ -115,9 +115,11 @@ class _Graph:
             if name in seen:
                 continue
             seen.add(name)
-            stack.extend(c for c in self.consumers.get(name, ()) if any(
-                src == name and not control for src, _, control in self.inputs[c]
-            ))
+            stack.extend(
+                c
+                for c in self.consumers.get(name, ())
+                if any(src == name and not control for src, _, control in self.inputs[c])
+            )
         return set(self.nodes) - seen
 
 

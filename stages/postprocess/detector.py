@@ -71,14 +71,23 @@ def _select(
 
 
 def detect_single(
-    boxes: np.ndarray, scores: np.ndarray, *, class_specific: bool, pre_nms_top_k: int | None,
-    score_threshold: float, iou_threshold: float, max_detections: int, background_class: int | None = None,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    *,
+    class_specific: bool,
+    pre_nms_top_k: int | None,
+    score_threshold: float,
+    iou_threshold: float,
+    max_detections: int,
+    background_class: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """One image: decoded boxes [N, 4], scores [N, C] -> padded boxes, scores, labels, count."""
     classes = [c for c in range(scores.shape[1]) if c != background_class]
     if class_specific:
-        kept = [(_select(boxes, scores[:, c], pre_nms_top_k, score_threshold, iou_threshold, max_detections), c)
-                for c in classes]
+        kept = [
+            (_select(boxes, scores[:, c], pre_nms_top_k, score_threshold, iou_threshold, max_detections), c)
+            for c in classes
+        ]
         index = np.concatenate([k for k, _ in kept]).astype(np.int64)
         labels = np.concatenate([np.full(len(k), c, np.int64) for k, c in kept])
     else:
@@ -141,8 +150,12 @@ def detect(
         decoded = np.clip(decoded, 0.0, limits)
     scores = _scores(tensors[classification], score_activation)
     settings = dict(
-        class_specific=class_specific, pre_nms_top_k=pre_nms_top_k, score_threshold=score_threshold,
-        iou_threshold=iou_threshold, max_detections=int(max_detections), background_class=background_class,
+        class_specific=class_specific,
+        pre_nms_top_k=pre_nms_top_k,
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        max_detections=int(max_detections),
+        background_class=background_class,
     )
     per_image = [detect_single(b, s, **settings) for b, s in zip(decoded, scores, strict=True)]  # type: ignore[arg-type]
     out_boxes = np.stack([p[0] for p in per_image])
