@@ -116,7 +116,7 @@ def _timing_inputs(convert: StageResult, calibrate: StageResult | None, out_dir:
     if calibrate is None:
         return None, "random"
     feeds, _ = load_samples(calibrate.path("eval"))
-    raw = model.quantized_feeds(feeds)
+    raw: dict[str, Any] = model.quantized_feeds(feeds)
     np.savez(out_dir / "inputs.npz", **raw)
     count = len(next(iter(raw.values())))
     source = "random samples (dataset=random)" if random_data else "evaluation samples"

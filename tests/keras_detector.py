@@ -13,7 +13,7 @@ import numpy as np
 
 IMAGE = 32
 CLASSES = 3
-DETECTOR_TAIL = {
+DETECTOR_TAIL: dict[str, Any] = {
     "_target_": "stages.postprocess.detector.detect",
     "boxes": "bbox_regression",
     "classification": "cls_logits",
@@ -43,7 +43,7 @@ DETECTOR_TAIL = {
 def _anchors() -> np.ndarray:
     from stages.postprocess.anchors import pyramid_anchors
 
-    return pyramid_anchors(**DETECTOR_TAIL["anchors"])  # type: ignore[arg-type]
+    return pyramid_anchors(**DETECTOR_TAIL["anchors"])
 
 
 def build_model(seed: int = 0) -> Any:
@@ -115,11 +115,11 @@ def serving_module(model: Any) -> Any:
             boxes = tf.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], axis=-1)
             probs = tf.sigmoid(logits)
             best, labels = tf.reduce_max(probs, -1), tf.argmax(probs, -1, output_type=tf.int32)
-            top_scores, top = tf.math.top_k(best, k=int(cfg["pre_nms_top_k"]))  # type: ignore[arg-type]
+            top_scores, top = tf.math.top_k(best, k=int(cfg["pre_nms_top_k"]))
             top_boxes = tf.gather(boxes, top, batch_dims=1)
-            keep = _bitwise_nms(tf, top_boxes, top_scores, float(cfg["iou_threshold"]), float(cfg["score_threshold"]))  # type: ignore[arg-type]
+            keep = _bitwise_nms(tf, top_boxes, top_scores, float(cfg["iou_threshold"]), float(cfg["score_threshold"]))
             ranked = tf.where(keep > 0, top_scores, -1.0)
-            final_scores, pick = tf.math.top_k(ranked, k=int(cfg["max_detections"]))  # type: ignore[arg-type]
+            final_scores, pick = tf.math.top_k(ranked, k=int(cfg["max_detections"]))
             valid = final_scores > -1.0
             final_boxes = tf.where(valid[..., None], tf.gather(top_boxes, pick, batch_dims=1), -1.0)
             final_labels = tf.where(valid, tf.gather(tf.gather(labels, top, batch_dims=1), pick, batch_dims=1), -1)

@@ -43,7 +43,7 @@ def test_center_size_decoding_inverts_the_encoding(layout: str) -> None:
     variances = np.array([0.1, 0.1, 0.2, 0.2], np.float32)  # the TF Object Detection API's 10, 10, 5, 5
     a, b = convert_boxes(anchors, "yxyx", layout), convert_boxes(boxes, "xyxy", layout)
     encoded = np.concatenate([(b[:, :2] - a[:, :2]) / a[:, 2:], np.log(b[:, 2:] / a[:, 2:])], axis=1) / variances
-    decoded = decode_center_size(anchors, encoded[None], variances, layout, "yxyx")
+    decoded = decode_center_size(anchors, encoded[None], variances.tolist(), layout, "yxyx")
     np.testing.assert_allclose(decoded[0], boxes, rtol=1e-5, atol=1e-3)
 
 

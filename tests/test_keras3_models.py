@@ -84,7 +84,8 @@ def test_split_none_names_the_op_inside_the_while_body(tmp_path: Path, detector:
     from stages.split import split
 
     (tmp_path / "load").mkdir()
-    loaded = load({"model": {"format": "saved_model", "path": str(detector[0])}}, str(tmp_path / "load"))
+    model = {"format": "saved_model", "path": str(detector[0]), "signature": "serving_default"}
+    loaded = load({"model": model}, str(tmp_path / "load"))
     loaded.root = str(tmp_path / "load")
     (tmp_path / "split").mkdir()
     with pytest.raises(InputError, match=r"BitwiseAnd.*split=auto"):
