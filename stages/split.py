@@ -1,26 +1,28 @@
 """Split stage: cut the graph before ops TFLite cannot run; the head is converted, the tail runs on the host.
 
-`split=auto` converts the model once with TFLite builtins only; when the converter's structured errors name
-ops it cannot run, `stages.graph_cut` computes the cut on the GraphDef (every node downstream of them is the
-tail). `split=manual` takes the cut tensors from `split.outputs`; `split=none` refuses a graph with
-unsupported ops. With nothing to cut, the head is the whole model and there is no tail. The tail runs as the
-configured numpy function (`split.postprocess._target_`), else as the cut-off subgraph in TensorFlow (for
-verification only: the deployed model then needs a host-side tail).
+`split=auto` takes the converter's own verdict for every format: it converts the model once with builtins
+only and, when that fails, maps the structured errors onto the model's flattened graph
+(`stages.converter_verdict`: ops inside function bodies and loops included, named with where they sit).
+`stages.graph_cut` computes the cut: every node downstream of them is the tail, and no loop plumbing, index
+or mask crosses it. A numpy tail that names the head tensors it reads (a detector tail's raw box and class
+predictions) is cut exactly there. `split=manual` takes the cut tensors from `split.outputs`; `split=none`
+refuses a graph with unsupported ops. With nothing to cut, the head is the whole model and there is no tail.
+The tail runs as the configured numpy function (`split.postprocess._target_`), else as the cut-off subgraph
+in TensorFlow (verification only: the deployed model then needs a host-side tail); see `stages.split_tail`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from stages.load import model_path, source_handle
 from stages.result import InputError, StageError, StageResult
+from stages.split_tail import _graph_def_for, load_postprocess, run_tail, run_tf_tail
+
+__all__ = ["full_model_outputs", "head_handle", "load_postprocess", "run_tail", "run_tf_tail", "split"]
 
 _MAX_ROUNDS = 3
 
@@ -35,21 +37,6 @@ def _postprocess_target(cfg: dict[str, Any] | None) -> str | None:
             "`+split.postprocess._target_=stages.postprocess.nms.filter_detections`, or drop it."
         )
     return str(target)
-
-
-def load_postprocess(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The tail function and its keyword arguments from `split.postprocess`."""
-    target = str(cfg["_target_"])
-    module_name, _, fn_name = target.rpartition(".")
-    try:
-        fn = getattr(importlib.import_module(module_name), fn_name)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise InputError(
-            f"`split.postprocess._target_={target}` cannot be imported ({type(err).__name__}: {err})."
-            " Give the dotted path of a function importable from the working directory, e.g. "
-            "stages.postprocess.nms.filter_detections."
-        ) from None
-    return fn, {k: v for k, v in cfg.items() if k != "_target_"}
 
 
 def _graph_view(load: StageResult, out_dir: Path) -> tuple[Any, dict[str, str], dict[str, str], str | None]:
@@ -251,19 +238,6 @@ def _verdict_of(unsupported: dict[str, str], meta: dict[str, Any]) -> Any:
     return Verdict(nodes=dict(unsupported), where=dict(meta.get("unsupported_where") or {}))
 
 
-def _graph_def_for(load: StageResult, split: StageResult) -> tuple[Any, str]:
-
-    path = str(split.path("graph")) if "graph" in split.files else model_path(load)
-    return _read_cached(path, Path(path).stat().st_mtime_ns), path
-
-
-@lru_cache(maxsize=4)
-def _read_cached(path: str, stamp: int) -> Any:
-    from stages.tf_model import read_graph_def
-
-    return read_graph_def(path)
-
-
 def _head_from(
     graph_def: Any, ins: dict[str, str], outputs: list[str], shapes: dict[str, list[int]], load: StageResult
 ) -> Any:
@@ -295,91 +269,3 @@ def full_model_outputs(load: StageResult, split: StageResult, feeds: dict[str, A
     """The original (uncut) model's outputs on `feeds`, and a callable that runs it (for latency)."""
     handle = source_handle(load)
     return handle.run(feeds), handle.run
-
-
-@lru_cache(maxsize=2)
-def _session(path: str, stamp: int) -> Any:
-    import tensorflow as tf
-
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.graph_util.import_graph_def(_read_cached(path, stamp), name="")
-    return tf.compat.v1.Session(graph=graph)
-
-
-def _graph_tensor(name: str) -> str:
-    return name if ":" in name else f"{name}:0"
-
-
-def run_tf_tail(
-    load: StageResult, split: StageResult, head_outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """Run the cut-off subgraph in TensorFlow: feed cut tensors (and inputs it reads), fetch outputs."""
-    _, path = _graph_def_for(load, split)
-    session = _session(path, Path(path).stat().st_mtime_ns)
-    io = split.meta["graph_io"]
-    names = [n for n in io["outputs"] if n not in split.meta["head_final_outputs"]]
-    fetches = [_graph_tensor(io["outputs"][n]) for n in names]
-    sources = {_graph_tensor(c): head_outputs[c] for c in split.meta["cut_tensors"]}
-    # Every model input is fed, not only those the tail reads: an inlined function body ties its nodes to the
-    # inputs by control edges, which a session follows.
-    sources |= {_graph_tensor(t): feeds[n] for n, t in io["inputs"].items() if n in feeds}
-    count = len(next(iter(sources.values())))
-    fixed = [i["shape"][0] for i in load.meta["model"]["inputs"]]
-    step = fixed[0] if fixed and fixed[0] else count
-    parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for start in range(0, count, step):
-        values = session.run(fetches, {k: v[start : start + step] for k, v in sources.items()})
-        for name, value in zip(names, values, strict=True):
-            parts[name].append(np.asarray(value))
-    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
-
-
-def _check_tail_outputs(split: StageResult, result: Any, final: dict[str, Any], load: StageResult | None) -> None:
-    """The numpy tail must return the model's remaining outputs by their original names."""
-    name = split.meta["postprocess"]
-    if not isinstance(result, dict):
-        raise StageError(
-            f"The postprocess function {name} returned a {type(result).__name__}; it must return a dict "
-            "{output name: array} keyed by the original model's output names."
-        )
-    if load is None:
-        return
-    expected = {o["name"] for o in load.meta["model"]["outputs"]} - set(final)
-    missing = sorted(expected - set(result))
-    if missing:
-        raise StageError(
-            f"The postprocess function {name} returned outputs {sorted(result)}, but the model's outputs "
-            f"{sorted(expected)} are expected from the tail: {missing} are missing. Return one array per model "
-            "output, keyed by its name (or fix `split.postprocess`'s arguments, e.g. its `outputs` list)."
-        )
-
-
-def run_tail(
-    split: StageResult, head_outputs: dict[str, Any], feeds: dict[str, Any], load: StageResult | None = None
-) -> dict[str, Any]:
-    """Turn the converted head's outputs into the model's final outputs (identity when nothing was cut).
-
-    With a postprocess function, it gets `{cut tensor: array}` in `split.cut_tensors` order (plus any model
-    inputs the tail reads) and its config kwargs; without one the cut-off subgraph runs in TensorFlow.
-    """
-    if not split.meta.get("head_outputs"):
-        return head_outputs
-    final = {n: head_outputs[n] for n in split.meta.get("head_final_outputs", []) if n in head_outputs}
-    if split.meta.get("postprocess"):
-        fn, kwargs = load_postprocess(split.meta["postprocess_config"])
-        tensors = {c: head_outputs[c] for c in split.meta["cut_tensors"]}
-        tensors |= {name: head_outputs[c] for name, c in (split.meta.get("postprocess_inputs") or {}).items()}
-        tensors |= {n: feeds[n] for n in split.meta.get("tail_inputs", [])}
-        try:
-            result = fn(tensors, **kwargs)
-        except Exception as err:  # noqa: BLE001 - user code; say which function broke
-            raise StageError(
-                f"The postprocess function {split.meta['postprocess']} failed on the head outputs "
-                f"{list(tensors)}: {type(err).__name__}: {err}. Check its arguments in `split.postprocess`."
-            ) from None
-        _check_tail_outputs(split, result, final, load)
-        return final | {k: np.asarray(v) for k, v in result.items()}
-    if load is None:
-        raise StageError("run_tail needs the load result to run the TensorFlow tail.")
-    return final | run_tf_tail(load, split, head_outputs, feeds)

@@ -105,3 +105,31 @@ def test_transformer_on_token_ids_is_timed_on_the_dataset(tmp_path: Path) -> Non
     assert fp32["metrics"]["latency_ms"]["count"] >= 20
     assert fp32["benchmark"]["inputs"].endswith("evaluation samples, cycled, batch 1")
     assert report["reference"]["metrics"]["latency_ms"]["p50"] > 0
+
+
+@pytest.mark.slow
+def test_no_cut_possible_names_the_op_and_where_it_sits(tmp_path: Path) -> None:
+    """Every path from the input runs through the bitwise loop: nothing is left for TFLite."""
+    import tensorflow as tf
+
+    class Masked(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+        def serve(self, x: Any) -> dict[str, Any]:
+            bits = tf.cast(x > 0.0, tf.int32)
+            _, bits = tf.while_loop(
+                lambda i, b: i < 3, lambda i, b: (i + 1, tf.bitwise.bitwise_and(b, tf.roll(b, 1, 1))), [0, bits]
+            )
+            return {"y": tf.cast(bits, tf.float32)}
+
+    module = Masked()
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.serve})
+    from stages.load import load
+    from stages.split import split
+
+    (tmp_path / "load").mkdir()
+    (tmp_path / "split").mkdir()
+    model = {"format": "saved_model", "path": str(tmp_path / "sm"), "signature": "serving_default"}
+    loaded = load({"model": model}, str(tmp_path / "load"))
+    loaded.root = str(tmp_path / "load")
+    with pytest.raises(InputError, match=r"BitwiseAnd.* at .*while.*head would have no outputs"):
+        split({"split": {"mode": "auto", "outputs": None, "postprocess": None}}, str(tmp_path / "split"), loaded)
