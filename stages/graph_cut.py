@@ -105,6 +105,16 @@ class _Graph:
             stack.extend(src for src, _, _ in self.inputs[name])
         return seen
 
+    def input_aliases(self, inputs: list[str]) -> dict[str, str]:
+        """{node: model input tensor} for the inputs and the Identity chains that only forward them."""
+        aliases = {split_tensor(i)[0]: tensor_name(*split_tensor(i)) for i in inputs}
+        for name in self.order:  # graph order: an Identity comes after what it forwards
+            node = self.nodes[name]
+            data = [(s, i) for s, i, control in self.inputs[name] if not control]
+            if node.op == "Identity" and len(data) == 1 and data[0][0] in aliases and data[0][1] == 0:
+                aliases[name] = aliases[data[0][0]]
+        return aliases
+
     def constant_only(self) -> set[str]:
         """Nodes with no placeholder among their data ancestors (the tail can recompute them). Control edges
         do not count: an inlined function body hangs its constants off a control node fed by the inputs."""
@@ -142,7 +152,8 @@ def compute_cut(
 ) -> CutPlan:
     """Tail = everything downstream of `unsupported` nodes plus their plumbing; the rest is head."""
     graph = _Graph(graph_def)
-    input_nodes = {split_tensor(i)[0] for i in inputs}
+    aliases = graph.input_aliases(inputs)  # an inlined call passes each input through Identity nodes
+    input_nodes = set(aliases)
     needed = graph.upstream(split_tensor(o)[0] for o in outputs)
     constant = graph.constant_only()
     dtypes = dtypes if dtypes is not None else tensor_dtypes(graph_def)
@@ -183,7 +194,7 @@ def compute_cut(
             if control or src in tail or src not in graph.nodes:
                 continue
             if src in input_nodes:
-                tail_inputs.add(tensor_name(src, index))
+                tail_inputs.add(aliases[src])
             elif src not in constant:
                 cut.add((src, index))
     position = {n: i for i, n in enumerate(graph.order)}

@@ -205,8 +205,8 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     if not plan.tail:
         return StageResult(meta=meta, files=files)
     if not plan.cut_tensors:
-        why = "every path from the inputs to the outputs runs through them, so the head would have no outputs."
-        raise InputError(_no_cut_message(_verdict_of(unsupported, meta), why) + " Nothing can be converted.")
+        why = "every path from the inputs to the outputs runs through them: the head would have no outputs."
+        raise InputError(_no_cut_message(_verdict_of(unsupported, meta), why))
     reverse_out = {v: k for k, v in outs.items()}
     meta.update(
         unsupported_ops=sorted(set(unsupported.values())),
