@@ -72,12 +72,22 @@ def run_tf_tail(
     # Every model input is fed, not only those the tail reads: an inlined function body ties its nodes to the
     # inputs by control edges, which a session follows.
     sources |= {_graph_tensor(t): feeds[n] for n, t in io["inputs"].items() if n in feeds}
-    count = len(next(iter(sources.values())))
+    count = len(next(iter(feeds.values())))
     fixed = [i["shape"][0] for i in load.meta["model"]["inputs"]]
     step = fixed[0] if fixed and fixed[0] else count
+    # A cut tensor need not be batch-major (KerasHub's NMS holds boxes as [4, N] for its fixed batch of 1): the
+    # head ran `step` samples per call and stacked the calls, so each call's rows are len / calls.
+    calls = -(-count // step)
+    rows = {k: max(1, len(v) // calls) if len(v) != count else 0 for k, v in sources.items()}
     parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for start in range(0, count, step):
-        values = session.run(fetches, {k: v[start : start + step] for k, v in sources.items()})
+    for call, start in enumerate(range(0, count, step)):
+        values = session.run(
+            fetches,
+            {
+                k: v[start : start + step] if not rows[k] else v[call * rows[k] : (call + 1) * rows[k]]
+                for k, v in sources.items()
+            },
+        )
         for name, value in zip(names, values, strict=True):
             parts[name].append(np.asarray(value))
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}

@@ -60,14 +60,26 @@ def _scores(raw: np.ndarray, activation: str) -> np.ndarray:
 
 
 def _select(
-    boxes: np.ndarray, scores: np.ndarray, pre_nms_top_k: int | None, score_threshold: float, iou: float, limit: int
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    pre_nms_top_k: int | None,
+    score_threshold: float,
+    iou: float,
+    limit: int,
+    positive_only: bool = False,
 ) -> np.ndarray:
-    """Anchor indices kept for one score column: top-k candidates, threshold, greedy NMS, best first."""
+    """Anchor indices kept for one score column: top-k candidates, threshold, greedy NMS, best first.
+
+    `positive_only`: KerasHub's NMS marks empty slots with all-zero boxes and keeps only boxes with a coordinate
+    > 0, so a kept box lying wholly at negative coordinates is dropped (after it has suppressed others)."""
     order = np.argsort(-scores, kind="stable")
     if pre_nms_top_k:
         order = order[: int(pre_nms_top_k)]
     order = order[scores[order] > score_threshold]
-    return order[nms(boxes[order], scores[order], limit, iou)]
+    kept = order[nms(boxes[order], scores[order], len(order) if positive_only else limit, iou)]
+    if positive_only:
+        kept = kept[np.any(boxes[kept] > 0, axis=1)][:limit]
+    return kept
 
 
 def detect_single(
@@ -80,19 +92,25 @@ def detect_single(
     iou_threshold: float,
     max_detections: int,
     background_class: int | None = None,
+    positive_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """One image: decoded boxes [N, 4], scores [N, C] -> padded boxes, scores, labels, count."""
     classes = [c for c in range(scores.shape[1]) if c != background_class]
     if class_specific:
         kept = [
-            (_select(boxes, scores[:, c], pre_nms_top_k, score_threshold, iou_threshold, max_detections), c)
+            (
+                _select(
+                    boxes, scores[:, c], pre_nms_top_k, score_threshold, iou_threshold, max_detections, positive_only
+                ),
+                c,
+            )
             for c in classes
         ]
         index = np.concatenate([k for k, _ in kept]).astype(np.int64)
         labels = np.concatenate([np.full(len(k), c, np.int64) for k, c in kept])
     else:
         best = scores[:, classes].max(axis=1)
-        index = _select(boxes, best, pre_nms_top_k, score_threshold, iou_threshold, max_detections)
+        index = _select(boxes, best, pre_nms_top_k, score_threshold, iou_threshold, max_detections, positive_only)
         labels = np.asarray(classes)[np.argmax(scores[index][:, classes], axis=1)] if len(index) else index
     picked = scores[index, labels]
     top = np.argsort(-picked, kind="stable")[:max_detections]
@@ -125,12 +143,14 @@ def detect(
     score_threshold: float = 0.05,
     iou_threshold: float = 0.5,
     max_detections: int = 100,
+    positive_only: bool = False,
     outputs: Mapping[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Raw head outputs -> the model's padded detections (-1 padding), keyed by the model's output names.
 
     `outputs` maps `boxes`, `scores`, `labels` and optionally `num_detections` to the original output names.
-    `box_format` is the layout the model returns (xyxy or yxyx); `clip_to` = [height, width] clips boxes.
+    `box_format` is the layout the model returns (xyxy or yxyx); `clip_to` = [height, width] clips boxes;
+    `positive_only` reproduces KerasHub's NMS, which drops kept boxes with no coordinate > 0.
     """
     names = dict(outputs or {"boxes": "boxes", "scores": "scores", "labels": "labels"})
     raw_boxes = np.asarray(tensors[boxes], np.float32)
@@ -156,6 +176,7 @@ def detect(
         iou_threshold=iou_threshold,
         max_detections=int(max_detections),
         background_class=background_class,
+        positive_only=positive_only,
     )
     per_image = [detect_single(b, s, **settings) for b, s in zip(decoded, scores, strict=True)]  # type: ignore[arg-type]
     out_boxes = np.stack([p[0] for p in per_image])
