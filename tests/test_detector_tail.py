@@ -133,3 +133,15 @@ def test_keras_retinanet_deltas_match_bbox_transform_inv() -> None:
     got = out["boxes"][0][out["scores"][0] > -1]
     assert len(got) == 2 * len(anchors)  # nothing suppressed at IoU 1.0: every anchor once per class
     assert {tuple(np.round(b, 4)) for b in got} == {tuple(np.round(b, 4)) for b in expected}
+
+
+def test_positive_only_drops_boxes_at_negative_coordinates_after_they_suppress() -> None:
+    """KerasHub's NMS keeps only boxes with a coordinate > 0, after NMS (the dropped box still suppressed)."""
+    boxes = np.array([[[-10, -10, -1, -1], [-9, -9, 0.5, 0.5], [10, 10, 20, 20]]], np.float32)
+    logits = np.array([[[3.0], [2.0], [1.0]]], np.float32)
+    common = dict(boxes="b", classification="c", encoding="none", class_specific=False, score_threshold=0.5)
+    plain = detect({"b": boxes, "c": logits}, **common, max_detections=3)  # type: ignore[arg-type]
+    keras_hub = detect({"b": boxes, "c": logits}, **common, max_detections=3, positive_only=True)  # type: ignore[arg-type]
+    np.testing.assert_allclose(plain["boxes"][0, :2], boxes[0, [0, 2]])
+    np.testing.assert_allclose(keras_hub["boxes"][0, 0], boxes[0, 2])
+    assert (keras_hub["scores"][0, 1:] == -1).all()
