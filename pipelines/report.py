@@ -89,7 +89,10 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     random_data = bool(calib and calib.result and calib.result.meta.get("random"))
     report: dict[str, Any] = {
         "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
-        "split": {k: split.get(k) for k in ("mode", "unsupported_ops", "cut_tensors", "postprocess", "tail", "note")},
+        "split": {
+            k: split.get(k)
+            for k in ("mode", "unsupported_ops", "unsupported_where", "cut_tensors", "postprocess", "tail", "note")
+        },
         "calibration": calib.result.meta["calibration"] if calib and calib.result else None,
         "reference": {"metrics": dict(ref.result.metrics) if ref and ref.result else {}},
         "variants": {

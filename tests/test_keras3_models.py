@@ -70,6 +70,7 @@ def test_detector_without_a_tail_runs_the_cut_off_part_in_tensorflow(
     done, report = _run(tmp_path, *_detector_args(*detector))
     split = report["split"]
     assert split["tail"] == "tensorflow" and {"BitwiseAnd", "Invert"} <= set(split["unsupported_ops"])
+    assert "while" in split["unsupported_where"]["BitwiseAnd"]  # where it sits: inside the loop body
     # The last tensors TFLite can run: decoded boxes and scores; no indices or masks cross the cut.
     assert split["cut_tensors"] and not any("TopKV2" in c or "Greater" in c for c in split["cut_tensors"])
     fp32 = report["variants"]["fp32"]
