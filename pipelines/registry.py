@@ -75,7 +75,10 @@ def _model_config(variant: str, outcomes: dict[str, Any]) -> dict[str, Any]:
                 "cannot serve; "
                 "give the tail as a numpy function with `split.postprocess._target_=...`"
             )
-        tail = {k: split.get(k) for k in ("cut_tensors", "tail_inputs", "head_final_outputs", "postprocess_config")}
+        tail = {
+            k: split.get(k)
+            for k in ("cut_tensors", "tail_inputs", "head_final_outputs", "postprocess_config", "postprocess_inputs")
+        }
     return {
         "variant": variant,
         "names": convert.meta["names"],

@@ -80,8 +80,10 @@ def _variant_entry(
     if timed is not None and "latency_ms" in timed.metrics:
         entry["metrics"].update(timed.metrics)
         entry["benchmark"] = {
-            k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped", "environment")
+            k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped", "inputs", "environment")
         }
+    elif timed is not None and timed.meta.get("timing_skipped"):
+        entry["benchmark"] = {"skipped": timed.meta["timing_skipped"]}
     error = _first_error(outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES])
     if error is None and status is not None:
         entry["status"] = status
@@ -109,7 +111,10 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     random_data = bool(calib and calib.result and calib.result.meta.get("random"))
     report: dict[str, Any] = {
         "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
-        "split": {k: split.get(k) for k in ("mode", "unsupported_ops", "cut_tensors", "postprocess", "tail", "note")},
+        "split": {
+            k: split.get(k)
+            for k in ("mode", "unsupported_ops", "unsupported_where", "cut_tensors", "postprocess", "tail", "note")
+        },
         "calibration": calib.result.meta["calibration"] if calib and calib.result else None,
         "reference": {
             "metrics": dict(ref.result.metrics) if ref and ref.result else {},

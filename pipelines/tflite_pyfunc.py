@@ -58,6 +58,7 @@ class TFLitePyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
         fn = getattr(importlib.import_module(module_name), fn_name)
         kwargs = {k: v for k, v in tail["postprocess_config"].items() if k != "_target_"}
         tensors = {c: head[c] for c in tail["cut_tensors"]} | {n: feeds[n] for n in tail.get("tail_inputs", [])}
+        tensors |= {name: head[c] for name, c in (tail.get("postprocess_inputs") or {}).items()}
         final = {n: head[n] for n in tail.get("head_final_outputs", []) if n in head}
         return final | {k: np.asarray(v) for k, v in fn(tensors, **kwargs).items()}
 

@@ -2,11 +2,14 @@
 
 Latency is measured in a fresh process that imports only numpy and ai_edge_litert (never TensorFlow, never
 the pipeline), so the figures carry none of the pipeline's memory, threads or allocator state, and peak RSS
-is the interpreter's own. Inputs are set once; only `interpreter.invoke()` sits between the two clock reads.
+is the interpreter's own. With `inputs_path` (an .npz of the evaluation samples, keyed by signature input
+key, already in each input's dtype) every invoke gets the next sample, cycled, set before the first clock read;
+only `interpreter.invoke()` sits between the two clock reads. Without it (no dataset), seeded random floats
+are set once.
 
-Spec: {"model_path", "num_threads", "use_xnnpack", "warmup", "min_runs", "min_seconds", "max_seconds",
-"seed"}. Result: {"init_ms", "first_invoke_ms", "samples_ms" (every timed invoke, in order), "capped",
-"memory": {...}, "environment": {...}}; on failure {"error": "..."} and exit code 1.
+Spec: {"model_path", "inputs_path" (or null), "num_threads", "use_xnnpack", "warmup", "min_runs",
+"min_seconds", "max_seconds", "seed"}. Result: {"init_ms", "first_invoke_ms", "samples_ms" (every timed invoke,
+in order), "capped", "memory": {...}, "environment": {...}}; on failure {"error": "..."} and exit code 1.
 """
 
 from __future__ import annotations
@@ -129,6 +132,26 @@ def _inputs(details: dict[str, dict[str, Any]], seed: int) -> dict[str, Any]:
     return raw
 
 
+def _dataset_feeds(interpreter: Any, path: str | None) -> dict[int, Any] | None:
+    """{tensor index: samples [count, 1, ...]} from the inputs file, the inputs resized to one sample."""
+    if not path:
+        return None
+    import numpy as np
+
+    runner_inputs = interpreter.get_signature_runner().get_input_details() if interpreter.get_signature_list() else {}
+    by_name = {d["name"]: d for d in interpreter.get_input_details()}
+    feeds = {}
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            detail = runner_inputs.get(key) or by_name.get(key)
+            if detail is None:
+                raise ValueError(f"the inputs file names '{key}', which is not an input of the model")
+            values = data[key]
+            interpreter.resize_tensor_input(detail["index"], [1, *values.shape[1:]])
+            feeds[int(detail["index"])] = values[:, None]
+    return feeds
+
+
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Init, first invoke, warm-up, then timed invokes until min_runs and min_seconds (or max_seconds)."""
     import numpy as np
@@ -141,20 +164,30 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     interpreter = Interpreter(
         model_content=content, num_threads=int(spec["num_threads"]), experimental_op_resolver_type=resolver
     )
-    details = interpreter.get_input_details()
-    for d in details:  # dynamic dimensions (batch) become 1
-        if any(int(s) < 0 for s in d["shape_signature"]):
-            interpreter.resize_tensor_input(d["index"], [max(1, int(s)) for s in d["shape_signature"]])
+    feeds = _dataset_feeds(interpreter, spec.get("inputs_path"))
+    if feeds is None:
+        for d in interpreter.get_input_details():  # dynamic dimensions (batch) become 1
+            if any(int(s) < 0 for s in d["shape_signature"]):
+                interpreter.resize_tensor_input(d["index"], [max(1, int(s)) for s in d["shape_signature"]])
     interpreter.allocate_tensors()
     init_ms = (clock() - start) * 1e3
-    raw = _inputs({d["name"]: d for d in interpreter.get_input_details()}, int(spec.get("seed", 0)))
+    if feeds is None:
+        raw = _inputs({d["name"]: d for d in interpreter.get_input_details()}, int(spec.get("seed", 0)))
+        feeds = {d["index"]: raw[d["name"]][None] for d in interpreter.get_input_details()}
+    count = len(next(iter(feeds.values())))
+    set_tensor = interpreter.set_tensor
+
+    def set_sample(i: int) -> None:
+        for index, values in feeds.items():
+            set_tensor(index, values[i % count])
+
     start = clock()
-    for d in interpreter.get_input_details():  # set once; they stay set for every later invoke
-        interpreter.set_tensor(d["index"], raw[d["name"]])
+    set_sample(0)
     interpreter.invoke()
     first_ms = (clock() - start) * 1e3
     invoke = interpreter.invoke
-    for _ in range(int(spec["warmup"])):
+    for i in range(int(spec["warmup"])):
+        set_sample(i)
         invoke()
     min_runs, samples = int(spec["min_runs"]), array.array("d")  # 8 bytes a sample
     begin = clock()
@@ -162,6 +195,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     gc.disable()
     try:
         while True:
+            if count > 1:
+                set_sample(len(samples) + 1)
             t0 = clock()
             invoke()
             t1 = clock()

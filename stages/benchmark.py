@@ -89,12 +89,62 @@ def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     return result
 
 
-def benchmark(cfg: dict[str, Any], out_dir: str, convert: StageResult) -> StageResult:
-    """Latency summary (mean/p50/p90/p99/stdev), init and first-invoke times, peak memory, per thread count."""
+def _timing_inputs(convert: StageResult, calibrate: StageResult | None, out_dir: Path) -> tuple[str | None, str]:
+    """Write the evaluation samples as the .tflite's raw inputs (`inputs.npz`, keyed by signature input key,
+    quantized for integer I/O); (file or None, what feeds the timing). Raises _NoTiming when only made-up
+    integers could feed it: token ids or indices drawn at random index out of bounds, or time the wrong path."""
+    import numpy as np
+
+    from stages.calibrate import load_samples
+    from stages.litert_runtime import SignatureModel
+
+    try:
+        model = SignatureModel(convert.path("tflite"), convert.meta.get("names"))
+    except Exception:  # noqa: BLE001 - an unreadable model: the timing process reports it in one line
+        return None, "random"
+    integer = [
+        model.name(k)
+        for k, d in model.input_details.items()
+        if np.dtype(d["dtype"]).kind in "iub" and not d["quantization"][0]
+    ]
+    random_data = calibrate is None or bool(calibrate.meta.get("random"))
+    if random_data and integer:
+        raise _NoTiming(
+            f"no timing: the model reads integer inputs {integer} (ids, indices) and there is no dataset, so only "
+            "made-up integers could feed it. Give real samples with `dataset=npz dataset.path=...`."
+        )
+    if calibrate is None:
+        return None, "random"
+    feeds, _ = load_samples(calibrate.path("eval"))
+    raw: dict[str, Any] = model.quantized_feeds(feeds)
+    np.savez(out_dir / "inputs.npz", **raw)
+    count = len(next(iter(raw.values())))
+    source = "random samples (dataset=random)" if random_data else "evaluation samples"
+    return "inputs.npz", f"{count} {source}, cycled, batch 1"
+
+
+class _NoTiming(Exception):
+    """Timing would be meaningless or crash; the reason goes into the stage's meta."""
+
+
+def benchmark(
+    cfg: dict[str, Any], out_dir: str, convert: StageResult, calibrate: StageResult | None = None
+) -> StageResult:
+    """Latency summary (mean/p50/p90/p99/stdev), init and first-invoke times, peak memory, per thread count.
+
+    The timed invokes are fed the evaluation samples in turn (cycled, each in the dataset's own shape), so
+    data-dependent work (an NMS loop, a variable sequence length) is timed as it runs on real data.
+    """
     settings = cfg["benchmark"]
     if not settings["enabled"]:
         return StageResult(meta={"skipped": True})
+    if convert.meta.get("skipped"):
+        return StageResult(meta={"skipped": convert.meta["skipped"]})
     threads = check_settings(settings)
+    try:
+        inputs_file, inputs_source = _timing_inputs(convert, calibrate, Path(out_dir))
+    except _NoTiming as reason:
+        return StageResult(meta={"timing_skipped": str(reason)})
     budget = float(settings["max_seconds"]) + 120.0  # + process start, model load and warm-up
     figures: dict[str, dict[str, Any]] = {}
     samples: dict[str, list[float]] = {}
@@ -102,6 +152,7 @@ def benchmark(cfg: dict[str, Any], out_dir: str, convert: StageResult) -> StageR
     for count in threads:
         spec = {
             "model_path": str(convert.path("tflite")),
+            "inputs_path": str(Path(out_dir) / inputs_file) if inputs_file else None,
             "num_threads": count,
             "use_xnnpack": bool(settings["use_xnnpack"]),
             "warmup": int(settings["warmup"]),
@@ -133,6 +184,8 @@ def benchmark(cfg: dict[str, Any], out_dir: str, convert: StageResult) -> StageR
         "use_xnnpack": bool(settings["use_xnnpack"]),
         "capped": sorted(int(k) for k, f in figures.items() if f["capped"]),
         "settings": {k: settings[k] for k in ("warmup", "min_runs", "min_seconds", "max_seconds")},
+        "inputs": inputs_source,
         "environment": environment,
     }
-    return StageResult(files={"samples": "samples.json"}, meta=meta, metrics=metrics)
+    files = {"samples": "samples.json"} | ({"inputs": inputs_file} if inputs_file else {})
+    return StageResult(files=files, meta=meta, metrics=metrics)

@@ -30,6 +30,7 @@ _PLUMBING = {
     "NoOp",
 }
 _PLUMBING_PREFIXES = ("TensorArray", "TensorList", "Stack", "VarHandle", "ReadVariable")
+_FLOAT = ("float", "bfloat", "half")
 _SOURCE_OPS = {"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"}
 
 
@@ -104,10 +105,32 @@ class _Graph:
             stack.extend(src for src, _, _ in self.inputs[name])
         return seen
 
+    def input_aliases(self, inputs: list[str]) -> dict[str, str]:
+        """{node: model input tensor} for the inputs and the Identity chains that only forward them."""
+        aliases = {split_tensor(i)[0]: tensor_name(*split_tensor(i)) for i in inputs}
+        for name in self.order:  # graph order: an Identity comes after what it forwards
+            node = self.nodes[name]
+            data = [(s, i) for s, i, control in self.inputs[name] if not control]
+            if node.op == "Identity" and len(data) == 1 and data[0][0] in aliases and data[0][1] == 0:
+                aliases[name] = aliases[data[0][0]]
+        return aliases
+
     def constant_only(self) -> set[str]:
-        """Nodes with no placeholder among their ancestors (the tail can recompute them)."""
-        fed = self.downstream(n for n, node in self.nodes.items() if node.op in _SOURCE_OPS)
-        return set(self.nodes) - fed
+        """Nodes with no placeholder among their data ancestors (the tail can recompute them). Control edges
+        do not count: an inlined function body hangs its constants off a control node fed by the inputs."""
+        seen: set[str] = set()
+        stack = [n for n, node in self.nodes.items() if node.op in _SOURCE_OPS]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            stack.extend(
+                c
+                for c in self.consumers.get(name, ())
+                if any(src == name and not control for src, _, control in self.inputs[c])
+            )
+        return set(self.nodes) - seen
 
 
 def tensor_dtypes(graph_def: Any) -> dict[str, str]:
@@ -129,7 +152,8 @@ def compute_cut(
 ) -> CutPlan:
     """Tail = everything downstream of `unsupported` nodes plus their plumbing; the rest is head."""
     graph = _Graph(graph_def)
-    input_nodes = {split_tensor(i)[0] for i in inputs}
+    aliases = graph.input_aliases(inputs)  # an inlined call passes each input through Identity nodes
+    input_nodes = set(aliases)
     needed = graph.upstream(split_tensor(o)[0] for o in outputs)
     constant = graph.constant_only()
     dtypes = dtypes if dtypes is not None else tensor_dtypes(graph_def)
@@ -138,10 +162,16 @@ def compute_cut(
     while changed:
         changed = False
         for name in list(tail):
-            for src, _, control in graph.inputs[name]:
+            for src, index, control in graph.inputs[name]:
                 if src in tail or src in input_nodes or src not in graph.nodes:
                     continue
-                if is_plumbing(graph.nodes[src].op) and not control:
+                if control:
+                    continue
+                # Loop plumbing, and integer/bool tensors (indices, masks: a selection, e.g. a detector's top-k
+                # before its NMS), never cross the cut: their producer moves into the tail.
+                kind = dtypes.get(tensor_name(src, index), "float32")
+                selection = not kind.startswith(_FLOAT) and src not in constant
+                if is_plumbing(graph.nodes[src].op) or selection:
                     tail |= graph.downstream([src])
                     changed = True
         # Pull back integer/bool shape plumbing and constants that only the tail consumes.
@@ -152,7 +182,7 @@ def compute_cut(
             if not consumers or not consumers <= tail or any(split_tensor(o)[0] == name for o in outputs):
                 continue
             kinds = [dtypes.get(tensor_name(name, i), "float32") for i in range(_num_outputs(graph, name))]
-            if name in constant or all(not k.startswith(("float", "bfloat", "half")) for k in kinds):
+            if name in constant or all(not k.startswith(_FLOAT) for k in kinds):
                 tail.add(name)
                 changed = True
     tail &= needed
@@ -164,7 +194,7 @@ def compute_cut(
             if control or src in tail or src not in graph.nodes:
                 continue
             if src in input_nodes:
-                tail_inputs.add(tensor_name(src, index))
+                tail_inputs.add(aliases[src])
             elif src not in constant:
                 cut.add((src, index))
     position = {n: i for i, n in enumerate(graph.order)}

@@ -189,3 +189,62 @@ def test_bad_settings_stop_the_cli_before_any_work(tmp_path: Path) -> None:
         assert done.returncode == 2, done.stderr[-2000:]
         assert "benchmark." in done.stderr + done.stdout
     assert not list(tmp_path.glob("outputs/cache/*"))
+
+
+@pytest.fixture(scope="module")
+def token_tflite(tmp_path_factory: pytest.TempPathFactory) -> StageResult:
+    """Embedding (vocabulary 20) over int32 ids of variable length, converted to fp32 .tflite."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(20, 8)(ids))
+    model = keras.Model(ids, keras.layers.Dense(2, name="y")(x))
+    root = tmp_path_factory.mktemp("tokens")
+    (root / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return StageResult(files={"tflite": "model.tflite"}, root=str(root))
+
+
+def _eval_set(tmp_path: Path, ids: Any, random: bool) -> StageResult:
+    from stages.calibrate import save_samples
+
+    save_samples(tmp_path / "eval.npz", {"ids": ids}, None)
+    return StageResult(files={"eval": "eval.npz"}, meta={"random": random}, root=str(tmp_path))
+
+
+def test_integer_inputs_are_timed_on_the_dataset_in_its_shape(token_tflite: StageResult, tmp_path: Path) -> None:
+    import numpy as np
+
+    ids = np.random.default_rng(0).integers(0, 20, (6, 9)).astype(np.int32)
+    result = benchmark(settings(min_runs=30), str(tmp_path), token_tflite, _eval_set(tmp_path, ids, random=False))
+    assert result.meta["inputs"] == "6 evaluation samples, cycled, batch 1"
+    assert result.metrics["latency_ms"]["count"] >= 30
+    with np.load(tmp_path / "inputs.npz") as fed:  # what the timing process was given: the samples themselves
+        np.testing.assert_array_equal(fed["ids"], ids)
+
+
+def test_integer_inputs_are_never_fed_made_up_values(token_tflite: StageResult, tmp_path: Path) -> None:
+    import numpy as np
+
+    # Without a dataset, invented ids index past the vocabulary: the interpreter itself says so ...
+    spec = {
+        "model_path": str(token_tflite.path("tflite")),
+        "num_threads": 1,
+        "use_xnnpack": True,
+        "warmup": 0,
+        "min_runs": 1,
+        "min_seconds": 0.0,
+        "max_seconds": 1.0,
+        "seed": 0,
+    }
+    with pytest.raises(StageError, match="gather index out of bounds"):
+        run_child(spec, 60)
+    # ... so the stage skips timing with the reason instead (dataset=random, or no dataset at all).
+    ids = np.random.default_rng(0).integers(0, 20, (4, 9)).astype(np.int32)
+    skipped = benchmark(settings(), str(tmp_path), token_tflite, _eval_set(tmp_path, ids, random=True))
+    assert (
+        "integer inputs ['ids']" in skipped.meta["timing_skipped"] and "dataset=npz" in skipped.meta["timing_skipped"]
+    )
+    assert "latency_ms" not in skipped.metrics
+    assert "timing_skipped" in benchmark(settings(), str(tmp_path), token_tflite).meta

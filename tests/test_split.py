@@ -160,7 +160,7 @@ def test_manual_cut_on_keras_model_by_layer_name(tmp_path: Path, tiny_keras: Pat
     out.mkdir()
     loaded = load({"model": {"format": "keras", "path": str(tiny_keras), "safe_mode": True}}, str(out))
     loaded.root = str(out)
-    auto = _split(tmp_path, loaded)  # a clean Keras graph: no conversion, nothing cut
+    auto = _split(tmp_path, loaded)  # the converter runs all of it: nothing cut
     assert auto.meta["cut_tensors"] == []
     result = _split(tmp_path, loaded, mode="manual", outputs=["dense"])
     assert len(result.meta["cut_tensors"]) == 1 and "dense" in result.meta["cut_tensors"][0]
