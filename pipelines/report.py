@@ -269,6 +269,8 @@ def copy_atomic(source: Path, target: Path) -> None:
     try:
         shutil.copyfile(source, tmp)
         os.replace(tmp, target)
+    except OSError as err:  # name the file being written, not the source that copyfile may report
+        raise OSError(err.errno, err.strerror, str(target)) from err
     finally:
         tmp.unlink(missing_ok=True)
 
