@@ -226,7 +226,7 @@ def _open_tracker(cfg: dict[str, Any], run_dir: Path) -> Any:
     parent = None
     sweep = job_context()
     if sweep is not None and sweep.error:
-        raise ConfigError(sweep.error)
+        raise EnvironmentFailure(sweep.error) if sweep.error_exit == EXIT_ENVIRONMENT else ConfigError(sweep.error)
     if sweep is not None and sweep.parent_run_id:
         uri, experiment, parent = sweep.tracking_uri or uri, sweep.experiment or experiment, sweep.parent_run_id
     return BackgroundTracker(uri, experiment, cfg, run_dir.name, parent, run_dir)

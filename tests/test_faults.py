@@ -288,3 +288,36 @@ def test_full_tmpfs_mid_run_keeps_nothing_half_written(small_tmpfs: Path, tmp_pa
     resumed = cli(args, tmp_path, timeout=300)
     assert resumed.returncode == 0, _output(resumed)[-3000:]
     assert "cached" in next(line for line in _output(resumed).splitlines() if "] load " in line)
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_sweep_leaves_runs_that_the_next_sweep_closes(tmp_path: Path, tiny_keras: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [
+        "-m",
+        "benchmark.enabled=false",
+        "variants=[fp32]",
+        "dataset=random",
+        "dataset.num_samples=64",
+        *_model(tiny_keras),
+        f"runtime.cache_dir={tmp_path / 'cache'}",
+        f"tracking.uri={uri}",
+        "calibrate.seed=0,1",
+        "hydra.sweep.dir=sweep",
+    ]
+    proc = _start(args, tmp_path)
+    seen = _read_until(proc, "calibrate              done")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert "calibrate" in seen, seen[-2000:]
+    assert {r.info.status for r in _runs(uri)} == {"RUNNING"}  # the sweep's parent and the first job's
+
+    again = cli(args, tmp_path, timeout=400)
+    assert again.returncode == 0, _output(again)[-3000:]
+    summary = json.loads((tmp_path / "sweep" / "sweep_report.json").read_text())
+    runs = _runs(uri)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    killed = [r for r in runs if r.info.status == "KILLED"]
+    sweep_parents = [r for r in killed if r.data.tags.get("sweep") == "true"]
+    assert len(sweep_parents) == 1 and sweep_parents[0].data.tags[FOUND_BY_TAG] == summary["mlflow_run_id"]
+    assert len(killed) == 2  # the first job's pipeline run too, nested under the killed sweep's parent
