@@ -7,6 +7,7 @@ FAILED when the pipeline fails.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -216,6 +217,10 @@ def _remote(method: str, *args: Any) -> Any:
         uri, experiment, cfg, run_name, parent_run_id, run_dir = args
         _session = MlflowTracker(uri, experiment)
         run_id = _session.start(cfg, run_name, parent_run_id)
+        # Registered after MLflow's own exit hook, so it runs first: that hook would end the open run FINISHED
+        # when this process exits after the CLI was killed. Only the CLI's finish/abort close runs (a killed
+        # run is closed by the next run, pipelines/run_recovery.py).
+        atexit.register(os._exit, 0)
         _claim_and_recover(_session, cfg, run_dir)
         return run_id
     assert _session is not None
@@ -252,7 +257,24 @@ def _new_pool() -> Any:
     """A one-process pool: its worker keeps the session between calls, and `terminate` ends it at once."""
     from multiprocessing import get_context
 
-    return get_context("spawn").Pool(1)
+    return get_context("spawn").Pool(1, initializer=_tracking_process_init, initargs=(os.getpid(),))
+
+
+def _tracking_process_init(cli_pid: int) -> None:
+    """In the tracking process: leave the CLI's process group, so that Ctrl-C or a SIGTERM to the group reaches
+    only the CLI, which then closes the MLflow runs through this process (a pool worker killed while idle would
+    also leave the pool's queue locked, hanging `terminate`); and exit as soon as the CLI is gone (kill -9)."""
+    import threading
+    import time
+
+    os.setsid()
+
+    def exit_with_cli() -> None:
+        while os.getppid() == cli_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_cli, daemon=True).start()
 
 
 def prewarm() -> None:

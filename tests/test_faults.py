@@ -321,3 +321,17 @@ def test_kill_9_of_a_sweep_leaves_runs_that_the_next_sweep_closes(tmp_path: Path
     sweep_parents = [r for r in killed if r.data.tags.get("sweep") == "true"]
     assert len(sweep_parents) == 1 and sweep_parents[0].data.tags[FOUND_BY_TAG] == summary["mlflow_run_id"]
     assert len(killed) == 2  # the first job's pipeline run too, nested under the killed sweep's parent
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_closes_the_runs_as_killed(tmp_path: Path, tiny_keras: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [*QUICK, *_model(tiny_keras), f"runtime.cache_dir={tmp_path / 'cache'}", f"tracking.uri={uri}"]
+    proc = _start([*args, "hydra.run.dir=run"], tmp_path)
+    seen = _read_until(proc, "calibrate              done")
+    os.killpg(proc.pid, signal.SIGTERM)  # as a scheduler stops a job: the worker processes get it too
+    seen += proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, seen[-3000:]
+    assert "Traceback" not in seen and "Interrupted: the MLflow runs were closed as KILLED" in seen
+    assert {r.info.status for r in _runs(uri)} == {"KILLED"}
+    assert not (tmp_path / "run" / "report.json").exists()
