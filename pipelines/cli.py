@@ -29,14 +29,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from pipelines.cache import StageCache
 from pipelines.dag import build_dag
-from pipelines.environment import (
-    disk_errno,
-    disk_errno_in_text,
-    disk_failure_message,
-    kept_locally,
-    tracking_failure_kind,
-    tracking_failure_message,
-)
+from pipelines.environment import disk_errno, disk_failure_message, kept_locally
 from pipelines.errors import (
     EXIT_BAD_INPUT,
     EXIT_ENVIRONMENT,
@@ -46,8 +39,9 @@ from pipelines.errors import (
     EnvironmentFailure,
 )
 from pipelines.preflight import check_output_dirs, preflight
+from pipelines.publish import disk_failure_in_stages, remove_partial_files, track_run
 from pipelines.report import build_report, format_table, write_plot, write_report
-from pipelines.runner import Outcome, run_dag
+from pipelines.runner import run_dag
 from pipelines.schema import register_configs
 from pipelines.worker import Worker
 
@@ -92,7 +86,7 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
         code = disk_errno(err)
         if code is None:
             raise
-        _remove_partial_files(run_dir)
+        remove_partial_files(run_dir)
         kept = kept_locally(run_dir, written["report"], cache.root)
         raise EnvironmentFailure(disk_failure_message(code, getattr(err, "filename", None), cfg, kept)) from None
 
@@ -124,9 +118,9 @@ def _execute(
     write_plot(report, run_dir)  # while the tracking process may still be opening its store
     write_report(report, run_dir)  # the local report first: nothing has been sent to MLflow yet
     written["report"] = True
-    tracking_problem = None if tracker is None else _track(tracker, cfg, report, outcomes, run_dir, cache.root)
+    tracking_problem = None if tracker is None else track_run(tracker, cfg, report, outcomes, run_dir, cache.root)
     problem = tracking_problem
-    disk = _disk_failure_in_stages(outcomes)
+    disk = disk_failure_in_stages(outcomes)
     if disk is not None:  # one paragraph: the full disk is the cause, a failed store its consequence
         problem = disk_failure_message(*disk, cfg, kept_locally(run_dir, True, cache.root))
         if tracking_problem:
@@ -152,68 +146,6 @@ def _execute(
     if registry is not None and not registry["promoted"]:
         return EXIT_FAILED
     return EXIT_OK if report["status"] == "passed" else EXIT_FAILED
-
-
-def _track(
-    tracker: Any,
-    cfg: dict[str, Any],
-    report: dict[str, Any],
-    outcomes: dict[str, Outcome],
-    run_dir: Path,
-    cache_root: Path,
-) -> str | None:
-    """Log the run to MLflow, then rewrite the report with the run ids. Returns None, or the one-paragraph
-    message of a tracking failure (the local report stands as written; no verdict changes)."""
-    from pipelines.tracking import variant_params
-
-    registry_cfg = cfg.get("registry") or {}
-    try:
-        tracker.wait_started()
-        ids = {
-            name: tracker.log_variant(name, entry, variant_params(cfg, name), run_dir)
-            for name, entry in report["variants"].items()
-        }
-        registry = None
-        if registry_cfg.get("name"):
-            from pipelines.registry import promote
-
-            registry = promote(
-                registry_cfg, {**report, "mlflow_run_id": tracker.parent_id}, outcomes, run_dir, tracker.uri
-            )
-    except Exception as err:  # noqa: BLE001 - MLflow, HTTP and store errors alike: the work is kept
-        reach = tracking_failure_kind(str(err)) != "the server is unreachable"
-        tracker.abort("FAILED", reach_store=reach)
-        return tracking_failure_message(tracker.uri, err, kept_locally(run_dir, True, cache_root))
-    for name, run_id in ids.items():
-        report["variants"][name]["mlflow_run_id"] = run_id
-    report["mlflow_run_id"] = tracker.parent_id
-    if registry is not None:
-        report["registry"] = registry
-    write_report(report, run_dir)  # atomically replaces the local report, now with the run ids
-    try:
-        tracker.finish(report, run_dir, "FINISHED" if report["status"] == "passed" else "FAILED")
-    except Exception as err:  # noqa: BLE001
-        tracker.abort("FAILED", reach_store=tracking_failure_kind(str(err)) != "the server is unreachable")
-        return tracking_failure_message(tracker.uri, err, kept_locally(run_dir, True, cache_root))
-    return None
-
-
-def _disk_failure_in_stages(outcomes: dict[str, Outcome]) -> tuple[int, str | None] | None:
-    """(errno, path) of the first stage that failed because the disk did (full, read-only, no permission)."""
-    for outcome in outcomes.values():
-        if outcome.status == "error":
-            found = disk_errno_in_text(outcome.error or "")
-            if found is not None:
-                return found
-    return None
-
-
-def _remove_partial_files(run_dir: Path) -> None:
-    """Temp files a failed write left in the run directory (the report, the plot): never half a file."""
-    for tmp in run_dir.glob(".*.tmp*"):
-        tmp.unlink(missing_ok=True)
-    for tmp in run_dir.glob("variants/*/.*.tmp"):
-        tmp.unlink(missing_ok=True)
 
 
 def _open_tracker(cfg: dict[str, Any], run_dir: Path) -> Any:
