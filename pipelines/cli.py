@@ -1,7 +1,14 @@
 """`tflite-pipeline [HYDRA OVERRIDES]`: compose the config, run the DAG, report, track, exit with a code.
 
-Exit codes (the contract): 0 every variant passed its gates; 1 a variant failed a gate or errored;
-2 bad input or configuration found before any work.
+Exit codes (the contract): 0 every variant passed its gates; 1 a variant failed a gate, errored or is
+unverified; 2 bad input or configuration found before any work; 3 the environment failed (the tracking store
+was unreachable, full or refused us, or the disk was full, read-only or not writable): the work done so far is
+kept locally (the report, when the verdicts exist) and the same command resumes from the cache; 130 interrupted
+(Ctrl-C or SIGTERM; the MLflow runs are closed as KILLED).
+
+The local report comes first: report.json and report.md are written as soon as the verdicts exist, before
+anything is sent to MLflow, and rewritten with the MLflow run ids once tracking succeeded. A tracking failure
+never loses them and never changes a verdict.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,8 +29,17 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from pipelines.cache import StageCache
 from pipelines.dag import build_dag
-from pipelines.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConfigError
+from pipelines.environment import disk_errno, disk_failure_message, kept_locally
+from pipelines.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_OK,
+    ConfigError,
+    EnvironmentFailure,
+)
 from pipelines.preflight import check_output_dirs, preflight
+from pipelines.publish import disk_failure_in_stages, remove_partial_files, track_run
 from pipelines.report import build_report, format_table, write_plot, write_report
 from pipelines.runner import run_dag
 from pipelines.schema import register_configs
@@ -48,7 +65,8 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
-    """Run one pipeline; returns the exit code. Raises ConfigError for bad input found before any work."""
+    """Run one pipeline; returns the exit code. Raises ConfigError for bad input found before any work and
+    EnvironmentFailure when the disk failed (nothing half-written is left; the same command resumes)."""
     preflight(cfg, run_dir)
     registry_cfg = cfg.get("registry") or {}
     if registry_cfg.get("name"):
@@ -56,9 +74,28 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
 
         check_config(cfg)
     nodes = build_dag(cfg["pipeline"]["stages"], cfg["variants"])
-    tracker = _open_tracker(cfg, run_dir.name) if cfg["tracking"]["enabled"] else None
     runtime = cfg["runtime"]
     cache = StageCache(Path(runtime["cache_dir"]).expanduser().resolve(), enabled=runtime["use_cache"])
+    tracker = _open_tracker(cfg, run_dir) if cfg["tracking"]["enabled"] else None
+    written = {"report": False}
+    try:
+        return _execute(cfg, run_dir, nodes, cache, tracker, written)
+    except BaseException as err:
+        if tracker is not None:
+            tracker.abort("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        code = disk_errno(err)
+        if code is None:
+            raise
+        remove_partial_files(run_dir)
+        kept = kept_locally(run_dir, written["report"], cache.root)
+        raise EnvironmentFailure(disk_failure_message(code, getattr(err, "filename", None), cfg, kept)) from None
+
+
+def _execute(
+    cfg: dict[str, Any], run_dir: Path, nodes: list[Any], cache: StageCache, tracker: Any, written: dict[str, bool]
+) -> int:
+    """Run the DAG, write the local report, then track; returns the exit code."""
+    runtime = cfg["runtime"]
     cache.remove_stale_workdirs()
     started = time.perf_counter()
     log.info(
@@ -67,37 +104,27 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
         ", ".join(sorted(cfg["variants"])),
         cache.root,
     )
-    try:
-        log_path = None if runtime["debug"] else str(run_dir / "worker.log")
-        with Worker(log_path=log_path, max_rss_mb=runtime["worker_max_rss_mb"]) as worker:
-            before_work = tracker.wait_started if tracker is not None else None
-            outcomes = run_dag(nodes, cache, worker, runtime["stage_timeout_s"], before_work=before_work)
-        input_errors = [o for nid, o in outcomes.items() if "[" not in nid and o.status == "error" and o.input_error]
-        if input_errors:
-            if runtime["debug"]:
-                log.error("traceback:\n%s", input_errors[0].details)
-            raise ConfigError(input_errors[0].error or "bad input")
-        report = build_report(cfg, outcomes, run_dir)
-        report["wall_s"] = round(time.perf_counter() - started, 2)
-        write_plot(report, run_dir)  # while the tracking process may still be opening its store
-        if tracker is not None:
-            from pipelines.tracking import variant_params
-
-            tracker.wait_started()
-            for name, entry in report["variants"].items():
-                entry["mlflow_run_id"] = tracker.log_variant(name, entry, variant_params(cfg, name), run_dir)
-            report["mlflow_run_id"] = tracker.parent_id
-            if registry_cfg.get("name"):
-                from pipelines.registry import promote
-
-                report["registry"] = promote(registry_cfg, report, outcomes, run_dir, tracker.uri)
-        write_report(report, run_dir)
-        if tracker is not None:
-            tracker.finish(report, run_dir, "FINISHED" if report["status"] == "passed" else "FAILED")
-    except BaseException:
-        if tracker is not None:
-            tracker.abort()
-        raise
+    log_path = None if runtime["debug"] else str(run_dir / "worker.log")
+    with Worker(log_path=log_path, max_rss_mb=runtime["worker_max_rss_mb"]) as worker:
+        before_work = tracker.wait_started if tracker is not None else None
+        outcomes = run_dag(nodes, cache, worker, runtime["stage_timeout_s"], before_work=before_work)
+    input_errors = [o for nid, o in outcomes.items() if "[" not in nid and o.status == "error" and o.input_error]
+    if input_errors:
+        if runtime["debug"]:
+            log.error("traceback:\n%s", input_errors[0].details)
+        raise ConfigError(input_errors[0].error or "bad input")
+    report = build_report(cfg, outcomes, run_dir)
+    report["wall_s"] = round(time.perf_counter() - started, 2)
+    write_plot(report, run_dir)  # while the tracking process may still be opening its store
+    write_report(report, run_dir)  # the local report first: nothing has been sent to MLflow yet
+    written["report"] = True
+    tracking_problem = None if tracker is None else track_run(tracker, cfg, report, outcomes, run_dir, cache.root)
+    problem = tracking_problem
+    disk = disk_failure_in_stages(outcomes)
+    if disk is not None:  # one paragraph: the full disk is the cause, a failed store its consequence
+        problem = disk_failure_message(*disk, cfg, kept_locally(run_dir, True, cache.root))
+        if tracking_problem:
+            problem += f" The MLflow store at '{tracker.uri}' failed as well; the same command logs the run."
     if runtime["debug"]:
         for nid, outcome in outcomes.items():
             if outcome.details:
@@ -113,12 +140,15 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
         else:
             log.error("Registry: %s@%s not moved: %s.", registry["name"], registry["alias"], registry["reason"])
     print(f"\nReport: {run_dir / 'report.md'}  ({report['wall_s']:.1f}s)")
+    if problem:
+        print(f"\nError: {problem}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     if registry is not None and not registry["promoted"]:
         return EXIT_FAILED
     return EXIT_OK if report["status"] == "passed" else EXIT_FAILED
 
 
-def _open_tracker(cfg: dict[str, Any], run_name: str) -> Any:
+def _open_tracker(cfg: dict[str, Any], run_dir: Path) -> Any:
     """Start the MLflow tracker (in its own process); inside a sweep, nest under the sweep's parent run."""
     from pipelines.sweep import job_context
     from pipelines.tracking import BackgroundTracker
@@ -128,10 +158,10 @@ def _open_tracker(cfg: dict[str, Any], run_name: str) -> Any:
     parent = None
     sweep = job_context()
     if sweep is not None and sweep.error:
-        raise ConfigError(sweep.error)
+        raise EnvironmentFailure(sweep.error) if sweep.error_exit == EXIT_ENVIRONMENT else ConfigError(sweep.error)
     if sweep is not None and sweep.parent_run_id:
         uri, experiment, parent = sweep.tracking_uri or uri, sweep.experiment or experiment, sweep.parent_run_id
-    return BackgroundTracker(uri, experiment, cfg, run_name, parent)
+    return BackgroundTracker(uri, experiment, cfg, run_dir.name, parent, run_dir)
 
 
 def _remove_if_empty(run_dir: Path) -> None:
@@ -151,6 +181,9 @@ def _task(cfg: DictConfig) -> int:
         print(f"Error: {err}", file=sys.stderr)
         _remove_if_empty(run_dir)
         code = EXIT_BAD_INPUT
+    except EnvironmentFailure as err:
+        print(f"Error: {err}", file=sys.stderr)
+        code = EXIT_ENVIRONMENT
     _state["exit_codes"].append(code)
     return code
 
@@ -162,6 +195,8 @@ def main() -> None:
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     register_configs()
+    logging.raiseExceptions = False  # a log file on a full disk must not print tracebacks; the run reports it
+    signal.signal(signal.SIGTERM, _interrupt)  # closes MLflow runs as KILLED, like Ctrl-C
     try:
         check_output_dirs(sys.argv[1:])
     except ConfigError as err:
@@ -173,10 +208,24 @@ def main() -> None:
         prewarm()
     try:
         _run_hydra()
+    except KeyboardInterrupt:
+        print(
+            "Interrupted: the MLflow runs were closed as KILLED and nothing half-written was kept; run the same "
+            "command again to resume from the cache.",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     finally:
         from pipelines.tracking import discard_prewarmed
 
         discard_prewarmed()
+
+
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _tracked_single_run(args: list[str]) -> bool:

@@ -56,7 +56,7 @@ def _variant_entry(
     if converted is not None:
         target = run_dir / "variants" / name / "model.tflite"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(converted.path("tflite"), target)
+        copy_atomic(converted.path("tflite"), target)
         entry.update(size_bytes=converted.metrics["size_bytes"], tflite_path=str(target.relative_to(run_dir)))
         entry["metrics"].update({k: v for k, v in converted.metrics.items() if k != "size_bytes"})  # convert_s, ...
         entry["io"] = converted.meta["io"]
@@ -313,9 +313,25 @@ def format_markdown(report: dict[str, Any]) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Temp file + rename: a full disk or a kill leaves the previous file or none, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """`shutil.copyfile` through a temp file, for the same reason as `write_atomic`."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except OSError as err:  # name the file being written, not the source that copyfile may report
+        raise OSError(err.errno, err.strerror, str(target)) from err
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_plot(report: dict[str, Any], run_dir: Path) -> None:

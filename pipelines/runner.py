@@ -56,6 +56,9 @@ def run_dag(
             continue
         upstream = {arg: outcomes[nid] for arg, nid in node.upstream.items()}
         key = node_key(node, {arg: o.key for arg, o in upstream.items()})
+        if before_work is not None and not cache.has(node.stage, key):
+            before_work()  # raises (an unusable tracking store) before any work
+            before_work = None
         started = time.perf_counter()
         try:
             result, cached = _run_node(node, key, {a: o.result for a, o in upstream.items()}, cache, worker, timeout_s)

@@ -37,6 +37,7 @@ class SweepContext:
     # Why the parent run could not be opened; every job then stops before any work (Hydra swallows callback
     # exceptions, so this is how the failure reaches the jobs and the exit code).
     error: str | None = None
+    error_exit: int = 2  # 2: bad configuration; 3: the store's disk is full or not writable
 
 
 # Set in the main process by on_multirun_start (read by cli.main), and in each job process by on_job_start.
@@ -76,10 +77,10 @@ class SweepCallback(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         self.overrides = [str(o) for o in (OmegaConf.to_container(config.hydra.overrides.task) or [])]
-        parent, uri, experiment, error = None, None, None, None
+        parent, uri, experiment, error, error_exit = None, None, None, None, 2
         if _select(config, "tracking.enabled"):
-            from pipelines.errors import ConfigError
-            from pipelines.tracking import start_sweep_run
+            from pipelines.errors import EXIT_ENVIRONMENT, ConfigError, EnvironmentFailure
+            from pipelines.tracking import config_hash, start_sweep_run
 
             uri = absolute_uri(str(config.tracking.uri))
             experiment = _select(config, "tracking.experiment") or _select(config, "model.name") or "tflite-pipeline"
@@ -90,13 +91,18 @@ class SweepCallback(Callback):
                     experiment,
                     run_name=f"sweep {sweep_dir.parent.name}/{sweep_dir.name}",
                     params={"sweep.overrides": " ".join(self.overrides), "sweep.launcher": launcher},
-                    tags={"sweep_dir": str(sweep_dir)},
+                    # config_hash: the next sweep with the same overrides closes this one if it is killed
+                    tags={
+                        "sweep_dir": str(sweep_dir),
+                        "config_hash": config_hash({"overrides": self.overrides, "launcher": launcher}),
+                    },
                 )
                 log.info("Sweep parent run %s in experiment '%s' (%s)", parent, experiment, uri)
-            except ConfigError as err:
+            except (ConfigError, EnvironmentFailure) as err:
                 error = str(err)
+                error_exit = EXIT_ENVIRONMENT if isinstance(err, EnvironmentFailure) else 2
                 log.error("Error: %s", error)
-        self.context = SweepContext(parent, uri, experiment, str(sweep_dir), error)
+        self.context = SweepContext(parent, uri, experiment, str(sweep_dir), error, error_exit)
         _sweep["active"] = self
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -231,6 +237,30 @@ def format_sweep_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_summary(sweep_dir: Path, summary: dict[str, Any]) -> str | None:
+    """Write sweep_report.json/.md (temp file + rename); returns the one-paragraph message of a disk failure."""
+    from pipelines.environment import disk_errno, disk_failure_message
+
+    try:
+        for name, text in [
+            ("sweep_report.json", json.dumps(summary, indent=2, default=str)),
+            ("sweep_report.md", format_sweep_markdown(summary)),
+        ]:
+            tmp = sweep_dir / f".{name}.tmp"
+            try:
+                tmp.write_text(text)
+                os.replace(tmp, sweep_dir / name)
+            finally:
+                tmp.unlink(missing_ok=True)
+    except OSError as err:
+        code = disk_errno(err)
+        if code is None:
+            raise
+        kept = "The sweep report was not written; every job's report is in its folder."
+        return disk_failure_message(code, str(sweep_dir), {"runtime": {"cache_dir": str(sweep_dir)}}, kept)
+    return None
+
+
 def finish_sweep(interrupted: bool = False) -> int | None:
     """Write the sweep report, close the parent run, return the sweep's exit code (None outside a sweep).
 
@@ -246,7 +276,7 @@ def finish_sweep(interrupted: bool = False) -> int | None:
     sweep_dir = Path(ctx.sweep_dir)
     jobs = collect_jobs(sweep_dir)
     codes = [j["exit_code"] for j in jobs]
-    exit_code = max(codes) if codes else 2 if ctx.error else 1
+    exit_code = max(codes) if codes else ctx.error_exit if ctx.error else 1
     if interrupted:
         exit_code = max(exit_code, 1)
     summary = {
@@ -258,19 +288,31 @@ def finish_sweep(interrupted: bool = False) -> int | None:
         "jobs": [{k: v for k, v in j.items() if k != "report"} for j in jobs],
         "rows": sweep_rows(jobs),
     }
-    (sweep_dir / "sweep_report.json").write_text(json.dumps(summary, indent=2, default=str))
-    (sweep_dir / "sweep_report.md").write_text(format_sweep_markdown(summary))
+    problem = _write_summary(sweep_dir, summary)
     if ctx.parent_run_id and ctx.tracking_uri:
         from pipelines.tracking import end_sweep_run
 
         status = "KILLED" if interrupted else "FINISHED" if exit_code == 0 else "FAILED"
-        end_sweep_run(
-            ctx.tracking_uri,
-            ctx.parent_run_id,
-            status,
-            [sweep_dir / "sweep_report.json", sweep_dir / "sweep_report.md"],
-            {"sweep/jobs": len(jobs), "sweep/failed_jobs": sum(c != 0 for c in codes)},
-        )
+        try:
+            end_sweep_run(
+                ctx.tracking_uri,
+                ctx.parent_run_id,
+                status,
+                [sweep_dir / "sweep_report.json", sweep_dir / "sweep_report.md"],
+                {"sweep/jobs": len(jobs), "sweep/failed_jobs": sum(c != 0 for c in codes)},
+            )
+        except Exception as err:  # noqa: BLE001 - the jobs' work and the sweep report are kept: exit 3
+            from pipelines.environment import tracking_failure_message
+
+            kept = f"The sweep report is {sweep_dir / 'sweep_report.md'}; every job's report is in its folder."
+            problem = problem or tracking_failure_message(ctx.tracking_uri, err, kept)
+    if problem:
+        from pipelines.errors import EXIT_ENVIRONMENT
+
+        exit_code = max(exit_code, EXIT_ENVIRONMENT)
+        summary.update(exit_code=exit_code, status="failed")
+        _write_summary(sweep_dir, summary)
+        log.error("Error: %s", problem)
     callback.exit_code = exit_code
     print(f"\nSweep report: {sweep_dir / 'sweep_report.md'}  ({len(jobs)} jobs, exit code {exit_code})")
     return exit_code

@@ -7,6 +7,7 @@ FAILED when the pipeline fails.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, EnvironmentFailure
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -84,9 +85,19 @@ def _fail_fast_over_http() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
-def store_error(uri: str, err: Exception, doing: str, verb: str) -> ConfigError:
-    """The one-paragraph message for a tracking store that cannot be used (exit code 2)."""
+def store_error(uri: str, err: Exception, doing: str, verb: str) -> ConfigError | EnvironmentFailure:
+    """The one-paragraph message for a tracking store that cannot be used: exit code 2, or 3 when the store is
+    full or not writable (the environment failed, not the configuration)."""
+    from pipelines.environment import tracking_failure_kind
+
     first = str(err).splitlines()[0][:300] if str(err) else ""
+    kind = tracking_failure_kind(f"{type(err).__name__}: {first}")
+    if kind in ("the store is full", "permission was denied"):
+        return EnvironmentFailure(
+            f"Cannot {doing} the MLflow tracking store at '{uri}': {kind} ({type(err).__name__}: {first}). "
+            f"Free space or fix its permissions, then run the same command again, or {verb} without tracking: "
+            "`tracking.enabled=false`."
+        )
     return ConfigError(
         f"Cannot {doing} the MLflow tracking store at '{uri}' ({type(err).__name__}: {first}). Start the server "
         f"or fix `tracking.uri`, or {verb} without tracking: `tracking.enabled=false`."
@@ -104,7 +115,23 @@ def sqlite_init_lock(uri: str) -> Iterator[None]:
     db = Path(uri.removeprefix("sqlite:///")).expanduser()
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db) + ".lock", timeout=300):
+        if not db.exists():
+            create_sqlite_store(db)
         yield
+
+
+def create_sqlite_store(db: Path) -> None:
+    """Create a fresh store (MLflow's tables and migrations) in a temp file and rename it into place: a full
+    disk or a kill during creation leaves no store rather than a half-migrated one MLflow cannot open again."""
+    from mlflow.tracking import MlflowClient
+
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)
+        os.replace(tmp, db)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+            leftover.unlink(missing_ok=True)
 
 
 class MlflowTracker:
@@ -193,9 +220,14 @@ class MlflowTracker:
                 mlflow.log_artifact(str(run_dir / name))
         mlflow.end_run(status=status)
 
-    def abort(self) -> None:
-        if self.mlflow.active_run() is not None:
-            self.mlflow.end_run(status="FAILED")
+    def abort(self, status: str = "FAILED") -> None:
+        """End the active runs and every child run still RUNNING under the parent."""
+        from pipelines.run_recovery import close_tree
+
+        while self.mlflow.active_run() is not None:
+            self.mlflow.end_run(status=status)
+        if self.parent_id is not None:
+            close_tree(_client(self.uri), self.parent_id, status)
 
 
 _session: MlflowTracker | None = None  # lives in the tracking process
@@ -212,11 +244,38 @@ def _remote(method: str, *args: Any) -> Any:
         import logging
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep "creating tables" off the console
-        uri, experiment, cfg, run_name, parent_run_id = args
+        uri, experiment, cfg, run_name, parent_run_id, run_dir = args
         _session = MlflowTracker(uri, experiment)
-        return _session.start(cfg, run_name, parent_run_id)
+        run_id = _session.start(cfg, run_name, parent_run_id)
+        # Registered after MLflow's own exit hook, so it runs first: that hook would end the open run FINISHED
+        # when this process exits after the CLI was killed. Only the CLI's finish/abort close runs (a killed
+        # run is closed by the next run, pipelines/run_recovery.py).
+        atexit.register(os._exit, 0)
+        _claim_and_recover(_session, cfg, run_dir)
+        return run_id
     assert _session is not None
-    return getattr(_session, method)(*args)
+    try:
+        return getattr(_session, method)(*args)
+    except Exception as err:  # noqa: BLE001 - MLflow, requests and sqlite errors may not unpickle in the caller
+        from pipelines.environment import TrackingFailed, first_line
+
+        raise TrackingFailed(first_line(err)) from None
+
+
+def _claim_and_recover(session: MlflowTracker, cfg: dict[str, Any], run_dir: Path | None) -> None:
+    """Tag the new parent run with its owner process, then close runs of this configuration or run directory
+    that a killed process left RUNNING (pipelines/run_recovery.py)."""
+    from pipelines.run_recovery import close_dead_runs_quietly, owner_tags
+
+    tags = owner_tags(run_dir)
+    try:
+        session.mlflow.set_tags(tags)
+    except Exception:  # noqa: BLE001 - without the tags only the recovery of this run after kill -9 is lost
+        return
+    active = session.mlflow.active_run()
+    if active is not None and session.parent_id is not None:
+        match = {"config_hash": config_hash(cfg), **({"run_dir": tags["run_dir"]} if "run_dir" in tags else {})}
+        close_dead_runs_quietly(session.uri, active.info.experiment_id, match, session.parent_id)
 
 
 _prewarmed: Any = None
@@ -228,7 +287,24 @@ def _new_pool() -> Any:
     """A one-process pool: its worker keeps the session between calls, and `terminate` ends it at once."""
     from multiprocessing import get_context
 
-    return get_context("spawn").Pool(1)
+    return get_context("spawn").Pool(1, initializer=_tracking_process_init, initargs=(os.getpid(),))
+
+
+def _tracking_process_init(cli_pid: int) -> None:
+    """In the tracking process: leave the CLI's process group, so that Ctrl-C or a SIGTERM to the group reaches
+    only the CLI, which then closes the MLflow runs through this process (a pool worker killed while idle would
+    also leave the pool's queue locked, hanging `terminate`); and exit as soon as the CLI is gone (kill -9)."""
+    import threading
+    import time
+
+    os.setsid()
+
+    def exit_with_cli() -> None:
+        while os.getppid() == cli_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_cli, daemon=True).start()
 
 
 def prewarm() -> None:
@@ -260,11 +336,20 @@ class BackgroundTracker:
     before the first stage that must compute, so an unusable store still fails before any work.
     """
 
-    def __init__(self, uri: str, experiment: str, cfg: dict[str, Any], run_name: str, parent: str | None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        cfg: dict[str, Any],
+        run_name: str,
+        parent: str | None,
+        run_dir: Path | None = None,
+    ) -> None:
         self.uri = uri
         self.parent_id: str | None = None
+        self._closed = False
         self._pool = _take_pool()
-        self._opened = self._pool.apply_async(_remote, ("open", uri, experiment, cfg, run_name, parent))
+        self._opened = self._pool.apply_async(_remote, ("open", uri, experiment, cfg, run_name, parent, run_dir))
 
     def wait_started(self) -> str:
         """The parent run's id; raises ConfigError when the store cannot be used."""
@@ -279,7 +364,7 @@ class BackgroundTracker:
                     f"The MLflow tracking store at '{self.uri}' did not answer within {_OPEN_TIMEOUT_S} s. Check "
                     "that the server is up, or run without tracking: `tracking.enabled=false`."
                 ) from None
-            except ConfigError:
+            except (ConfigError, EnvironmentFailure):
                 self._pool.terminate()
                 raise
         return self.parent_id
@@ -294,15 +379,29 @@ class BackgroundTracker:
 
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
         self._call("finish", report, run_dir, status)
+        self._closed = True
         self._pool.terminate()  # everything is committed; MLflow's exit handlers would only cost time
 
-    def abort(self) -> None:
-        """End the parent run FAILED if it was opened; never raises (we are already failing)."""
-        try:
-            if self.parent_id is not None or (self._opened.ready() and self._opened.successful()):
-                self._pool.apply(_remote, ("abort",))
-        except Exception:  # noqa: BLE001
-            pass
+    def abort(self, status: str = "FAILED", reach_store: bool = True) -> None:
+        """End the parent run and its children (FAILED, or KILLED when interrupted) if it was opened; never
+        raises (we are already failing). If the tracking process is gone (a signal to the whole process group),
+        a fresh one closes them. `reach_store=False` (a server known to be down) does not wait for it."""
+        from pipelines.run_recovery import close_in_fresh_process
+
+        if self._closed:
+            return
+        self._closed = True
+        opened = self.parent_id is not None or (self._opened.ready() and self._opened.successful())
+        if opened and reach_store:
+            try:
+                self._pool.apply_async(_remote, ("abort", status)).get(timeout=60)
+            except Exception:  # noqa: BLE001
+                try:
+                    parent_id = self.parent_id or self._opened.get(timeout=1)
+                except Exception:  # noqa: BLE001
+                    parent_id = None
+                if parent_id:
+                    close_in_fresh_process(self.uri, parent_id, status)
         self._pool.terminate()
 
 
@@ -324,7 +423,12 @@ def _client(uri: str) -> Any:
 
 
 def start_sweep_run(uri: str, experiment: str, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
-    """Create (not activate) a sweep's parent run before any job starts; this also initialises a new store once."""
+    """Create (not activate) a sweep's parent run before any job starts; this also initialises a new store once.
+
+    Sweep parents of the same sweep (`config_hash` tag) or sweep directory left RUNNING by a killed process
+    are closed here as KILLED (pipelines/run_recovery.py)."""
+    from pipelines.run_recovery import close_dead_runs_quietly, owner_tags
+
     try:
         client = _client(uri)
         with sqlite_init_lock(uri):  # a fresh store's tables and the experiment are created once
@@ -333,12 +437,20 @@ def start_sweep_run(uri: str, experiment: str, run_name: str, params: dict[str, 
         run = client.create_run(
             experiment_id,
             run_name=run_name,
-            tags={**tags, "sweep": "true", "git_commit": git_commit(), "host": socket.gethostname()},
+            tags={
+                **tags,
+                **owner_tags(),
+                "sweep": "true",
+                "git_commit": git_commit(),
+                "host": socket.gethostname(),
+            },
         )
     except Exception as err:  # noqa: BLE001 - MlflowException, requests errors, sqlalchemy errors
         raise store_error(uri, err, "open the sweep's parent run in", "sweep") from None
     for key, value in params.items():
         client.log_param(run.info.run_id, key, str(value)[:6000])
+    match: dict[str, str] = {k: tags[k] for k in ("config_hash", "sweep_dir") if k in tags}
+    close_dead_runs_quietly(uri, experiment_id, match, run.info.run_id)
     return str(run.info.run_id)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +23,17 @@ def free_port() -> int:
 @contextmanager
 def mlflow_server(root: Path, timeout_s: float = 120) -> Iterator[str]:
     """Start the server, wait until /health answers, yield its URL, stop it (only this process)."""
-    port = free_port()
+    with mlflow_server_process(root, timeout_s) as (url, _proc):
+        yield url
+
+
+@contextmanager
+def mlflow_server_process(
+    root: Path, timeout_s: float = 120, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`mlflow_server`, also yielding the process (in a session of its own: `os.killpg(proc.pid, ...)` stops
+    the server with its workers); `port` restarts a server on a port a killed one used."""
+    port = port or free_port()
     root.mkdir(parents=True, exist_ok=True)
     log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -47,6 +58,7 @@ def mlflow_server(root: Path, timeout_s: float = 120) -> Iterator[str]:
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ},
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -63,11 +75,18 @@ def mlflow_server(root: Path, timeout_s: float = 120) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"mlflow server did not answer within {timeout_s}s")
             time.sleep(0.5)
-        yield url
+        yield url, proc
     finally:
-        proc.terminate()
+        _signal_group(proc.pid, signal.SIGTERM)  # a test may have killed it already
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc.pid, signal.SIGKILL)
         log.close()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
