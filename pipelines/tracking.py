@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipelines import dashboard
 from pipelines.errors import ConfigError
 
 
@@ -116,6 +117,8 @@ class MlflowTracker:
         self.uri = uri
         self.experiment = experiment
         self.parent_id: str | None = None
+        self.experiment_id = ""
+        self.calibrated: set[str] = set()
 
     def start(self, cfg: dict[str, Any], run_name: str, parent_run_id: str | None = None) -> str:
         """Open the parent run; an unreachable or unusable store fails here, before any work."""
@@ -127,18 +130,20 @@ class MlflowTracker:
             tags = {"config_hash": config_hash(cfg), "git_commit": git_commit(), "host": socket.gethostname()}
             if parent_run_id:
                 tags["mlflow.parentRunId"] = parent_run_id
-            run = mlflow.start_run(run_name=run_name, tags=tags)
+            run = mlflow.start_run(run_name=run_name, tags=tags, log_system_metrics=dashboard.setup_mlflow())
         except Exception as err:  # noqa: BLE001 - MlflowException, requests errors, sqlalchemy errors
             raise store_error(self.uri, err, "use", "run") from None
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(_run_params(cfg)).items()})
-        self.parent_id = run.info.run_id
+        self.parent_id, self.experiment_id = run.info.run_id, run.info.experiment_id
+        modes = {name: str((v or {}).get("mode", name)) for name, v in cfg.get("variants", {}).items()}
+        self.calibrated = {name for name, mode in modes.items() if mode in dashboard.CALIBRATED_MODES}
         return run.info.run_id
 
     def log_variant(self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path) -> str:
         mlflow = self.mlflow
         with mlflow.start_run(run_name=name, nested=True) as child:
             mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
-            mlflow.log_metrics(variant_metrics(entry))
+            mlflow.log_metrics(variant_metrics(entry), model_id=dashboard.log_child(mlflow, name, entry, run_dir))
             mlflow.set_tags({"variant": name, "status": entry["status"]})
             host = (entry.get("benchmark") or {}).get("environment") or {}  # what the latency figures depend on
             mlflow.set_tags({f"benchmark.{k}": str(v) for k, v in host.items() if k != "load_avg_1m"})
@@ -149,7 +154,8 @@ class MlflowTracker:
             mlflow.log_dict({k: v for k, v in entry.items() if k != "mlflow_run_id"}, "verification.json")
             return child.info.run_id
 
-    def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
+    def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> str | None:
+        """Close the parent run; returns how to open its page (see dashboard.run_page)."""
         mlflow = self.mlflow
         ref = report["reference"]["metrics"]
         if report.get("calibration"):  # which samples calibrated the variants: count, seed, source, checksum
@@ -161,7 +167,9 @@ class MlflowTracker:
         for name in ("report.json", "report.md", "tradeoffs.png"):
             if (run_dir / name).exists():
                 mlflow.log_artifact(str(run_dir / name))
+        dashboard.log_parent(mlflow, report, run_dir, self.calibrated)
         mlflow.end_run(status=status)
+        return dashboard.run_page(self.uri, self.experiment_id, str(self.parent_id))
 
     def abort(self) -> None:
         if self.mlflow.active_run() is not None:
@@ -233,6 +241,7 @@ class BackgroundTracker:
     def __init__(self, uri: str, experiment: str, cfg: dict[str, Any], run_name: str, parent: str | None) -> None:
         self.uri = uri
         self.parent_id: str | None = None
+        self.page: str | None = None  # set by `finish`: how to open the parent run's page
         self._pool = _take_pool()
         self._opened = self._pool.apply_async(_remote, ("open", uri, experiment, cfg, run_name, parent))
 
@@ -263,7 +272,7 @@ class BackgroundTracker:
         return str(self._call("log_variant", name, entry, params, run_dir))
 
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
-        self._call("finish", report, run_dir, status)
+        self.page = self._call("finish", report, run_dir, status)
         self._pool.terminate()  # everything is committed; MLflow's exit handlers would only cost time
 
     def abort(self) -> None:
