@@ -72,7 +72,7 @@ def parent_note(report: dict[str, Any]) -> str:
     for section in sections:
         title, *items = section.splitlines()
         lines += ["", f"**{title.rstrip(':')}**", "", *(f"- {item.strip()}" for item in items)]
-    return _fit("\n".join(lines), "report.md")
+    return fit_note("\n".join(lines), "report.md")
 
 
 def _pick(report: dict[str, Any]) -> str:
@@ -108,10 +108,11 @@ def variant_note(name: str, entry: dict[str, Any]) -> str:
         parts.append("Gates held: " + ", ".join(gates) + ".")
     if entry.get("error"):
         parts.append(f"Error: {str(entry['error']).splitlines()[0]}")
-    return _fit(" ".join(parts), "verification.json")
+    return fit_note(" ".join(parts), "verification.json")
 
 
-def _fit(text: str, where: str) -> str:
+def fit_note(text: str, where: str) -> str:
+    """A description within MLflow's tag limit, saying where the rest is."""
     if len(text) <= NOTE_LIMIT:
         return text
     tail = f"\n\n… truncated; the whole text is in `{where}`."

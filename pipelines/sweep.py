@@ -261,6 +261,7 @@ def finish_sweep(interrupted: bool = False) -> int | None:
     (sweep_dir / "sweep_report.json").write_text(json.dumps(summary, indent=2, default=str))
     (sweep_dir / "sweep_report.md").write_text(format_sweep_markdown(summary))
     if ctx.parent_run_id and ctx.tracking_uri:
+        from pipelines.dashboard import fit_note, sweep_metrics
         from pipelines.tracking import end_sweep_run
 
         status = "KILLED" if interrupted else "FINISHED" if exit_code == 0 else "FAILED"
@@ -269,7 +270,8 @@ def finish_sweep(interrupted: bool = False) -> int | None:
             ctx.parent_run_id,
             status,
             [sweep_dir / "sweep_report.json", sweep_dir / "sweep_report.md"],
-            {"sweep/jobs": len(jobs), "sweep/failed_jobs": sum(c != 0 for c in codes)},
+            {"sweep/jobs": len(jobs), "sweep/failed_jobs": sum(c != 0 for c in codes), **sweep_metrics(jobs)},
+            note=fit_note(format_sweep_markdown(summary), "sweep_report.md"),
         )
     callback.exit_code = exit_code
     print(f"\nSweep report: {sweep_dir / 'sweep_report.md'}  ({len(jobs)} jobs, exit code {exit_code})")

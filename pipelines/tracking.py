@@ -321,12 +321,21 @@ def start_sweep_run(uri: str, experiment: str, run_name: str, params: dict[str, 
     return str(run.info.run_id)
 
 
-def end_sweep_run(uri: str, run_id: str, status: str, files: list[Path], metrics: dict[str, float]) -> None:
-    """Attach the sweep report to the parent run and close it with the sweep's status."""
+def end_sweep_run(
+    uri: str, run_id: str, status: str, files: list[Path], metrics: dict[str, float], note: str | None = None
+) -> None:
+    """Attach the sweep report (files, metrics, description) to the parent run and close it with its status."""
+    from mlflow.entities import Metric
+    from mlflow.utils.time import get_current_time_millis
+
     client = _client(uri)
     try:
-        for key, value in metrics.items():
-            client.log_metric(run_id, key, value)
+        now = get_current_time_millis()
+        batch = [Metric(key, value, now, 0) for key, value in metrics.items()]
+        for start in range(0, len(batch), 1000):  # MLflow's limit per batch
+            client.log_batch(run_id, metrics=batch[start : start + 1000])
+        if note:
+            client.set_tag(run_id, dashboard.NOTE_TAG, note)
         for path in files:
             if path.exists():
                 client.log_artifact(run_id, str(path))
