@@ -21,8 +21,8 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from pipelines.cache import StageCache
 from pipelines.dag import build_dag
-from pipelines.dashboard import prepare as prepare_dashboard
 from pipelines.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConfigError
+from pipelines.lineage import prepare as prepare_lineage
 from pipelines.preflight import check_output_dirs, preflight
 from pipelines.report import build_report, format_table, write_plot, write_report
 from pipelines.runner import run_dag
@@ -79,7 +79,7 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
                 log.error("traceback:\n%s", input_errors[0].details)
             raise ConfigError(input_errors[0].error or "bad input")
         report = build_report(cfg, outcomes, run_dir)
-        prepare_dashboard(report, outcomes, run_dir)  # datasets and servable models, for MLflow and the registry
+        prepare_lineage(report, outcomes, run_dir)  # datasets and servable models, for MLflow and the registry
         report["wall_s"] = round(time.perf_counter() - started, 2)
         write_plot(report, run_dir)  # while the tracking process may still be opening its store
         if tracker is not None:

@@ -1,7 +1,7 @@
 """Model registry for scheduled jobs: register the best passing variant, move `champion` unless it regresses.
 
 `registry.name=NAME` registers the chosen variant's LoggedModel (every variant is logged as an MLflow pyfunc
-model: the .tflite run by LiteRT, plus the numpy tail when the model was split; see pipelines/dashboard.py and
+model: the .tflite run by LiteRT, plus the numpy tail when the model was split; see pipelines/lineage.py and
 pipelines/tflite_pyfunc.py) as a new version of NAME. The alias (`registry.alias`, default `champion`) moves to the new
 version only when the candidate, loaded back from the registry, is no worse than the current champion on this
 run's evaluation data, by at most `registry.max_regression` accuracy. Aliases, not the deprecated stages.
@@ -98,7 +98,7 @@ def _register(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from pipelines.dashboard import model_config
+    from pipelines.lineage import model_config
     from stages.calibrate import load_samples
 
     mlflow.set_tracking_uri(tracking_uri)  # the run's tracker lives in its own process: point this one too

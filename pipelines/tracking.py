@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipelines import dashboard
+from pipelines import dashboard, lineage
 from pipelines.errors import ConfigError
 
 
@@ -135,8 +135,7 @@ class MlflowTracker:
             raise store_error(self.uri, err, "use", "run") from None
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(_run_params(cfg)).items()})
         self.parent_id, self.experiment_id = run.info.run_id, run.info.experiment_id
-        modes = {name: str((v or {}).get("mode", name)) for name, v in cfg.get("variants", {}).items()}
-        self.calibrated = {name for name, mode in modes.items() if mode in dashboard.CALIBRATED_MODES}
+        self.calibrated = lineage.calibrated_variants(cfg)
         return run.info.run_id
 
     def log_variant(self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path) -> str:
