@@ -2,7 +2,8 @@
 
 Stages return metrics; this hook flattens config into params (`.`-joined keys), logs metrics under
 `<stage>/<metric>` names, attaches each variant's `.tflite` and verification details, and ends the parent run
-FAILED when the pipeline fails.
+FAILED when the pipeline fails. What the UI shows on top (descriptions, per-variant figures, table, image) is
+pipelines/dashboard.py; the datasets and each variant's LoggedModel are pipelines/lineage.py.
 """
 
 from __future__ import annotations
