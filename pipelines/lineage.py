@@ -150,6 +150,22 @@ def log_model(mlflow: Any, name: str, entry: dict[str, Any], run_dir: Path) -> s
     return str(info.model_id)
 
 
+def warm_up() -> None:
+    """Logging the first model scans every installed distribution (MLflow checks the pip requirements against
+    them, about a second); do it in a thread while the pipeline runs, instead of after it."""
+    import threading
+
+    def scan() -> None:
+        try:
+            from mlflow.utils.requirements_utils import _init_modules_to_packages_map
+
+            _init_modules_to_packages_map()
+        except Exception:  # noqa: BLE001 - an optimisation only: log_model does the scan itself otherwise
+            pass
+
+    threading.Thread(target=scan, name="warm-up-requirements-check", daemon=True).start()
+
+
 def pip_requirements() -> list[str]:
     """The served model's runtime: the LiteRT interpreter and numpy, pinned to what verified it."""
     from importlib.metadata import PackageNotFoundError, version
