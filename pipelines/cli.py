@@ -38,6 +38,7 @@ from pipelines.errors import (
     ConfigError,
     EnvironmentFailure,
 )
+from pipelines.lineage import prepare as prepare_lineage
 from pipelines.preflight import check_output_dirs, preflight
 from pipelines.publish import disk_failure_in_stages, remove_partial_files, track_run
 from pipelines.report import build_report, format_table, write_plot, write_report
@@ -114,6 +115,7 @@ def _execute(
             log.error("traceback:\n%s", input_errors[0].details)
         raise ConfigError(input_errors[0].error or "bad input")
     report = build_report(cfg, outcomes, run_dir)
+    prepare_lineage(report, outcomes, run_dir)  # datasets and servable models, for MLflow and the registry
     report["wall_s"] = round(time.perf_counter() - started, 2)
     write_plot(report, run_dir)  # while the tracking process may still be opening its store
     write_report(report, run_dir)  # the local report first: nothing has been sent to MLflow yet
@@ -140,6 +142,8 @@ def _execute(
         else:
             log.error("Registry: %s@%s not moved: %s.", registry["name"], registry["alias"], registry["reason"])
     print(f"\nReport: {run_dir / 'report.md'}  ({report['wall_s']:.1f}s)")
+    if tracker is not None and tracker.page:
+        print(tracker.page)
     if problem:
         print(f"\nError: {problem}", file=sys.stderr)
         return EXIT_ENVIRONMENT

@@ -1,27 +1,22 @@
 """Model registry for scheduled jobs: register the best passing variant, move `champion` unless it regresses.
 
-`registry.name=NAME` logs the chosen variant as an MLflow pyfunc model (the .tflite run by LiteRT, plus the
-numpy tail when the model was split; see pipelines/tflite_pyfunc.py) into that variant's MLflow run and
-registers it as a new version of NAME. The alias (`registry.alias`, default `champion`) moves to the new
+`registry.name=NAME` registers the chosen variant's LoggedModel (every variant is logged as an MLflow pyfunc
+model: the .tflite run by LiteRT, plus the numpy tail when the model was split; see pipelines/lineage.py and
+pipelines/tflite_pyfunc.py) as a new version of NAME. The alias (`registry.alias`, default `champion`) moves to the new
 version only when the candidate, loaded back from the registry, is no worse than the current champion on this
 run's evaluation data, by at most `registry.max_regression` accuracy. Aliases, not the deprecated stages.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from pipelines.errors import ConfigError
 
 log = logging.getLogger("tflite_pipeline")
-
-STAGES_DIR = Path(__file__).resolve().parent.parent / "stages"
-PYFUNC_FILE = Path(__file__).resolve().parent / "tflite_pyfunc.py"
 
 
 def check_config(cfg: dict[str, Any]) -> None:
@@ -50,42 +45,6 @@ def choose(report: dict[str, Any], objective: str) -> str | None:
     """The best variant among those that passed their gates, or None."""
     passing = {n: v for n, v in report["variants"].items() if v["status"] == "passed" and v.get("tflite_path")}
     return min(passing, key=lambda n: _objective_key(objective, passing[n])) if passing else None
-
-
-def _pip_requirements() -> list[str]:
-    reqs = []
-    for dist in ("ai-edge-litert", "numpy"):
-        try:
-            reqs.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError:
-            reqs.append(dist)
-    return reqs
-
-
-def _model_config(variant: str, outcomes: dict[str, Any]) -> dict[str, Any]:
-    """What the pyfunc needs besides the .tflite: signature-key names, input names and the split tail."""
-    convert = outcomes[f"convert[{variant}]"].result
-    load = outcomes["load"].result
-    split = outcomes["split"].result.meta if outcomes.get("split") and outcomes["split"].result else {}
-    tail = None
-    if split.get("head_outputs"):
-        if not split.get("postprocess"):
-            raise ValueError(
-                "the model was split and its tail runs in TensorFlow, which a LiteRT-only pyfunc "
-                "cannot serve; "
-                "give the tail as a numpy function with `split.postprocess._target_=...`"
-            )
-        tail = {
-            k: split.get(k)
-            for k in ("cut_tensors", "tail_inputs", "head_final_outputs", "postprocess_config", "postprocess_inputs")
-        }
-    return {
-        "variant": variant,
-        "names": convert.meta["names"],
-        "inputs": [i["name"] for i in load.meta["model"]["inputs"]],
-        "io": convert.meta.get("io"),
-        "tail": tail,
-    }
 
 
 def _accuracy(uri: str, label_output: str, feeds: dict[str, Any], labels: Any) -> float:
@@ -119,7 +78,7 @@ def promote(
         return result
     result["variant"] = variant
     try:
-        return _register(reg, report, outcomes, run_dir, tracking_uri, variant, result)
+        return _register(reg, report, outcomes, tracking_uri, variant, result)
     except Exception as err:  # noqa: BLE001 - registry/server errors must not lose the run's report
         result["reason"] = (
             f"registration failed: {type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
@@ -131,7 +90,6 @@ def _register(
     reg: dict[str, Any],
     report: dict[str, Any],
     outcomes: dict[str, Any],
-    run_dir: Path,
     tracking_uri: str,
     variant: str,
     result: dict[str, Any],
@@ -140,30 +98,18 @@ def _register(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    from pipelines.lineage import model_config
     from stages.calibrate import load_samples
 
     mlflow.set_tracking_uri(tracking_uri)  # the run's tracker lives in its own process: point this one too
     name, alias, max_regression = reg["name"], reg["alias"], reg["max_regression"]
-    entry = report["variants"][variant]
-    model_cfg = _model_config(variant, outcomes)
-    folder = run_dir / "registry"
-    folder.mkdir(exist_ok=True)
-    (folder / "model_config.json").write_text(json.dumps(model_cfg, indent=2))
-    with mlflow.start_run(run_id=entry["mlflow_run_id"], nested=True):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_FILE),
-            artifacts={
-                "tflite": str(run_dir / entry["tflite_path"]),
-                "config": str(folder / "model_config.json"),
-            },
-            code_paths=[str(STAGES_DIR)],
-            pip_requirements=_pip_requirements(),
-            registered_model_name=name,
-            metadata={"variant": variant, "source_model": report["model"].get("name")},
-        )
+    model_config(variant, outcomes)  # raises, naming the fix, for a model no LiteRT pyfunc can serve
     client = MlflowClient(tracking_uri=tracking_uri)
-    new_version = str(info.registered_model_version)
+    outputs = client.get_run(report["variants"][variant]["mlflow_run_id"]).outputs
+    model_ids = [o.model_id for o in (outputs.model_outputs if outputs else [])]
+    if not model_ids:
+        raise LookupError(f"the run of variant '{variant}' has no logged model")
+    new_version = str(mlflow.register_model(f"models:/{model_ids[0]}", name).version)
     result["version"] = new_version
     log.info("Registered %s variant '%s' as %s version %s", report["model"].get("name"), variant, name, new_version)
     try:

@@ -290,6 +290,7 @@ def finish_sweep(interrupted: bool = False) -> int | None:
     }
     problem = _write_summary(sweep_dir, summary)
     if ctx.parent_run_id and ctx.tracking_uri:
+        from pipelines.dashboard import fit_note, sweep_metrics
         from pipelines.tracking import end_sweep_run
 
         status = "KILLED" if interrupted else "FINISHED" if exit_code == 0 else "FAILED"
@@ -299,7 +300,8 @@ def finish_sweep(interrupted: bool = False) -> int | None:
                 ctx.parent_run_id,
                 status,
                 [sweep_dir / "sweep_report.json", sweep_dir / "sweep_report.md"],
-                {"sweep/jobs": len(jobs), "sweep/failed_jobs": sum(c != 0 for c in codes)},
+                {"sweep/jobs": len(jobs), "sweep/failed_jobs": sum(c != 0 for c in codes), **sweep_metrics(jobs)},
+                note=fit_note(format_sweep_markdown(summary), "sweep_report.md"),
             )
         except Exception as err:  # noqa: BLE001 - the jobs' work and the sweep report are kept: exit 3
             from pipelines.environment import tracking_failure_message

@@ -2,7 +2,8 @@
 
 Stages return metrics; this hook flattens config into params (`.`-joined keys), logs metrics under
 `<stage>/<metric>` names, attaches each variant's `.tflite` and verification details, and ends the parent run
-FAILED when the pipeline fails.
+FAILED when the pipeline fails. What the UI shows on top (descriptions, per-variant figures, table, image) is
+pipelines/dashboard.py; the datasets and each variant's LoggedModel are pipelines/lineage.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipelines import dashboard, lineage
 from pipelines.errors import ConfigError, EnvironmentFailure
 
 
@@ -145,6 +147,8 @@ class MlflowTracker:
         self.uri = uri
         self.experiment = experiment
         self.parent_id: str | None = None
+        self.experiment_id = ""
+        self.calibrated: set[str] = set()
 
     def start(self, cfg: dict[str, Any], run_name: str, parent_run_id: str | None = None) -> str:
         """Open the parent run; an unreachable or unusable store fails here, before any work."""
@@ -156,11 +160,12 @@ class MlflowTracker:
             tags = {"config_hash": config_hash(cfg), "git_commit": git_commit(), "host": socket.gethostname()}
             if parent_run_id:
                 tags["mlflow.parentRunId"] = parent_run_id
-            run = mlflow.start_run(run_name=run_name, tags=tags)
+            run = mlflow.start_run(run_name=run_name, tags=tags, log_system_metrics=dashboard.setup_mlflow())
         except Exception as err:  # noqa: BLE001 - MlflowException, requests errors, sqlalchemy errors
             raise store_error(self.uri, err, "use", "run") from None
         mlflow.log_params({k: str(v)[:500] for k, v in flatten(_run_params(cfg)).items()})
-        self.parent_id = run.info.run_id
+        self.parent_id, self.experiment_id = run.info.run_id, run.info.experiment_id
+        self.calibrated = lineage.calibrated_variants(cfg)
         return run.info.run_id
 
     def log_variant(self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path) -> str:
@@ -170,7 +175,7 @@ class MlflowTracker:
         end_status = "FAILED" if entry["status"] == "error" else "FINISHED"
         with mlflow.start_run(run_name=name, nested=True) as child:
             mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
-            mlflow.log_metrics(variant_metrics(entry))
+            mlflow.log_metrics(variant_metrics(entry), model_id=dashboard.log_child(mlflow, name, entry, run_dir))
             mlflow.set_tags({"variant": name, "status": entry["status"]})
             if entry.get("reason"):
                 mlflow.set_tag("reason", str(entry["reason"])[:5000])
@@ -206,7 +211,8 @@ class MlflowTracker:
                 }
             )
 
-    def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
+    def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> str | None:
+        """Close the parent run; returns how to open its page (see dashboard.run_page)."""
         mlflow = self.mlflow
         ref = report["reference"]["metrics"]
         if report.get("calibration"):  # which samples calibrated the variants: count, seed, source, checksum
@@ -218,7 +224,9 @@ class MlflowTracker:
         for name in ("report.json", "report.md", "tradeoffs.png"):
             if (run_dir / name).exists():
                 mlflow.log_artifact(str(run_dir / name))
+        dashboard.log_parent(mlflow, report, run_dir, self.calibrated)
         mlflow.end_run(status=status)
+        return dashboard.run_page(self.uri, self.experiment_id, str(self.parent_id))
 
     def abort(self, status: str = "FAILED") -> None:
         """End the active runs and every child run still RUNNING under the parent."""
@@ -348,6 +356,7 @@ class BackgroundTracker:
         self.uri = uri
         self.parent_id: str | None = None
         self._closed = False
+        self.page: str | None = None  # set by `finish`: how to open the parent run's page
         self._pool = _take_pool()
         self._opened = self._pool.apply_async(_remote, ("open", uri, experiment, cfg, run_name, parent, run_dir))
 
@@ -378,7 +387,7 @@ class BackgroundTracker:
         return str(self._call("log_variant", name, entry, params, run_dir))
 
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
-        self._call("finish", report, run_dir, status)
+        self.page = self._call("finish", report, run_dir, status)
         self._closed = True
         self._pool.terminate()  # everything is committed; MLflow's exit handlers would only cost time
 
@@ -454,12 +463,21 @@ def start_sweep_run(uri: str, experiment: str, run_name: str, params: dict[str, 
     return str(run.info.run_id)
 
 
-def end_sweep_run(uri: str, run_id: str, status: str, files: list[Path], metrics: dict[str, float]) -> None:
-    """Attach the sweep report to the parent run and close it with the sweep's status."""
+def end_sweep_run(
+    uri: str, run_id: str, status: str, files: list[Path], metrics: dict[str, float], note: str | None = None
+) -> None:
+    """Attach the sweep report (files, metrics, description) to the parent run and close it with its status."""
+    from mlflow.entities import Metric
+    from mlflow.utils.time import get_current_time_millis
+
     client = _client(uri)
     try:
-        for key, value in metrics.items():
-            client.log_metric(run_id, key, value)
+        now = get_current_time_millis()
+        batch = [Metric(key, value, now, 0) for key, value in metrics.items()]
+        for start in range(0, len(batch), 1000):  # MLflow's limit per batch
+            client.log_batch(run_id, metrics=batch[start : start + 1000])
+        if note:
+            client.set_tag(run_id, dashboard.NOTE_TAG, note)
         for path in files:
             if path.exists():
                 client.log_artifact(run_id, str(path))
