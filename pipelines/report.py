@@ -46,6 +46,8 @@ def _variant_entry(
         "metrics": {},
         "gates": {},
     }
+    if converted is not None and converted.meta.get("skipped"):
+        return {**entry, "status": "skipped", "reason": converted.meta["skipped"], "error": None}
     if converted is not None:
         target = run_dir / "variants" / name / "model.tflite"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +56,8 @@ def _variant_entry(
         entry["metrics"]["convert_s"] = converted.metrics["convert_s"]
         entry["io"] = converted.meta["io"]
         entry["ops"] = converted.meta["contents"]["ops"]
+        # Which conversion road worked and the input shapes the .tflite was built for (issue 10).
+        entry["conversion"] = {k: converted.meta.get(k) for k in ("convert_path", "load_path", "input_shapes")}
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
         entry["gates"] = evaluate_gates(variant_cfg.get("gates") or {}, verified.metrics, random_data)
@@ -102,7 +106,9 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
             "and latency hold."
         ]
     report["warnings"] = latency_warnings(cfg, report["variants"])
-    report["status"] = "passed" if all(v["status"] == "passed" for v in report["variants"].values()) else "failed"
+    report["status"] = (
+        "passed" if all(v["status"] in ("passed", "skipped") for v in report["variants"].values()) else "failed"
+    )
     global_errors = {nid: o.error for nid, o in outcomes.items() if "[" not in nid and o.status == "error"}
     if global_errors:
         report["errors"] = global_errors

@@ -92,6 +92,8 @@ def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 def benchmark(cfg: dict[str, Any], out_dir: str, convert: StageResult) -> StageResult:
     """Latency summary (mean/p50/p90/p99/stdev), init and first-invoke times, peak memory, per thread count."""
     settings = cfg["benchmark"]
+    if convert.meta.get("skipped"):
+        return StageResult(meta={"skipped": convert.meta["skipped"]})
     if not settings["enabled"]:
         return StageResult(meta={"skipped": True})
     threads = check_settings(settings)
