@@ -135,6 +135,11 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
             shaped = [{**i, "shape": shapes[i["name"]]} for i in inputs]
             feeds, labels = random_inputs(shaped, int(dataset["num_samples"]), int(dataset["seed"])), None
             source = f"random (seed {dataset['seed']}): for size and latency only, accuracy is meaningless"
+        overrides = load.meta["model"].get("input_shapes")
+        if overrides and kind == "npz" and load.meta["model"]["format"] != "frozen_graph":
+            # the data must have the shapes the model will be converted for
+            shapes = fixed_shapes(inputs, overrides, feeds)
+            inputs = [{**i, "shape": shapes[i["name"]]} for i in inputs]
         feeds = check_inputs(feeds, inputs, source)
         total = len(next(iter(feeds.values())))
         if labels is not None:

@@ -60,7 +60,8 @@ def _convert(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray],
     shapes = fixed_shapes([i.to_json() for i in handle.inputs], None, calib)
     roads = _roads(handle, shapes)
     for index, (road, road_shapes) in enumerate(roads):
-        shaped = handle.with_shapes({k: tuple(v) for k, v in road_shapes.items()})
+        fixed = {k: tuple(v) for k, v in road_shapes.items()}
+        shaped = handle.retrace(fixed) if road == "batch1" and handle.retrace else handle.with_shapes(fixed)
         with log.open("a") as sink:
             sink.write(f"=== road {road}: input shapes {road_shapes}\n")
         try:

@@ -113,13 +113,25 @@ def convert_flatbuffer(
 ) -> tuple[bytes, str]:
     """The converted model and the road that gave it: the frozen concrete function, else our own SavedModel.
 
-    The concrete-function road is TF's usual one and handles frozen graphs; when it returns a file without a
-    SignatureDef (it could not save the function, e.g. custom gradients) the SavedModel road is taken.
+    The concrete-function road is TF's usual one and handles frozen graphs; when it fails or returns a file
+    without a SignatureDef (it could not save the function, e.g. custom gradients) the SavedModel road is taken.
     """
+    first: Exception | None = None
     if handle.frozen:
-        flatbuffer = make_converter(handle, variant, calib, workdir, "concrete_function").convert()
-        if has_signature(flatbuffer):
-            return flatbuffer, "concrete_function"
+        try:
+            flatbuffer = make_converter(handle, variant, calib, workdir, "concrete_function").convert()
+        except Exception as err:  # noqa: BLE001 - e.g. calibration needs the signature the road lost
+            print(f"concrete_function road: {type(err).__name__}: {err}", file=sys.stderr)
+            first = err
+        else:
+            if has_signature(flatbuffer):
+                return flatbuffer, "concrete_function"
+    try:
+        return make_converter(handle, variant, calib, workdir, "saved_model").convert(), "saved_model"
+    except Exception:
+        if first is not None and not isinstance(first, StageError):
+            raise first from None  # the usual road's error is the more telling one
+        raise
     return make_converter(handle, variant, calib, workdir, "saved_model").convert(), "saved_model"
 
 

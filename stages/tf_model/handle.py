@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,6 +47,9 @@ class ModelHandle:
     frozen: bool = True
     keepalive: Any = None
     notes: list[str] = field(default_factory=list)
+    # Traces the source model again for fixed input shapes (Keras: a recurrent layer's state shape is fixed
+    # only when the model itself is traced with a fixed batch); None where the source cannot be retraced.
+    retrace: Callable[[dict[str, tuple[int | None, ...]]], ModelHandle] | None = None
 
     def run(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
         """Run the original model on numpy inputs keyed by input name; outputs keyed by output name."""
@@ -77,6 +81,21 @@ class ModelHandle:
             return dict(inner(*args))
 
         return replace(self, fn=serve.get_concrete_function(), inputs=inputs)
+
+
+def rekeyed(handle: ModelHandle, inputs: list[TensorInfo], outputs: list[TensorInfo], load_path: str) -> ModelHandle:
+    """The same function with other I/O names and keys (same order as the handle's inputs and outputs)."""
+    import tensorflow as tf
+
+    inner, old = handle.fn, [o.key for o in handle.outputs]
+    specs = [tf.TensorSpec(i.shape, i.dtype, name=i.key) for i in inputs]
+
+    @tf.function(input_signature=specs)
+    def serve(*args: Any) -> dict[str, Any]:
+        result = inner(*args)
+        return {o.key: result[k] for o, k in zip(outputs, old, strict=True)}
+
+    return ModelHandle(serve.get_concrete_function(), inputs, outputs, load_path)
 
 
 def freeze(concrete: Any, inputs: list[TensorInfo]) -> Any:

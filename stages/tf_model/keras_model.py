@@ -8,7 +8,8 @@ from stages.result import InputError
 from stages.tf_model.handle import ModelHandle, freeze_or_keep, infos
 
 
-def load_keras(path: str, safe_mode: bool) -> ModelHandle:
+def load_keras(path: str, safe_mode: bool, shapes: dict[str, tuple[int | None, ...]] | None = None) -> ModelHandle:
+    """The model traced for its own input shapes, or for `shapes` ({input name: shape}) when given."""
     import keras
     import tensorflow as tf
 
@@ -23,7 +24,7 @@ def load_keras(path: str, safe_mode: bool) -> ModelHandle:
                 "`model.safe_mode=false`."
             ) from None
         raise
-    inputs = infos([(t.name, tf.TensorSpec(t.shape, t.dtype)) for t in model.inputs])
+    inputs = infos([(t.name, tf.TensorSpec((shapes or {}).get(t.name, t.shape), t.dtype)) for t in model.inputs])
     out_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
     outputs_infos = infos([(n, tf.TensorSpec(t.shape, t.dtype)) for n, t in zip(out_names, model.outputs, strict=True)])
     specs = [tf.TensorSpec(i.shape, i.dtype, name=i.key) for i in inputs]
@@ -38,4 +39,6 @@ def load_keras(path: str, safe_mode: bool) -> ModelHandle:
         return {o.key: r for o, r in zip(outputs_infos, result, strict=True)}
 
     fn, frozen, notes = freeze_or_keep(serve.get_concrete_function(), inputs)
-    return ModelHandle(fn, inputs, outputs_infos, "keras", frozen, None if frozen else model, notes)
+    handle = ModelHandle(fn, inputs, outputs_infos, "keras", frozen, None if frozen else model, notes)
+    handle.retrace = lambda fixed: load_keras(path, safe_mode, fixed)
+    return handle

@@ -14,15 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 from stages.result import InputError
-from stages.tf_model.handle import ModelHandle, TensorInfo, freeze_or_keep, infos, signature_key
+from stages.tf_model.handle import ModelHandle, TensorInfo, freeze_or_keep, infos, rekeyed, signature_key
 
 
 def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:240]}"
 
 
+class MissingSignature(InputError):
+    """The user asked for a signature the SavedModel does not have: no other road can help."""
+
+
 def _missing_signature(path: str, signature: str, available: list[str]) -> InputError:
-    return InputError(
+    return MissingSignature(
         f"The SavedModel {path} has no signature '{signature}' (it has {sorted(available)}). "
         "Set `model.signature` to one of those."
     )
@@ -61,21 +65,6 @@ def _meta_graph_tags(path: str, signature: str) -> list[str]:
     raise _missing_signature(path, signature, available)
 
 
-def _renamed(handle: ModelHandle, inputs: list[TensorInfo], outputs: list[TensorInfo]) -> ModelHandle:
-    """Re-key a handle's I/O (graph tensor names -> the signature's names), same order."""
-    import tensorflow as tf
-
-    inner, old = handle.fn, [o.key for o in handle.outputs]
-    specs = [tf.TensorSpec(i.shape, i.dtype, name=i.key) for i in inputs]
-
-    @tf.function(input_signature=specs)
-    def serve(*args: Any) -> dict[str, Any]:
-        result = inner(*args)
-        return {o.key: result[k] for o, k in zip(outputs, old, strict=True)}
-
-    return ModelHandle(serve.get_concrete_function(), inputs, outputs, "v1_session")
-
-
 def _v1_session(path: str, signature: str, tags: list[str]) -> ModelHandle:
     import tensorflow as tf
 
@@ -94,7 +83,7 @@ def _v1_session(path: str, signature: str, tags: list[str]) -> ModelHandle:
     keyed = lambda old, names: [  # noqa: E731
         TensorInfo(n, signature_key(n), o.shape, o.dtype) for n, o in zip(names, old, strict=True)
     ]
-    return _renamed(handle, keyed(handle.inputs, in_names), keyed(handle.outputs, out_names))
+    return rekeyed(handle, keyed(handle.inputs, in_names), keyed(handle.outputs, out_names), "v1_session")
 
 
 def load_saved_model(path: str, signature: str) -> ModelHandle:
@@ -107,7 +96,7 @@ def load_saved_model(path: str, signature: str) -> ModelHandle:
     for road in ("v2", "v1_session", "v2_signatures"):
         try:
             handle = _ROADS[road](path, signature)
-        except InputError:
+        except MissingSignature:
             raise
         except Exception as err:  # noqa: BLE001 - revival raises AttributeError, KeyError, ValueError, ...
             tried.append(f"{road}: {_first_line(err)}")
@@ -121,7 +110,7 @@ def load_saved_model(path: str, signature: str) -> ModelHandle:
         kept.notes[:] = tried
         return kept
     raise InputError(
-        f"TensorFlow cannot load the SavedModel {path} with any of its loaders ({'; '.join(tried)}). Check that "
+        f"Could not load the SavedModel {path} with any of TensorFlow's loaders ({'; '.join(tried)}). Check that "
         "the directory is a complete SavedModel (saved_model.pb and variables/) written by a TensorFlow "
         "version this one reads, or export it again with `model.export(path)` or `tf.saved_model.save`."
     )
