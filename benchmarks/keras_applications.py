@@ -21,8 +21,8 @@ from pathlib import Path
 from _common import PYTHON, REPO, run_measured
 
 SMALL = ["MobileNet", "MobileNetV2", "MobileNetV3Small", "EfficientNetB0", "DenseNet121", "ConvNeXtTiny"]
-# Architectures whose minimum input is above 96, and the smallest size they take.
-MIN_SIZE = {"NASNetLarge": 331, "NASNetMobile": 224}
+# Architectures whose minimum input is above 96 (with weights=None), and the size they get.
+MIN_SIZE: dict[str, int] = {}
 BUILD = """
 import sys, numpy as np, keras
 name, size, model_path, data_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -34,11 +34,57 @@ np.savez(data_path, x=rng.integers(0, 256, (24, size, size, 3)).astype("float32"
 """
 
 
+# Approximate parameter counts (millions, keras.io/api/applications): the whole family runs smallest first.
+PARAMS_M = {
+    "MobileNetV3Small": 2.5,
+    "MobileNetV2": 3.5,
+    "MobileNet": 4.3,
+    "MobileNetV3Large": 5.4,
+    "EfficientNetB0": 5.3,
+    "NASNetMobile": 5.3,
+    "EfficientNetV2B0": 7.2,
+    "EfficientNetB1": 7.9,
+    "DenseNet121": 8.1,
+    "EfficientNetV2B1": 8.2,
+    "EfficientNetB2": 9.2,
+    "EfficientNetV2B2": 10.2,
+    "EfficientNetB3": 12.3,
+    "EfficientNetV2B3": 14.5,
+    "DenseNet169": 14.3,
+    "EfficientNetB4": 19.5,
+    "DenseNet201": 20.2,
+    "Xception": 22.9,
+    "InceptionV3": 23.9,
+    "ResNet50V2": 25.6,
+    "ResNet50": 25.6,
+    "ConvNeXtTiny": 28.6,
+    "EfficientNetB5": 30.6,
+    "EfficientNetV2S": 21.6,
+    "EfficientNetB6": 43.3,
+    "ResNet101": 44.7,
+    "ResNet101V2": 44.7,
+    "ConvNeXtSmall": 50.2,
+    "InceptionResNetV2": 55.9,
+    "ResNet152": 60.4,
+    "ResNet152V2": 60.4,
+    "EfficientNetB7": 66.7,
+    "EfficientNetV2M": 54.4,
+    "ConvNeXtBase": 88.5,
+    "NASNetLarge": 88.9,
+    "EfficientNetV2L": 119.0,
+    "VGG16": 138.4,
+    "VGG19": 143.7,
+    "ConvNeXtLarge": 197.7,
+    "ConvNeXtXLarge": 350.1,
+}
+
+
 def architectures() -> list[str]:
+    """Every architecture keras.applications exports, smallest first."""
     import keras
 
     names = [n for n in dir(keras.applications) if n[0].isupper() and callable(getattr(keras.applications, n))]
-    return sorted(names)
+    return sorted(names, key=lambda n: (PARAMS_M.get(n, 1e9), n))
 
 
 def one(name: str, work: Path) -> dict[str, object]:

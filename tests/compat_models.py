@@ -76,8 +76,8 @@ def recurrent_keras(path: str, kind: str = "lstm") -> dict[str, np.ndarray]:
 
     _seed()
     inputs = keras.Input((None,), dtype="int32", name="tokens")
-    x = keras.layers.Embedding(50, 8)(inputs)
-    x = (keras.layers.LSTM if kind == "lstm" else keras.layers.GRU)(8)(x)
+    x = keras.layers.Embedding(50, 32)(inputs)  # weights of >= 1024 elements, so `dynamic` quantizes them
+    x = (keras.layers.LSTM if kind == "lstm" else keras.layers.GRU)(32)(x)
     outputs = keras.layers.Dense(3, activation="softmax", name="probs")(x)
     keras.Model(inputs, outputs).save(path)
     rng = np.random.default_rng(1)

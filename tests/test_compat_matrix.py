@@ -57,12 +57,13 @@ def run_case(
     return proc, report
 
 
-def assert_fp32_matches(report: dict[str, Any], outputs: set[str]) -> dict[str, Any]:
+def assert_fp32_matches(report: dict[str, Any], outputs: set[str], timed: bool = True) -> dict[str, Any]:
     fp32 = report["variants"]["fp32"]
     assert fp32["status"] == "passed", fp32
     assert set(fp32["metrics"]["max_abs_err"]) == outputs  # compared by the original names
     assert max(fp32["metrics"]["max_abs_err"].values()) <= 1e-4, fp32["metrics"]
-    assert fp32["metrics"]["latency_ms"]["p50"] > 0
+    if timed:
+        assert fp32["metrics"]["latency_ms"]["p50"] > 0
     return fp32
 
 
@@ -83,8 +84,9 @@ def test_dynamic_spatial_dims_are_fixed_from_the_data(models: Any, tmp_path: Pat
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_recurrent_models_on_token_ids(models: Any, tmp_path: Path, kind: str) -> None:
-    proc, report = run_case(models, tmp_path, kind, "[fp32,dynamic,int8_io]")
-    fp32 = assert_fp32_matches(report, {"probs"})
+    proc, report = run_case(models, tmp_path, kind, "[fp32,dynamic,int8_io]", "benchmark.enabled=false")
+    fp32 = assert_fp32_matches(report, {"probs"}, timed=False)
+    assert fp32["conversion"]["convert_path"].startswith("batch1/"), fp32["conversion"]
     assert fp32["io"]["inputs"]["tokens"]["dtype"] == "int32"  # integer inputs are never quantized
     int8_io = report["variants"]["int8_io"]
     assert int8_io["status"] == "skipped" and "integer" in int8_io["reason"], int8_io
@@ -94,7 +96,7 @@ def test_recurrent_models_on_token_ids(models: Any, tmp_path: Path, kind: str) -
 
 def test_int8_of_an_lstm_fails_in_plain_words(models: Any, tmp_path: Path) -> None:
     """The converter may crash (segfault) on it: the worker isolates that; the variant errors, others pass."""
-    proc, report = run_case(models, tmp_path, "lstm", "[fp32,int8]")
+    proc, report = run_case(models, tmp_path, "lstm", "[fp32,int8]", "benchmark.enabled=false")
     assert report["variants"]["fp32"]["status"] == "passed"
     int8 = report["variants"]["int8"]
     assert int8["status"] in ("passed", "failed", "error")
@@ -104,8 +106,9 @@ def test_int8_of_an_lstm_fails_in_plain_words(models: Any, tmp_path: Path) -> No
 
 
 def test_transformer_on_variable_length_token_ids(models: Any, tmp_path: Path) -> None:
-    proc, report = run_case(models, tmp_path, "token_transformer", "[fp32,int8,int8_io]")
-    fp32 = assert_fp32_matches(report, {"probs"})
+    # Timing token ids needs the dataset's real samples (issue 17's benchmark work): verified, not timed, here.
+    proc, report = run_case(models, tmp_path, "token_transformer", "[fp32,int8,int8_io]", "benchmark.enabled=false")
+    fp32 = assert_fp32_matches(report, {"probs"}, timed=False)
     assert fp32["conversion"]["input_shapes"] == {"padding_mask": [None, 10], "token_ids": [None, 10]}
     assert {d["dtype"] for d in fp32["io"]["inputs"].values()} == {"int32"}
     assert report["variants"]["int8_io"]["status"] == "skipped"
