@@ -122,7 +122,7 @@ def node_key(node: Node, upstream_keys: dict[str, str]) -> str:
     for key, value in _walk_strings(node.config):
         if key in _CODE_KEYS:
             code.update({str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in code_files(value)})
-        elif (key == "path" or key.endswith("_path")) and os.path.exists(value):
+        elif (key in ("path", "recipe") or key.endswith("_path")) and os.path.exists(value):
             inputs[value] = fingerprint_path(Path(value))
     payload = {
         "stage": node.stage,

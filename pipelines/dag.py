@@ -55,7 +55,11 @@ def build_dag(stages: dict[str, dict[str, Any]], variants: dict[str, dict[str, A
         for variant in sorted(variants) if name in per_variant else [None]:
             config = dict(spec.get("config") or {})
             if variant is not None:
-                config["variant"] = {"name": variant, **variants[variant]}
+                # Gates are judged by the engine after the stages ran: leaving them out of what stages receive
+                # keeps them out of the cache keys, so a new limit re-judges cached results. A stage that
+                # needs a limit (a search towards the gates) takes its own copy in its config.
+                settings = {k: v for k, v in variants[variant].items() if k != "gates"}
+                config["variant"] = {"name": variant, **settings}
             upstream = {need: (f"{need}[{variant}]" if need in per_variant else need) for need in spec.get("needs", [])}
             node = Node(
                 stage=name,

@@ -1,47 +1,133 @@
-"""Gates: limits a variant's verification metrics must meet. Evaluated by the engine, not by `verify`,
-so changing a limit re-judges cached results instead of recomputing them."""
+"""The one judge: every verdict comes from an explicit list of gates, each recorded with its outcome.
+
+Gates are evaluated by the engine, not by `verify`, so a new limit re-judges cached results. A variant is
+`passed` only when at least one *quality* gate (accuracy, agreement, an error bound, a detection match) was
+evaluated and every evaluated gate held; when no quality gate could be evaluated it is `unverified`, never
+`passed`. A configured gate whose metric is missing is recorded as not evaluated, with the reason.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 
-def evaluate_gates(
-    gates: dict[str, Any], metrics: dict[str, Any], random_data: bool = False
-) -> dict[str, dict[str, Any]]:
-    """{gate: {limit, value, passed}} for every enabled gate whose metric exists, plus finiteness.
+@dataclass(frozen=True)
+class Gate:
+    """A configured limit: which metric it reads and in which direction it must hold."""
 
-    On `dataset=random` the argmax agreement is reported but not gated: noise in, near-uniform class scores
-    out, and their argmax is arbitrary (an int8 softmax rounds them all to the same value).
-    """
-    results: dict[str, dict[str, Any]] = {}
-    if "finite" in metrics:
-        results["finite_outputs"] = {
-            "limit": True,
-            "value": metrics["finite"],
-            "passed": bool(metrics["finite"]),
-        }
+    name: str
+    higher_is_better: bool
+    what: str  # the metric, in words, for reasons and messages
 
-    def check(name: str, value: float | None, higher_is_better: bool) -> None:
-        limit = gates.get(name)
-        if limit is None or value is None:
-            return
-        passed = value >= limit if higher_is_better else value <= limit
-        results[name] = {"limit": limit, "value": round(float(value), 6), "passed": bool(passed)}
 
-    delta = metrics.get("accuracy_delta")
-    check("max_accuracy_drop", None if delta is None else -delta, higher_is_better=False)
-    if not random_data:
-        check("min_argmax_agreement", metrics.get("argmax_agreement"), higher_is_better=True)
+QUALITY_GATES = (
+    Gate("max_accuracy_drop", False, "accuracy drop against the original model"),
+    Gate("min_argmax_agreement", True, "argmax agreement with the original model"),
+    Gate("max_rmse", False, "RMSE per output"),
+    Gate("max_relative_rmse", False, "RMSE per output over the reference's spread"),
+    Gate("max_abs_err", False, "max absolute error per output"),
+    Gate("min_detection_match", True, "fraction of the original model's detections matched"),
+    Gate("max_unmatched_fraction", False, "unmatched confident detections per reference detection"),
+)
+
+
+def worst(values: Iterable[float], higher_is_better: bool = False) -> float | None:
+    """The worst of several figures, NaN-safe: a NaN anywhere is the worst value (Python's max keeps the
+    first element when a later one is NaN, so the verdict would depend on the order of the outputs)."""
+    items = [float(v) for v in values]
+    if not items:
+        return None
+    if any(math.isnan(v) for v in items):
+        return math.nan
+    return min(items) if higher_is_better else max(items)
+
+
+def _record(limit: Any, value: float | None, higher_is_better: bool, reason: str | None) -> dict[str, Any]:
+    if value is None:
+        return {"limit": limit, "value": None, "passed": None, "evaluated": False, "reason": reason}
+    held = value >= limit if higher_is_better else value <= limit  # False for NaN: every comparison fails
+    shown = value if math.isnan(value) else round(value, 6)
+    return {"limit": limit, "value": shown, "passed": bool(held), "evaluated": True, "reason": None}
+
+
+def _values(metrics: dict[str, Any], random_data: bool) -> dict[str, tuple[float | None, str]]:
+    """Each quality gate's value (or None) and, when None, why it could not be evaluated."""
     detection = metrics.get("detection")
-    if detection:
-        check("min_detection_match", detection.get("matched_fraction"), higher_is_better=True)
     # Padded detections swap places when scores nearly tie, so element-wise errors on them mean nothing:
     # for a detection model the error gates apply to the converted head's cut tensors instead.
     elementwise = metrics["head"] if detection and metrics.get("head") else metrics
-    check("max_rmse", max(elementwise["rmse"].values()) if elementwise.get("rmse") else None, False)
-    relative = elementwise.get("relative_rmse")
-    check("max_relative_rmse", max(relative.values()) if relative else None, higher_is_better=False)
-    errors = elementwise.get("max_abs_err")
-    check("max_abs_err", max(errors.values()) if errors else None, higher_is_better=False)
+    delta = metrics.get("accuracy_delta")
+    agreement = metrics.get("argmax_agreement")
+    no_errors = "the model has no outputs that could be compared element-wise"
+    values: dict[str, tuple[float | None, str]] = {
+        "max_accuracy_drop": (
+            None if delta is None else -float(delta),
+            "no accuracy: the evaluation data has no labels or the model has no class-score output",
+        ),
+        "min_argmax_agreement": (
+            None if random_data else agreement,
+            "dataset=random: the argmax of class scores for noise is arbitrary"
+            if random_data
+            else "no classifier-like output to compare argmaxes on",
+        ),
+        "max_rmse": (worst((elementwise.get("rmse") or {}).values()), no_errors),
+        "max_relative_rmse": (worst((elementwise.get("relative_rmse") or {}).values()), no_errors),
+        "max_abs_err": (worst((elementwise.get("max_abs_err") or {}).values()), no_errors),
+    }
+    if detection:
+        matched = detection.get("matched_fraction")
+        values["min_detection_match"] = (matched, "the original model made no detections on the evaluation data")
+        reference_count = detection.get("reference_detections") or 0
+        unmatched = detection.get("unmatched_candidates")
+        # Against an empty reference every confident candidate is a false positive: count them as such.
+        values["max_unmatched_fraction"] = (
+            None if unmatched is None else float(unmatched) / max(reference_count, 1),
+            "no detection comparison",
+        )
+    else:
+        values["min_detection_match"] = (None, "not a detection model")
+        values["max_unmatched_fraction"] = (None, "not a detection model")
+    return values
+
+
+def evaluate_gates(gates: dict[str, Any], metrics: dict[str, Any], random_data: bool = False) -> dict[str, Any]:
+    """{gate: {limit, value, passed, evaluated, reason}} for finiteness and every configured gate."""
+    finite = bool(metrics.get("finite", True)) and bool((metrics.get("head") or {}).get("finite", True))
+    results: dict[str, dict[str, Any]] = {
+        "finite_outputs": {"limit": True, "value": finite, "passed": finite, "evaluated": True, "reason": None}
+    }
+    values = _values(metrics, random_data)
+    for gate in QUALITY_GATES:
+        limit = gates.get(gate.name)
+        if limit is None:
+            continue
+        value, reason = values[gate.name]
+        results[gate.name] = _record(limit, value, gate.higher_is_better, reason)
     return results
+
+
+def verdict(results: dict[str, dict[str, Any]]) -> str:
+    """passed | failed | unverified, from the gate records of `evaluate_gates`."""
+    evaluated = [r for r in results.values() if r["evaluated"]]
+    if any(not r["passed"] for r in evaluated):
+        return "failed"
+    quality = [name for name, r in results.items() if r["evaluated"] and name != "finite_outputs"]
+    return "passed" if quality else "unverified"
+
+
+def judge(
+    gates: dict[str, Any], metrics: dict[str, Any], random_data: bool = False
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The verdict and the gate records it rests on."""
+    results = evaluate_gates(gates, metrics, random_data)
+    return verdict(results), results
+
+
+def unverified_reason(results: dict[str, dict[str, Any]]) -> str:
+    """Why a variant could not be verified, for the table's notes and the MLflow summary."""
+    reasons = sorted({r["reason"] for name, r in results.items() if not r["evaluated"] and r["reason"]})
+    configured = "; ".join(reasons) if reasons else "no quality gate is configured for this variant"
+    return f"no quality gate could be evaluated ({configured})"

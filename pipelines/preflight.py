@@ -126,6 +126,7 @@ def preflight(cfg: dict[str, Any], run_dir: Path) -> None:
                 ".npz with key "
                 "`x` (or one key per input name) and optional labels `y`."
             )
+    check_variants(cfg.get("variants") or {})
     if cfg.get("benchmark", {}).get("enabled"):
         from stages.benchmark import check_settings  # stdlib + numpy only
         from stages.result import StageError
@@ -136,6 +137,30 @@ def preflight(cfg: dict[str, Any], run_dir: Path) -> None:
             raise ConfigError(str(err)) from None
     if not os.access(run_dir, os.W_OK):
         raise ConfigError(f"The output directory {run_dir} is not writable. Choose another with `hydra.run.dir=...`.")
+
+
+_AEQ_MODES = ("w8", "w4", "a8w8", "a16w8", "recipe")
+
+
+def check_variants(variants: dict[str, Any]) -> None:
+    """Each variant's mode belongs to its backend, and an AEQ recipe file exists and is a valid recipe."""
+    for name, variant in variants.items():
+        backend, mode = variant.get("backend", "converter"), variant.get("mode")
+        if (backend == "aeq") != (mode in _AEQ_MODES):
+            wanted = "aeq" if mode in _AEQ_MODES else "converter"
+            raise ConfigError(
+                f"Variant '{name}' has mode `{mode}` with backend `{backend}`; mode {mode} belongs to the "
+                f"{wanted} backend (converter: fp32, fp16, dynamic, int8, int16x8; aeq: {', '.join(_AEQ_MODES)}). "
+                f"Set `variants.{name}.backend={wanted}` or pick a mode of that backend."
+            )
+        if mode == "recipe":
+            from stages.quantization.aeq import variant_recipe  # AEQ itself is imported only for recipes
+            from stages.result import StageError
+
+            try:
+                variant_recipe({"name": name, **variant})
+            except StageError as err:
+                raise ConfigError(str(err)) from None
 
 
 def check_output_dirs(overrides: list[str]) -> None:

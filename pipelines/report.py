@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipelines.gates import evaluate_gates
+from pipelines.gates import judge, unverified_reason, worst
 from pipelines.runner import Outcome
 
 VARIANT_STAGES = ("convert", "verify", "benchmark")
@@ -45,30 +45,38 @@ def _variant_entry(
         "tflite_path": None,
         "metrics": {},
         "gates": {},
+        "backend": variant_cfg.get("backend", "converter"),
     }
-    if converted is not None and converted.meta.get("skipped"):
-        return {**entry, "status": "skipped", "reason": converted.meta["skipped"], "error": None}
+    skipped = converted.meta.get("skipped") if converted is not None else None
+    if skipped:  # the variant does not apply to this model (e.g. integer I/O for integer-only inputs)
+        entry.update(status="skipped", reason=skipped, error=None)
+        return entry
     if converted is not None:
         target = run_dir / "variants" / name / "model.tflite"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(converted.path("tflite"), target)
         entry.update(size_bytes=converted.metrics["size_bytes"], tflite_path=str(target.relative_to(run_dir)))
-        entry["metrics"]["convert_s"] = converted.metrics["convert_s"]
+        entry["metrics"].update({k: v for k, v in converted.metrics.items() if k != "size_bytes"})  # convert_s, ...
         entry["io"] = converted.meta["io"]
         entry["ops"] = converted.meta["contents"]["ops"]
+        if "recipe" in converted.meta:  # AI Edge Quantizer: the recipe actually applied
+            entry["recipe"] = converted.meta["recipe"]
         # Which conversion road worked and the input shapes the .tflite was built for (issue 10).
         entry["conversion"] = {k: converted.meta.get(k) for k in ("convert_path", "load_path", "input_shapes")}
+    verdict = None
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
-        entry["gates"] = evaluate_gates(variant_cfg.get("gates") or {}, verified.metrics, random_data)
+        verdict, entry["gates"] = judge(variant_cfg.get("gates") or {}, verified.metrics, random_data)
     if timed is not None and "latency_ms" in timed.metrics:
         entry["metrics"].update(timed.metrics)
         entry["benchmark"] = {
             k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped", "environment")
         }
     error = _first_error(outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES])
-    if error is None and verified is not None:
-        entry["status"] = "passed" if all(g["passed"] for g in entry["gates"].values()) else "failed"
+    if error is None and verdict is not None:
+        entry["status"] = verdict
+        if verdict == "unverified":
+            entry["reason"] = unverified_reason(entry["gates"])
     entry["error"] = error
     if reference.get("size_bytes") and entry["size_bytes"]:
         entry["size_ratio"] = round(entry["size_bytes"] / reference["size_bytes"], 4)
@@ -93,26 +101,47 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
         "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
         "split": {k: split.get(k) for k in ("mode", "unsupported_ops", "cut_tensors", "postprocess", "tail", "note")},
         "calibration": calib.result.meta["calibration"] if calib and calib.result else None,
-        "reference": {"metrics": dict(ref.result.metrics) if ref and ref.result else {}},
+        "reference": {
+            "metrics": dict(ref.result.metrics) if ref and ref.result else {},
+            "label_output": ref.result.meta.get("label_output") if ref and ref.result else None,
+            "label_output_choice": ref.result.meta.get("label_output_choice") if ref and ref.result else None,
+        },
         "variants": {
             name: _variant_entry(name, vcfg, outcomes, reference_info, run_dir, random_data)
             for name, vcfg in sorted(cfg["variants"].items())
         },
         "size_baseline": "fp32 variant" if fp32_size else "source model",
     }
+    report["notes"] = []
+    choice = report["reference"]["label_output_choice"]
+    if choice and report["reference"]["label_output"] and choice.startswith("chosen from"):
+        report["notes"].append(f"Class scores: output '{report['reference']['label_output']}', {choice}.")
     if random_data:
-        report["notes"] = [
-            "dataset=random: accuracy and error figures are meaningless (argmax agreement is not gated); sizes "
-            "and latency hold."
+        report["notes"] += [
+            "dataset=random: no accuracy, and argmax agreement is not gated (the argmax of noise is arbitrary); "
+            "variants are judged by their error against the original model (max_relative_rmse). Sizes and "
+            "latency hold."
         ]
+    report["notes"] += [
+        f"{name}: recipe entries that match no op of this model (they did nothing): "
+        + ", ".join(f"regex {r['regex']!r} operation {r['operation']!r}" for r in v["recipe"]["unmatched"])
+        for name, v in report["variants"].items()
+        if (v.get("recipe") or {}).get("unmatched")
+    ]
     report["warnings"] = latency_warnings(cfg, report["variants"])
-    report["status"] = (
-        "passed" if all(v["status"] in ("passed", "skipped") for v in report["variants"].values()) else "failed"
-    )
+    report["status"] = overall_status([v["status"] for v in report["variants"].values()])
     global_errors = {nid: o.error for nid, o in outcomes.items() if "[" not in nid and o.status == "error"}
     if global_errors:
         report["errors"] = global_errors
     return report
+
+
+def overall_status(statuses: list[str]) -> str:
+    """passed when every variant that applies passed; failed on any failure or error; else unverified."""
+    if any(s in ("failed", "error") for s in statuses):
+        return "failed"
+    applied = [s for s in statuses if s != "skipped"]
+    return "passed" if applied and all(s == "passed" for s in applied) else "unverified"
 
 
 SLOWER_MARGIN = 1.05  # p50 more than 5% above fp32's: beyond run-to-run noise on a quiet host
@@ -162,6 +191,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
         [
             "reference",
             "-",
+            "-",
             _fmt(ref.get("accuracy")),
             "-",
             "-",
@@ -174,11 +204,12 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
     for name, v in report["variants"].items():
         m = v["metrics"]
         errors = m["head"] if detection and m.get("head") else m  # reordered detections: compare heads
-        rmse = max(errors["rmse"].values()) if errors.get("rmse") else None
+        rmse = worst((errors.get("rmse") or {}).values())
         quality = (m.get("detection") or {}).get("matched_fraction") if detection else m.get("accuracy")
         rows.append(
             [
                 name,
+                v.get("backend", "converter"),
                 v["status"],
                 _fmt(quality),
                 _fmt(m.get("accuracy_delta"), "+.4f"),
@@ -195,9 +226,10 @@ def _slower(report: dict[str, Any], name: str) -> bool:
     return any(w.startswith(f"{name} is slower than") for w in report.get("warnings", []))
 
 
-HEADER = ["variant", "status", "accuracy", "Δ accuracy", "max RMSE", "p50 ms", "size KiB", "size ratio"]
+HEADER = ["variant", "backend", "status", "accuracy", "Δ accuracy", "max RMSE", "p50 ms", "size KiB", "size ratio"]
 DETECTION_HEADER = [
     "variant",
+    "backend",
     "status",
     "det. match",
     "Δ accuracy",
@@ -227,8 +259,10 @@ def format_table(report: dict[str, Any]) -> str:
         f"  {n}: gate {g} = {r['value']} (limit {r['limit']})"
         for n, v in report["variants"].items()
         for g, r in v["gates"].items()
-        if not r["passed"]
+        if r.get("evaluated", True) and not r["passed"]
     ]
+    unverified = [f"  {n}: {v['reason']}" for n, v in report["variants"].items() if v["status"] == "unverified"]
+    skipped = [f"  {n}: {v['reason']}" for n, v in report["variants"].items() if v["status"] == "skipped"]
     warnings = [f"  {w}" for w in report.get("warnings", [])]
     notes = [f"  {n}" for n in [*split_notes(report.get("split") or {}), *report.get("notes", [])]]
     return "\n".join(
@@ -237,6 +271,8 @@ def format_table(report: dict[str, Any]) -> str:
         + (["", "Warnings (! in the table):", *warnings] if warnings else [])
         + (["", "Errors:", *problems] if problems else [])
         + (["", "Failed gates:", *failed_gates] if failed_gates else [])
+        + (["", "Unverified (not passed: nothing could check them):", *unverified] if unverified else [])
+        + (["", "Skipped (does not apply to this model):", *skipped] if skipped else [])
     )
 
 

@@ -33,6 +33,26 @@ class QuantMode(str, Enum):
     dynamic = "dynamic"
     int8 = "int8"
     int16x8 = "int16x8"
+    # AI Edge Quantizer only (backend: aeq): weight-only int8, dynamic int4, static int8 / int16 activations
+    # with int8 weights, or the user's recipe file (`recipe`).
+    w8 = "w8"
+    w4 = "w4"
+    a8w8 = "a8w8"
+    a16w8 = "a16w8"
+    recipe = "recipe"
+
+
+class Backend(str, Enum):
+    converter = "converter"  # the TFLite converter's post-training quantization
+    aeq = "aeq"  # LiteRT's AI Edge Quantizer, applied to the fp32 .tflite by recipe
+
+
+class WeightGranularity(str, Enum):
+    CHANNELWISE = "CHANNELWISE"
+    BLOCKWISE_32 = "BLOCKWISE_32"
+    BLOCKWISE_64 = "BLOCKWISE_64"
+    BLOCKWISE_128 = "BLOCKWISE_128"
+    BLOCKWISE_256 = "BLOCKWISE_256"
 
 
 class IODtype(str, Enum):
@@ -82,12 +102,14 @@ class DatasetConfig:
     name: str = MISSING
     kind: DatasetKind = DatasetKind.digits
     path: Optional[str] = None
-    # Name of the model output that holds class scores (for accuracy and argmax agreement);
-    # default: the first output whose last dimension matches the number of classes, else the first.
+    # Name of the model output that holds class scores (for accuracy and argmax agreement); default: among the
+    # outputs shaped like class scores, the one whose width fits the labels (the report says which was chosen).
     label_output: Optional[str] = None
     # Fraction of the data held out for evaluation (npz/random); digits uses its own held-out test split.
     eval_fraction: float = 0.5
     max_eval_samples: int = 1000
+    # npz/random: which samples are held out for evaluation (and, for random, the noise itself).
+    # `calibrate.seed` then picks the calibration samples from the rest.
     seed: int = 0
     # random only: how many samples to generate.
     num_samples: int = 256
@@ -105,6 +127,9 @@ class Gates:
     max_relative_rmse: Optional[float] = None
     # Detection models: fraction of the original model's detections matched (same label, IoU >= 0.5).
     min_detection_match: Optional[float] = None
+    # Detection models: the candidate's detections that match none of the original's, per original detection
+    # (against an empty reference, every confident candidate counts): the false positives a variant adds.
+    max_unmatched_fraction: Optional[float] = None
 
 
 @dataclass
@@ -116,6 +141,11 @@ class VariantConfig:
     # dequantize ops) instead of refusing the variant; the report lists them.
     allow_float_ops: bool = False
     gates: Gates = field(default_factory=Gates)
+    backend: Backend = Backend.converter
+    # backend aeq, mode recipe: path of the AEQ recipe JSON (docs/quantization.md); its content is in the cache key.
+    recipe: Optional[str] = None
+    # backend aeq, built-in modes: how weights are scaled (per output channel, or per block of N values).
+    granularity: WeightGranularity = WeightGranularity.CHANNELWISE
 
 
 @dataclass
@@ -159,6 +189,7 @@ class RegistryConfig:
 @dataclass
 class CalibrateConfig:
     num_samples: int = 100
+    # Picks the calibration samples from the data not held out for evaluation (every dataset kind).
     seed: int = 0
 
 

@@ -42,6 +42,8 @@ def variant_metrics(entry: dict[str, Any]) -> dict[str, float]:
         metrics["convert/size_ratio"] = entry["size_ratio"]
     if "convert_s" in m:
         metrics["convert/seconds"] = m["convert_s"]
+    if "quantize_s" in m:  # AI Edge Quantizer variants: the quantization alone, after the fp32 conversion
+        metrics["convert/quantize_seconds"] = m["quantize_s"]
     for key in ("accuracy", "accuracy_delta", "argmax_agreement"):
         if key in m:
             metrics[f"verify/{key}"] = m[key]
@@ -136,10 +138,15 @@ class MlflowTracker:
 
     def log_variant(self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path) -> str:
         mlflow = self.mlflow
+        # The run's own status is what filters see: an errored variant ends FAILED, not FINISHED. `failed`,
+        # `unverified` and `skipped` are verdicts on a run that completed: the `status` tag filters on them.
+        end_status = "FAILED" if entry["status"] == "error" else "FINISHED"
         with mlflow.start_run(run_name=name, nested=True) as child:
             mlflow.log_params({k: str(v)[:500] for k, v in flatten(params).items()})
             mlflow.log_metrics(variant_metrics(entry))
             mlflow.set_tags({"variant": name, "status": entry["status"]})
+            if entry.get("reason"):
+                mlflow.set_tag("reason", str(entry["reason"])[:5000])
             host = (entry.get("benchmark") or {}).get("environment") or {}  # what the latency figures depend on
             mlflow.set_tags({f"benchmark.{k}": str(v) for k, v in host.items() if k != "load_avg_1m"})
             if entry.get("error"):
@@ -147,6 +154,10 @@ class MlflowTracker:
             if entry.get("tflite_path"):
                 mlflow.log_artifact(str(run_dir / entry["tflite_path"]))
             mlflow.log_dict({k: v for k, v in entry.items() if k != "mlflow_run_id"}, "verification.json")
+            if entry.get("recipe"):  # AI Edge Quantizer variants: the recipe actually applied
+                mlflow.log_dict(entry["recipe"]["entries"], "recipe.json")
+            if end_status != "FINISHED":
+                mlflow.end_run(status=end_status)
             return child.info.run_id
 
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:

@@ -148,7 +148,9 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
             raise InputError(f"The dataset {source} has {total} sample(s): calibration and evaluation need >= 2.")
         order = np.random.default_rng(int(dataset["seed"])).permutation(total)
         n_eval = max(1, min(int(round(total * float(dataset["eval_fraction"]))), total - 1))
-        eval_idx, calib_idx = order[:n_eval][: int(dataset["max_eval_samples"])], order[n_eval:][:num]
+        pool = order[n_eval:]  # never evaluated on: calibration and evaluation stay disjoint
+        eval_idx = order[:n_eval][: int(dataset["max_eval_samples"])]
+        calib_idx = pool[np.random.default_rng(seed).permutation(len(pool))][:num]
         calib = {k: v[calib_idx] for k, v in feeds.items()}
         evaluation = {k: v[eval_idx] for k, v in feeds.items()}
         labels = labels[eval_idx] if labels is not None else None
@@ -159,7 +161,9 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
         "calibration": {
             "count": len(next(iter(calib.values()))),
             "requested": num,
-            "seed": seed,
+            "seed": seed,  # calibrate.seed: which calibration samples were drawn
+            # dataset.seed: which samples were held out for evaluation (digits: scikit-learn's fixed test split)
+            "split_seed": None if kind == "digits" else int(dataset["seed"]),
             "source": source,
             "checksum": _checksum(calib),
         },

@@ -90,6 +90,10 @@ def convert(
     from stages.split import head_handle
 
     variant = cfg["variant"]
+    if variant.get("backend") == "aeq":  # LiteRT's AI Edge Quantizer: fp32 conversion, then a recipe
+        from stages.quantization.aeq import convert_aeq
+
+        return convert_aeq(variant, out_dir, load, split, calibrate)
     handle = head_handle(load, split)
     skipped = not_applicable(variant, [i.to_json() for i in handle.inputs])
     if skipped:

@@ -37,7 +37,11 @@ def match_detections(
     names: dict[str, str],
     iou_threshold: float = 0.5,
 ) -> dict[str, Any]:
-    """Greedy IoU matching per image (same label when labels exist; padding, score <= 0 or -1, ignored)."""
+    """Greedy IoU matching per image (same label when labels exist; padding, score -1, ignored).
+
+    `unmatched_candidates` counts the candidate's detections that match none of the reference's: the
+    false positives a variant adds, which the `max_unmatched_fraction` gate limits.
+    """
     matched = total = extra = 0
     box_errors: list[float] = []
     score_errors: list[float] = []
@@ -73,7 +77,9 @@ def match_detections(
                 score_errors.append(float(abs(got_scores[best] - ref_scores[r])))
         extra += int((~used).sum())
     return {
-        "matched_fraction": round(matched / total, 6) if total else 1.0,
+        # Nothing to match is not a perfect score: the gate reads it as not evaluated, and the spurious
+        # candidates below as false positives.
+        "matched_fraction": round(matched / total, 6) if total else None,
         "reference_detections": int(total),
         "unmatched_candidates": int(extra),
         "mean_iou": float(np.mean(ious)) if ious else None,

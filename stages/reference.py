@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from stages.calibrate import load_samples
-from stages.metrics import accuracy, classifier_output
-from stages.result import StageResult
+from stages.metrics import accuracy, choose_label_output
+from stages.result import InputError, StageResult
 from stages.timing import summarize
 
 
@@ -25,6 +25,7 @@ def reference(
 
     feeds, labels = load_samples(calibrate.path("eval"))
     outputs, latency_fn = full_model_outputs(load, split, feeds)
+    check_finite(outputs)
     arrays = {f"output/{k}": v for k, v in outputs.items()}
     if split.meta.get("head_outputs"):
         # The TF head on the same inputs: what each variant's converted head is compared against.
@@ -32,7 +33,12 @@ def reference(
     np.savez(Path(out_dir) / "reference.npz", **arrays)
     detections = find_detection_outputs(outputs)
     # Padded detection scores are not class scores: no argmax agreement or accuracy on them.
-    label_output = None if detections else classifier_output(outputs, cfg.get("label_output"))
+    if detections:
+        label_output, label_choice = None, "detection outputs: judged by IoU-matched detections"
+    else:
+        label_output, label_choice = choose_label_output(outputs, cfg.get("label_output"), labels)
+    if cfg.get("label_output") and label_output is None:
+        raise InputError(f"{label_choice}. Set `dataset.label_output` to one of {sorted(outputs)} or drop it.")
     metrics: dict[str, Any] = {}
     if label_output is not None and labels is not None:
         metrics["accuracy"] = accuracy(outputs[label_output], labels)
@@ -50,8 +56,27 @@ def reference(
             if len(samples) >= 500:
                 break
         metrics["latency_ms"] = summarize(samples)
-    meta = {"label_output": label_output, "outputs": sorted(outputs), "detections": detections}
+    meta = {
+        "label_output": label_output,
+        "label_output_choice": label_choice,
+        "outputs": sorted(outputs),
+        "detections": detections,
+    }
     return StageResult(files={"outputs": "reference.npz"}, meta=meta, metrics=metrics)
+
+
+def check_finite(outputs: dict[str, np.ndarray]) -> None:
+    """The original model's own outputs must be finite on the evaluation data: every figure compares with them."""
+    for name, values in outputs.items():
+        if values.dtype.kind != "f" or not len(values):
+            continue
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            raise InputError(
+                f"The original model's output '{name}' is NaN or infinite for {int(bad.sum())} of {len(values)} "
+                "samples of the evaluation data, so no variant can be compared with it. Check the model (an "
+                "unguarded log, division or overflow) and that the data is scaled as in training."
+            )
 
 
 def load_reference(result: StageResult, prefix: str = "output/") -> dict[str, np.ndarray]:

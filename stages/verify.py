@@ -46,7 +46,7 @@ def verify(
         expected_head = load_reference(reference, "head/")
         if expected_head:
             head_metrics = compare(expected_head, head, None, None)
-            metrics["head"] = {k: head_metrics[k] for k in ("rmse", "max_abs_err", "finite")}
+            metrics["head"] = {k: head_metrics[k] for k in ("rmse", "relative_rmse", "max_abs_err", "finite")}
     except ValueError as err:
         raise StageError(f"Verification of '{cfg['variant']['name']}' failed: {err}.") from None
     if "accuracy" in metrics and "accuracy" in reference.metrics:
