@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -106,6 +107,7 @@ def test_sweeps_md_existing_cluster_command(tmp_path: Path) -> None:
         )
     finally:
         _stop(str(temp))
+        shutil.rmtree(temp, ignore_errors=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "object_store_memory" not in proc.stderr
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
