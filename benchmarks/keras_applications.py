@@ -112,7 +112,7 @@ def one(name: str, work: Path) -> dict[str, object]:
         entry = report["variants"].get(variant, {})
         errs = entry.get("metrics", {}).get("max_abs_err") or {}
         row[f"{variant}_max_err"] = f"{max(errs.values()):.1e}" if errs else "-"
-        failed = [g for g, v in (entry.get("gates") or {}).items() if not v.get("passed")]
+        failed = [g for g, v in (entry.get("gates") or {}).items() if v.get("passed") is False]
         detail = entry.get("error") or (f"gates failed: {failed}" if failed else "")
         row[variant] = entry.get("status", "?") + (f" ({str(detail)[:160]})" if detail else "")
         row[f"{variant}_path"] = (entry.get("conversion") or {}).get("convert_path", "-")
