@@ -88,7 +88,9 @@ def test_sweeps_md_existing_cluster_command(tmp_path: Path) -> None:
     ray = str(Path(sys.executable).with_name("ray"))
     start = [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2"]
     start += ["--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"]
-    subprocess.run(start, check=True, capture_output=True, timeout=180)
+    # A private HOME: Ray keeps an auth token in ~/.ray, which other Ray users of this machine may rewrite.
+    home = {"HOME": str(tmp_path)}
+    subprocess.run(start, check=True, capture_output=True, timeout=180, env={**os.environ, **home})
     try:
         proc = cli(
             [
@@ -103,7 +105,7 @@ def test_sweeps_md_existing_cluster_command(tmp_path: Path) -> None:
                 "calibrate.seed=0,1",
             ],
             cwd=tmp_path,
-            env={"RAY_DEDUP_LOGS": "0"},
+            env={"RAY_DEDUP_LOGS": "0", **home},
         )
     finally:
         _stop(str(temp))
