@@ -64,6 +64,8 @@ def _variant_entry(
         if "recipe" in converted.meta:  # AI Edge Quantizer: the recipe actually applied
             entry["recipe"] = converted.meta["recipe"]
         attach_quantization(entry, name, converted, run_dir)
+        # Which conversion road worked and the input shapes the .tflite was built for (issue 10).
+        entry["conversion"] = {k: converted.meta.get(k) for k in ("convert_path", "load_path", "input_shapes")}
     status = None
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})

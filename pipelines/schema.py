@@ -78,10 +78,12 @@ class ModelConfig:
     # `path` does not exist yet (the bundled examples); its source is part of the cache key.
     build: Optional[str] = None
     build_args: dict[str, Any] = field(default_factory=dict)
-    # Frozen graphs only: tensor names (with or without ':0') and static shapes.
+    # Frozen graphs only: tensor names (with or without ':0').
     inputs: Optional[list[str]] = None
     outputs: Optional[list[str]] = None
-    # {name: [dims]}. Typed Any: OmegaConf 2.3 cannot merge an override dict into a None Optional[dict] field.
+    # {name: [dims]}: frozen graphs' static shapes; for every format, fixes unknown dims (spatial size, sequence
+    # length) before conversion, else they come from the dataset's shape. Typed Any: OmegaConf 2.3 cannot
+    # merge an override dict into a None Optional[dict] field.
     input_shapes: Any = None
     # SavedModel only.
     signature: str = "serving_default"
@@ -162,6 +164,9 @@ class VariantConfig:
     mode: QuantMode = QuantMode.fp32
     # Full-integer variants only: dtype of the model's inputs and outputs.
     io_dtype: IODtype = IODtype.float32
+    # Full-integer variants only: let ops without an integer kernel stay in float (between quantize and
+    # dequantize ops) instead of refusing the variant; the report lists them.
+    allow_float_ops: bool = False
     gates: Gates = field(default_factory=Gates)
     backend: Backend = Backend.converter
     # backend aeq, mode recipe: path of the AEQ recipe JSON (docs/quantization.md); its content is in the cache key.
@@ -177,9 +182,11 @@ class SplitConfig:
     mode: SplitMode = SplitMode.auto
     # manual: tensor names to cut at (they become the head's outputs).
     outputs: Optional[list[str]] = None
-    # Numpy tail: `{_target_: pkg.module.fn, ...kwargs}`; null runs the cut-off subgraph with TensorFlow.
-    # Typed Any: OmegaConf 2.3 cannot merge an override dict into a None Optional[dict] field.
-    postprocess: Any = None
+    # Numpy tail: `{_target_: pkg.module.fn, ...kwargs}`; `_target_: null` runs the cut-off subgraph with
+    # TensorFlow. Declared with its `_target_` key so `split.postprocess._target_=pkg.fn` works without `+`
+    # (add keyword arguments with `+split.postprocess.name=value`). Typed Any: OmegaConf 2.3 cannot merge an
+    # override dict into a None Optional[dict] field.
+    postprocess: Any = field(default_factory=lambda: {"_target_": None})
 
 
 @dataclass

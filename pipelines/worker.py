@@ -58,8 +58,9 @@ def describe_exit(code: int | None) -> str:
 
 
 _CRASH_HINTS = {
-    "convert": "the TensorFlow converter took the process down; for full-integer variants this usually means "
-    "extreme or non-finite calibration data",
+    "convert": "the TensorFlow converter took the process down on this model and variant (the calibration data "
+    "was checked before converting: it is not empty, constant or non-finite). Drop this variant or use another "
+    "(`dynamic`, `fp16`); int8 of Keras LSTMs is one known case",
     "calibrate": "TensorFlow took the process down while preparing the data",
     "verify": "the LiteRT interpreter took the process down running the .tflite",
     "benchmark": "the LiteRT interpreter took the process down running the .tflite",

@@ -136,6 +136,8 @@ def benchmark(
     data-dependent work (an NMS loop, a variable sequence length) is timed as it runs on real data.
     """
     settings = cfg["benchmark"]
+    if convert.meta.get("skipped"):
+        return StageResult(meta={"skipped": convert.meta["skipped"]})
     if not settings["enabled"]:
         return StageResult(meta={"skipped": True})
     if convert.meta.get("skipped"):

@@ -13,6 +13,7 @@ import numpy as np
 
 from stages.datasets import digits_split, random_inputs, read_npz
 from stages.result import InputError, StageResult
+from stages.shapes import fixed_shapes
 
 
 def save_samples(path: Path, feeds: dict[str, np.ndarray], labels: np.ndarray | None) -> None:
@@ -132,8 +133,15 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
             feeds, labels = read_npz(dataset["path"], names)
             source = str(dataset["path"])
         else:
-            feeds, labels = random_inputs(inputs, int(dataset["num_samples"]), int(dataset["seed"])), None
+            shapes = fixed_shapes(inputs, load.meta["model"].get("input_shapes"), None)
+            shaped = [{**i, "shape": shapes[i["name"]]} for i in inputs]
+            feeds, labels = random_inputs(shaped, int(dataset["num_samples"]), int(dataset["seed"])), None
             source = f"random (seed {dataset['seed']}): for size and latency only, accuracy is meaningless"
+        overrides = load.meta["model"].get("input_shapes")
+        if overrides and kind == "npz" and load.meta["model"]["format"] != "frozen_graph":
+            # the data must have the shapes the model will be converted for
+            shapes = fixed_shapes(inputs, overrides, feeds)
+            inputs = [{**i, "shape": shapes[i["name"]]} for i in inputs]
         feeds = check_inputs(feeds, inputs, source)
         total = len(next(iter(feeds.values())))
         if labels is not None:

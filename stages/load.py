@@ -61,8 +61,8 @@ def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
         expected = ", ".join(_SUFFIXES.get(model["format"], ("a SavedModel directory",)))
         raise InputError(
             f"Could not load {path} as a {model['format']} model ({type(err).__name__}: {first[:300]}). "
-            f"Check that the file is complete and that `model={model['format']}` matches its format "
-            f"(expected {expected})."
+            f"Check that `model={model['format']}` matches its format (expected {expected}) and that the file "
+            "was copied completely; if it loads in TensorFlow itself, please report this message."
         ) from None
     meta = {
         "model": {
@@ -70,6 +70,9 @@ def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
             "size_bytes": _size(path),
             "inputs": [i.to_json() for i in handle.inputs],
             "outputs": [o.to_json() for o in handle.outputs],
-        }
+        },
+        # Which loader worked (SavedModels fall back v2 -> v2_signatures -> v1_session) and why others did not.
+        "load_path": handle.load_path,
+        "load_notes": handle.notes,
     }
     return StageResult(files=files, meta=meta)

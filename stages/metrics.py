@@ -56,12 +56,14 @@ def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def relative_rmse(rmse: float, reference: np.ndarray) -> float:
-    """RMSE over the reference output's spread (its standard deviation, else its magnitude): a
-    scale-free error, so one gate works for probabilities, logits and pixel coordinates alike."""
+    """RMSE over the reference output's spread: a scale-free error, so one gate works for probabilities, logits
+    and pixel coordinates alike. The spread is its standard deviation, but never below 1% of its RMS magnitude:
+    a near-constant output (a randomly initialised classifier's near-uniform scores) would otherwise turn
+    float32 rounding into a large relative error."""
     ref = reference.astype(np.float64)
-    spread = float(np.std(ref)) if ref.size else 0.0
-    if spread <= 1e-12:
-        spread = float(np.max(np.abs(ref))) if ref.size else 0.0
+    if not ref.size:
+        return rmse
+    spread = max(float(np.std(ref)), 0.01 * float(np.sqrt(np.mean(ref**2))))
     return rmse / spread if spread > 1e-12 else rmse  # an all-zero reference: the plain RMSE
 
 

@@ -27,6 +27,12 @@ __all__ = ["full_model_outputs", "head_handle", "load_postprocess", "run_tail", 
 _MAX_ROUNDS = 3
 
 
+def _declared(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The schema declares `split.postprocess: {_target_: null}` (so `split.postprocess._target_=...` works
+    without `+`); that untouched declaration means no tail."""
+    return cfg if cfg and (cfg.get("_target_") or len(cfg) > 1) else None
+
+
 def _postprocess_target(cfg: dict[str, Any] | None) -> str | None:
     if not cfg:
         return None
@@ -130,7 +136,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     # `split.postprocess` wins; else the tail the model config ships with (the bundled examples do).
     scfg = {
         **cfg["split"],
-        "postprocess": cfg["split"].get("postprocess") or load.meta["model"].get("postprocess"),
+        "postprocess": _declared(cfg["split"].get("postprocess")) or load.meta["model"].get("postprocess"),
     }
     mode = str(scfg["mode"])
     target = _postprocess_target(scfg.get("postprocess"))

@@ -30,6 +30,8 @@ def verify(
     from stages.litert_runtime import SignatureModel
     from stages.split import run_tail
 
+    if convert.meta.get("skipped"):
+        return StageResult(meta={"skipped": convert.meta["skipped"]})
     feeds, labels = load_samples(calibrate.path("eval"))
     model = SignatureModel(convert.path("tflite"), convert.meta["names"])
     head = model(feeds)

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 
 from stages.calibrate import calibrate, load_samples
-from stages.convert import check_variant, convert, inspect_tflite
+from stages.convert import convert
 from stages.litert_runtime import SignatureModel
 from stages.load import load
 from stages.result import InputError, StageError, StageResult
 from stages.split import split
 from stages.tf_model import load_handle
+from stages.variant_checks import check_variant, inspect_tflite
 
 SPLIT_NONE = {"split": {"mode": "none", "outputs": None, "postprocess": None}}
 
@@ -242,7 +243,7 @@ def test_int8_that_fell_back_to_float_is_an_error(tmp_path: Path) -> None:
     """Empty calibration makes the real converter return a float model while logging INT8: caught."""
     import tensorflow as tf
 
-    from stages.convert import make_converter
+    from stages.converter import make_converter
     from stages.litert_runtime import describe_io
 
     _two_input_model(tmp_path / "two.keras")

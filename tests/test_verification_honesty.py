@@ -286,3 +286,14 @@ def test_label_output_reaches_the_reference_through_the_cli(
     assert report["reference"]["metrics"]["accuracy"] > 0.8  # scored on the probabilities, not the embedding
     if override is None:
         assert "probs" in result.stdout + result.stderr  # the automatic choice is said, not silent
+
+
+def test_a_near_constant_output_does_not_turn_float_rounding_into_a_large_relative_error() -> None:
+    """A random-weight classifier's near-uniform scores (keras.applications with weights=None): fp32 must pass."""
+    from stages.metrics import relative_rmse
+
+    rng = np.random.default_rng(0)
+    reference = (1e-3 + 1e-9 * rng.standard_normal((8, 1000))).astype(np.float64)
+    assert relative_rmse(7.5e-9, reference) < 0.001
+    wide = rng.random((8, 10))
+    assert relative_rmse(0.5, wide) > 1.0  # a real error on a varied output is still large

@@ -237,9 +237,10 @@ def convert_aeq(
     depend on each other; it is kept as `float.tflite` next to the result (the search reuses it).
     """
     from stages.calibrate import load_samples
-    from stages.convert import check_calibration, inspect_tflite, make_converter
+    from stages.converter import make_converter
     from stages.litert_runtime import SignatureModel, describe_io
     from stages.split import head_handle
+    from stages.variant_checks import check_calibration, inspect_tflite
 
     recipe, source = variant_recipe(variant)
     handle = head_handle(load, split)

@@ -31,7 +31,7 @@ def integer_info(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """`quantization` metadata of a converted int8/int16x8 variant: the debugger's table and, when
     `calibrate.stability=true`, the same variant calibrated on a second, disjoint subset."""
-    from stages.convert import make_converter
+    from stages.converter import make_converter
     from stages.split import head_handle
 
     variant, handle = cfg["variant"], head_handle(load, split)
@@ -78,7 +78,7 @@ def stability(
 
 def aeq_backend(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray]) -> Any:
     """AI Edge Quantizer moves, from the fp32 conversion of the same model (stages/quantization/aeq_moves.py)."""
-    from stages.convert import make_converter
+    from stages.converter import make_converter
     from stages.quantization.aeq_moves import AeqBackend
 
     fp32 = bytes(make_converter(handle, {**variant, "mode": "fp32"}, calib).convert())
@@ -89,11 +89,11 @@ def convert_mixed(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
     """Full int8 first; then the search (stages.quantization.mixed_search) over ops to keep in float."""
-    from stages.convert import check_calibration, check_variant, inspect_tflite
     from stages.litert_runtime import SignatureModel, describe_io
     from stages.quantization.mixed_search import advice, run_search
     from stages.quantization.moves import ConverterBackend
     from stages.split import head_handle
+    from stages.variant_checks import check_calibration, check_variant, inspect_tflite
 
     variant, settings = cfg["variant"], dict(cfg["variant"]["search"])
     name = variant["name"]

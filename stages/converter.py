@@ -1,0 +1,183 @@
+"""The TFLite converter, driven the one way that keeps the signature: through a SavedModel written here.
+
+`from_concrete_functions` silently drops the SignatureDef when it cannot save the function itself (e.g.
+Keras's swish has a custom gradient whose captures do not save; EfficientNet then converts with 0 signatures)
+and cannot convert functions whose variables could not be frozen. Saving the handle's function ourselves,
+without custom gradients and with the object that owns any remaining variables, then `from_saved_model`,
+works for both and keeps `serving_default` with the original names as keys. The converter's raw log (C++
+stderr included) goes to a file; errors become one paragraph that points at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.result import StageError
+
+_INTEGER_COMPUTE = {"int8": ("int8",), "int16x8": ("int16", "int8")}
+_UNSUPPORTED = re.compile(
+    r"'tf\.(\w+)' op is neither a custom op nor a flex op|failed to legalize operation 'tf\.(\w+)'"
+)
+
+
+def _representative(feeds: dict[str, np.ndarray], keys: dict[str, str]) -> Any:
+    count = len(next(iter(feeds.values())))
+
+    def generate() -> Any:
+        for i in range(count):
+            yield {keys[name]: array[i : i + 1] for name, array in feeds.items()}
+
+    return generate
+
+
+def save_for_conversion(handle: Any, directory: Path) -> Path:
+    """Write the handle's function as a SavedModel with one `serving_default` signature."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    if handle.keepalive is not None:
+        module.owner = handle.keepalive  # the variables an unfrozen function reads are saved with it
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    tf.saved_model.save(module, str(directory), signatures={"serving_default": handle.fn}, options=options)
+    return directory
+
+
+def make_converter(
+    handle: Any,
+    variant: dict[str, Any],
+    calib: dict[str, np.ndarray],
+    workdir: Path | None = None,
+    via: str | None = None,
+) -> Any:
+    """A TFLiteConverter configured for the variant (fp32, fp16, dynamic, int8, int16x8).
+
+    `via`: "concrete_function" (the default for frozen handles) or "saved_model" (see the module docstring).
+    """
+    import tensorflow as tf
+
+    if (via or ("concrete_function" if handle.frozen else "saved_model")) == "concrete_function":
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([handle.fn], tf.Module())
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="savedmodel-", dir=workdir))
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            str(save_for_conversion(handle, directory)), signature_keys=["serving_default"]
+        )
+    mode = variant["mode"]
+    if mode == "fp32":
+        return converter
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode in _INTEGER_COMPUTE:
+        converter.representative_dataset = _representative(calib, {i.name: i.key for i in handle.inputs})
+        integer = (
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+            if mode == "int8"
+            else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        )
+        # allow_float_ops: ops without an integer kernel stay in float instead of failing the variant.
+        converter.target_spec.supported_ops = [
+            integer,
+            *([tf.lite.OpsSet.TFLITE_BUILTINS] * bool(variant.get("allow_float_ops"))),
+        ]
+        io = variant.get("io_dtype", "float32")
+        if io != "float32":
+            allowed = {"int8": ("int8", "uint8"), "int16x8": ("int16",)}[mode]
+            if io not in allowed:
+                raise StageError(
+                    f"Variant '{variant['name']}' asks for {io} input/output, but {mode} supports {allowed} or "
+                    f"float32. Set `variants.{variant['name']}.io_dtype` to one of those."
+                )
+            converter.inference_input_type = getattr(tf, io)
+            converter.inference_output_type = getattr(tf, io)
+    return converter
+
+
+def has_signature(flatbuffer: bytes) -> bool:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return bool(Interpreter(model_content=flatbuffer).get_signature_list())
+
+
+def convert_flatbuffer(
+    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], workdir: Path
+) -> tuple[bytes, str]:
+    """The converted model and the road that gave it: the frozen concrete function, else our own SavedModel.
+
+    The concrete-function road is TF's usual one and handles frozen graphs; when it fails or returns a file
+    without a SignatureDef (it could not save the function, e.g. custom gradients) the SavedModel road is taken.
+    """
+    first: Exception | None = None
+    if handle.frozen:
+        try:
+            flatbuffer = make_converter(handle, variant, calib, workdir, "concrete_function").convert()
+        except Exception as err:  # noqa: BLE001 - e.g. calibration needs the signature the road lost
+            print(f"concrete_function road: {type(err).__name__}: {err}", file=sys.stderr)
+            first = err
+        else:
+            if has_signature(flatbuffer):
+                return flatbuffer, "concrete_function"
+    try:
+        return make_converter(handle, variant, calib, workdir, "saved_model").convert(), "saved_model"
+    except Exception:
+        if first is not None and not isinstance(first, StageError):
+            raise first from None  # the usual road's error is the more telling one
+        raise
+    return make_converter(handle, variant, calib, workdir, "saved_model").convert(), "saved_model"
+
+
+@contextlib.contextmanager
+def captured_stderr(log: Path) -> Iterator[None]:
+    """Send file descriptor 2 (where TF's C++ converter writes) and Python's stderr to `log`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with log.open("ab") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def unsupported_ops(text: str) -> list[str]:
+    """TF op types the converter's log says TFLite builtins cannot run."""
+    return sorted({a or b for a, b in _UNSUPPORTED.findall(text)})
+
+
+def _clean(line: str) -> str:
+    """A log line without glog prefixes, MLIR locations and 'error:' tags."""
+    line = re.sub(r"^[EWIF]\d{4} [\d:.]+\s+\d+ \S+\] ", "", line.strip())
+    line = re.sub(r"(<unknown>:0: )?(error|note|warning): ", "", line)
+    return re.sub(r"loc\(.*?\)+:\s*", "", line).strip()
+
+
+def failure_message(variant: str, text: str, log: Path) -> str:
+    """One paragraph: the real cause named from the converter's log, what to try, and where the log is."""
+    ops = unsupported_ops(text)
+    tail = f" The converter's full log: {log}."
+    if any(op.startswith("TensorList") for op in ops):
+        return (
+            f"Variant '{variant}' did not convert: the model's recurrent layers (ops {ops}) need a fixed batch "
+            "size and frozen variables to become TFLite's fused LSTM/RNN kernels, and converting with batch 1 "
+            "failed too. Drop this variant (`'variants=[...]'`), or unroll the recurrent layers "
+            "(`unroll=True`) with a fixed sequence length." + tail
+        )
+    if ops:
+        return (
+            f"Variant '{variant}' did not convert: TFLite's builtin ops cannot run {ops}. Use `split=auto` to cut "
+            "the graph before them and run the rest on the host, or replace those ops in the model." + tail
+        )
+    lines = [_clean(ln) for ln in text.splitlines() if "error" in ln.lower() and _clean(ln)]
+    first = (lines or [_clean(ln) for ln in text.splitlines() if _clean(ln)] or ["unknown error"])[-1]
+    return f"Variant '{variant}' did not convert: {first[:300]}. Drop this variant or fix the model." + tail

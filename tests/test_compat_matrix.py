@@ -1,0 +1,145 @@
+"""The compatibility matrix (issue 10): tiny models built on the fly, one per trap real models set, each run
+end to end through the CLI. fp32 must match the original model per named output to 1e-4."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.compat_models import build
+from tests.conftest import cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Builds each case once per session, on first use."""
+    root = tmp_path_factory.mktemp("compat")
+    built: dict[str, tuple[str, Path, Path]] = {}
+
+    def get(case: str) -> tuple[str, Path, Path]:
+        if case not in built:
+            built[case] = build(case, root)
+        return built[case]
+
+    return get
+
+
+def run_case(
+    models: Any, tmp_path: Path, case: str, variants: str, *extra: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    fmt, model, dataset = models(case)
+    proc = cli(
+        [
+            f"model={fmt}",
+            f"model.path={model}",
+            "dataset=npz",
+            f"dataset.path={dataset}",
+            f"variants={variants}",
+            "tracking.enabled=false",
+            "benchmark.min_runs=5",
+            "benchmark.min_seconds=0.1",
+            "hydra.run.dir=run",
+            f"runtime.cache_dir={tmp_path / 'cache'}",
+            *extra,
+        ],
+        cwd=tmp_path,
+    )
+    report_file = tmp_path / "run" / "report.json"
+    assert report_file.exists(), proc.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    assert "Traceback" not in proc.stderr and "loc(" not in json.dumps(report), proc.stderr[-3000:]
+    return proc, report
+
+
+def assert_fp32_matches(report: dict[str, Any], outputs: set[str], timed: bool = True) -> dict[str, Any]:
+    fp32 = report["variants"]["fp32"]
+    assert fp32["status"] == "passed", fp32
+    assert set(fp32["metrics"]["max_abs_err"]) == outputs  # compared by the original names
+    assert max(fp32["metrics"]["max_abs_err"].values()) <= 1e-4, fp32["metrics"]
+    if timed:
+        assert fp32["metrics"]["latency_ms"]["p50"] > 0
+    return fp32
+
+
+def test_savedmodel_whose_object_graph_cannot_be_revived(models: Any, tmp_path: Path) -> None:
+    proc, report = run_case(models, tmp_path, "unrevivable", "[fp32,int8]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fp32 = assert_fp32_matches(report, {"embedding", "scores", "logits"})
+    assert fp32["conversion"]["load_path"] == "v1_session"
+
+
+def test_dynamic_spatial_dims_are_fixed_from_the_data(models: Any, tmp_path: Path) -> None:
+    proc, report = run_case(models, tmp_path, "dynamic_spatial", "[fp32,int8]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fp32 = assert_fp32_matches(report, {"output_0"})
+    assert fp32["conversion"]["input_shapes"] == {"image": [None, 24, 24, 3]}
+    assert report["variants"]["int8"]["metrics"]["latency_ms"]["p50"] > 0  # XNNPACK could reshape it
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_recurrent_models_on_token_ids(models: Any, tmp_path: Path, kind: str) -> None:
+    proc, report = run_case(models, tmp_path, kind, "[fp32,dynamic,int8_io]", "benchmark.enabled=false")
+    fp32 = assert_fp32_matches(report, {"probs"}, timed=False)
+    assert fp32["conversion"]["convert_path"].startswith("batch1/"), fp32["conversion"]
+    assert fp32["io"]["inputs"]["tokens"]["dtype"] == "int32"  # integer inputs are never quantized
+    int8_io = report["variants"]["int8_io"]
+    assert int8_io["status"] == "skipped" and "integer" in int8_io["reason"], int8_io
+    assert report["variants"]["dynamic"]["status"] in ("passed", "failed"), report["variants"]["dynamic"]
+    assert proc.returncode in (0, 1)
+
+
+def test_int8_of_an_lstm_fails_in_plain_words(models: Any, tmp_path: Path) -> None:
+    """The converter may crash (segfault) on it: the worker isolates that; the variant errors, others pass."""
+    proc, report = run_case(models, tmp_path, "lstm", "[fp32,int8]", "benchmark.enabled=false")
+    assert report["variants"]["fp32"]["status"] == "passed"
+    int8 = report["variants"]["int8"]
+    assert int8["status"] in ("passed", "failed", "error")
+    if int8["status"] == "error":
+        assert "convert[int8]" in int8["error"] and len(int8["error"]) < 1200, int8["error"]
+    assert proc.returncode in (0, 1)
+
+
+def test_transformer_on_variable_length_token_ids(models: Any, tmp_path: Path) -> None:
+    # Timing token ids needs the dataset's real samples (issue 17's benchmark work): verified, not timed, here.
+    proc, report = run_case(models, tmp_path, "token_transformer", "[fp32,int8,int8_io]", "benchmark.enabled=false")
+    fp32 = assert_fp32_matches(report, {"probs"}, timed=False)
+    assert fp32["conversion"]["input_shapes"] == {"padding_mask": [None, 10], "token_ids": [None, 10]}
+    assert {d["dtype"] for d in fp32["io"]["inputs"].values()} == {"int32"}
+    assert report["variants"]["int8_io"]["status"] == "skipped"
+    int8 = report["variants"]["int8"]
+    if int8["status"] == "error":  # LayerNorm leaves float ops: named, and not blamed on the calibration
+        assert "left these ops in float" in int8["error"] and "calibration data is not the cause" in int8["error"]
+    assert proc.returncode in (0, 1)
+
+
+def test_two_signatures_and_model_signature_picks_one(models: Any, tmp_path: Path) -> None:
+    proc, report = run_case(models, tmp_path, "two_signatures", "[fp32]", "model.signature=embed")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_fp32_matches(report, {"embedding", "norm"})
+
+
+def test_efficientnet_style_model_keeps_its_signature(models: Any, tmp_path: Path) -> None:
+    """In-graph normalization and swish (a custom gradient that TF cannot save with the frozen function)."""
+    proc, report = run_case(models, tmp_path, "efficientnet_style", "[fp32,int8]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fp32 = assert_fp32_matches(report, {"probs"})
+    assert fp32["conversion"]["convert_path"] == "as_loaded/saved_model"
+
+
+def test_batchnorm_in_nested_sequential_exported_with_model_export(models: Any, tmp_path: Path) -> None:
+    proc, report = run_case(models, tmp_path, "nested_batchnorm", "[fp32]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_fp32_matches(report, {"output_0"})
+
+
+def test_savedmodel_that_cannot_be_frozen_converts_with_its_variables(models: Any, tmp_path: Path) -> None:
+    proc, report = run_case(models, tmp_path, "stateful", "[fp32]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fp32 = assert_fp32_matches(report, {"scores"})
+    assert fp32["conversion"]["convert_path"] == "as_loaded/saved_model"
