@@ -86,7 +86,16 @@ def _variant_entry(
         }
     elif timed is not None and timed.meta.get("timing_skipped"):
         entry["benchmark"] = {"skipped": timed.meta["timing_skipped"]}
-    error = _first_error(outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES])
+    # Any other per-variant stage a user adds to the DAG: its metrics under its own name, its failure reported.
+    own = [nid for nid in outcomes if nid.endswith(f"[{name}]")]
+    for nid in own:
+        stage = nid.split("[", 1)[0]
+        extra = outcomes[nid].result
+        if stage not in VARIANT_STAGES and extra is not None and extra.metrics:
+            entry["metrics"][stage] = dict(extra.metrics)
+    error = _first_error(
+        outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES] + [n for n in own if n.split("[")[0] not in VARIANT_STAGES]
+    )
     if error is None and status is not None:
         entry["status"] = status
         if status == "unverified":
