@@ -1,0 +1,1 @@
+"""The convert stage: the TFLite converter, the per-variant applicability checks and the quantization backends (quantization/)."""
