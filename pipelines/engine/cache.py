@@ -26,7 +26,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from pipelines.dag import Node
+from pipelines.engine.dag import Node
 from stages.result import StageResult
 
 log = logging.getLogger(__name__)

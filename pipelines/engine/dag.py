@@ -6,7 +6,7 @@ import graphlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.errors import ConfigError
+from pipelines.engine.errors import ConfigError
 
 
 @dataclass(frozen=True)

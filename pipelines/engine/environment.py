@@ -84,7 +84,7 @@ def first_line(err: BaseException | str, limit: int = 300) -> str:
 
 def tracking_failure_message(uri: str, err: BaseException, kept: str) -> str:
     """One paragraph for a tracking store that failed after the work was done."""
-    from pipelines.errors import ConfigError, EnvironmentFailure
+    from pipelines.engine.errors import ConfigError, EnvironmentFailure
 
     detail = first_line(str(err) if isinstance(err, TrackingFailed) else err)  # its text names the real error
     if isinstance(err, ConfigError | EnvironmentFailure):  # the store could not be opened: already a sentence

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import ConfigError
+from pipelines.engine.errors import ConfigError
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _WHAT = {
@@ -128,7 +128,7 @@ def preflight(cfg: dict[str, Any], run_dir: Path) -> None:
             )
     check_variants(cfg.get("variants") or {})
     if cfg.get("benchmark", {}).get("enabled"):
-        from stages.benchmark import check_settings  # stdlib + numpy only
+        from stages.benchmark.stage import check_settings  # stdlib + numpy only
         from stages.result import StageError
 
         try:
@@ -209,7 +209,7 @@ def check_variants(variants: dict[str, Any]) -> None:
                 f"Set `variants.{name}.backend={wanted}` or pick a mode of that backend."
             )
         if mode == "recipe":
-            from stages.quantization.aeq import variant_recipe  # AEQ itself is imported only for recipes
+            from stages.convert.quantization.aeq import variant_recipe  # AEQ itself is imported only for recipes
             from stages.result import StageError
 
             try:

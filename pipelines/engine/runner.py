@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipelines.cache import StageCache, node_key
-from pipelines.dag import Node
-from pipelines.errors import StageFailed
-from pipelines.worker import Worker
+from pipelines.engine.cache import StageCache, node_key
+from pipelines.engine.dag import Node
+from pipelines.engine.errors import StageFailed
+from pipelines.engine.worker import Worker
 from stages.result import StageResult
 
 log = logging.getLogger("tflite_pipeline")

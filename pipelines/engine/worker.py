@@ -16,7 +16,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from pipelines.errors import StageCrashed, StageFailed
+from pipelines.engine.errors import StageCrashed, StageFailed
 
 
 def _import_target(target: str) -> Any:

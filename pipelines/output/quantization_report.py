@@ -1,6 +1,6 @@
 """The quantization part of a variant's report entry: per-layer table, search trials, stability spread.
 
-Kept apart from pipelines/report.py so the report only calls three functions: `attach` (entry + files in the
+Kept apart from pipelines/output/report.py so the report only calls three functions: `attach` (entry + files in the
 run directory), `summary_lines` (the terminal table's "Quantization:" section) and `trial_rows` (MLflow table).
 """
 

@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipelines.gates import judge, unverified_reason, verdict, worst
-from pipelines.quantization_report import attach as attach_quantization
-from pipelines.quantization_report import search_gate, summary_lines
-from pipelines.runner import Outcome
+from pipelines.engine.gates import judge, unverified_reason, verdict, worst
+from pipelines.engine.runner import Outcome
+from pipelines.output.quantization_report import attach as attach_quantization
+from pipelines.output.quantization_report import search_gate, summary_lines
 
 VARIANT_STAGES = ("convert", "verify", "benchmark")
 
@@ -338,12 +338,12 @@ def copy_atomic(source: Path, target: Path) -> None:
 
 def write_plot(report: dict[str, Any], run_dir: Path) -> None:
     """Draw the trade-off plot and record its name in the report (before `write_report`)."""
-    from pipelines.plots import plot_tradeoffs
+    from pipelines.output.plots import plot_tradeoffs
 
     plot = plot_tradeoffs(report, run_dir / "tradeoffs.png")
     if plot is not None:
         report["plot"] = plot.name
-    from pipelines.plots import plot_worst_layers
+    from pipelines.output.plots import plot_worst_layers
 
     for name, entry in report["variants"].items():
         info = entry.get("quantization") or {}

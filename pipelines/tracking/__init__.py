@@ -1,1 +1,3 @@
-"""The MLflow integration: the parent and child runs, sweeps, lineage, logged models, the LiteRT pyfunc, the registry, dashboards, run recovery, publishing and the Ray cluster callback."""
+"""The MLflow integration: parent and child runs, sweeps, lineage and logged models (the LiteRT pyfunc), the
+registry, dashboards, run recovery, publishing and the Ray cluster callback.
+"""

@@ -3,7 +3,7 @@
 The parent run's description is the comparison table (failed gates and warnings included), per-variant summary
 metrics (`<variant>/size_ratio`, `<variant>/latency_ms_p50`, ...) feed the runs table and the chart views, and the
 table and trade-off plot are a logged table and image; child runs get a one-paragraph description. Datasets and
-LoggedModels are pipelines/lineage.py. Text and metrics are built here from the report (plain data, no MLflow
+LoggedModels are pipelines/tracking/lineage.py. Text and metrics are built here from the report (plain data, no MLflow
 import); `log_*` functions take the `mlflow` module from the tracker, which owns the runs.
 """
 
@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipelines import lineage
-from pipelines.report import format_table, header, table_rows
+from pipelines.output.report import format_table, header, table_rows
+from pipelines.tracking import lineage
 
 NOTE_TAG = "mlflow.note.content"  # what MLflow's run page renders as the run's description (markdown)
 NOTE_LIMIT = 8000  # MLflow's maximum tag value length
@@ -73,7 +73,7 @@ def parent_note(report: dict[str, Any]) -> str:
 
 def _pick(report: dict[str, Any]) -> str:
     """One sentence naming the smallest and the fastest variant that passed, when any did."""
-    from pipelines.registry import choose
+    from pipelines.tracking.registry import choose
 
     size, latency = choose(report, "size"), choose(report, "latency")
     if size is None:

@@ -3,7 +3,7 @@
 Before tracking, in the main process, `prepare` records the calibration and evaluation sets (name, digest, source,
 shapes, file) in the report and writes each variant's `model_config.json` beside its `model.tflite`: only the
 stage results know these. In the tracking process the sets become MLflow datasets (parent and child runs) and each
-variant a LoggedModel: the LiteRT pyfunc of pipelines/tflite_pyfunc.py, which the registry registers.
+variant a LoggedModel: the LiteRT pyfunc of pipelines/tracking/tflite_pyfunc.py, which the registry registers.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 CALIBRATED_MODES = ("int8", "int16x8")  # the modes whose conversion reads the calibration set
-STAGES_DIR = Path(__file__).resolve().parent.parent / "stages"
+STAGES_DIR = Path(__file__).resolve().parents[2] / "stages"
 PYFUNC_FILE = Path(__file__).resolve().parent / "tflite_pyfunc.py"
 MODEL_CONFIG = "model_config.json"  # beside each variant's model.tflite: what the pyfunc needs to serve it
 
@@ -49,7 +49,7 @@ def model_config(variant: str, outcomes: dict[str, Any]) -> dict[str, Any]:
 
 def prepare(report: dict[str, Any], outcomes: dict[str, Any], run_dir: Path) -> None:
     """Record the datasets in the report and write each servable variant's `model_config.json`."""
-    from pipelines.report import write_atomic
+    from pipelines.output.report import write_atomic
 
     calibrate = outcomes.get("calibrate")
     if calibrate is not None and calibrate.result is not None:
@@ -66,7 +66,7 @@ def prepare(report: dict[str, Any], outcomes: dict[str, Any], run_dir: Path) -> 
 
 def dataset_records(calibrate: Any) -> dict[str, dict[str, Any]]:
     """Name, digest, source, shapes and file of the calibration and evaluation sets."""
-    from stages.calibrate import _checksum, load_samples
+    from stages.calibrate.stage import _checksum, load_samples
 
     meta = calibrate.meta["calibration"]
     source = str(meta["source"])
@@ -93,7 +93,7 @@ def dataset_records(calibrate: Any) -> dict[str, dict[str, Any]]:
 def _dataset(mlflow: Any, record: dict[str, Any]) -> Any:
     from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 
-    from stages.calibrate import load_samples
+    from stages.calibrate.stage import load_samples
 
     feeds, labels = load_samples(Path(record["path"]))
     return mlflow.data.from_numpy(

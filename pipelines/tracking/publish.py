@@ -10,15 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipelines.environment import (
+from pipelines.engine.environment import (
     disk_errno,
     disk_errno_in_text,
     kept_locally,
     tracking_failure_kind,
     tracking_failure_message,
 )
-from pipelines.report import write_report
-from pipelines.runner import Outcome
+from pipelines.engine.runner import Outcome
+from pipelines.output.report import write_report
 
 
 def track_run(
@@ -32,9 +32,9 @@ def track_run(
     """Log the run to MLflow (and promote in the registry), then rewrite the report with the run ids.
 
     Returns None, or the message of a tracking failure; the parent run is then closed FAILED where the store
-    still answers, else by the next run of this configuration (pipelines/run_recovery.py).
+    still answers, else by the next run of this configuration (pipelines/tracking/run_recovery.py).
     """
-    from pipelines.tracking import variant_params
+    from pipelines.tracking.tracker import variant_params
 
     registry_cfg = cfg.get("registry") or {}
     try:
@@ -43,7 +43,7 @@ def track_run(
             entry["mlflow_run_id"] = tracker.log_variant(name, entry, variant_params(cfg, name), run_dir)
         report["mlflow_run_id"] = tracker.parent_id
         if registry_cfg.get("name"):
-            from pipelines.registry import promote
+            from pipelines.tracking.registry import promote
 
             report["registry"] = promote(registry_cfg, report, outcomes, run_dir, tracker.uri)
         write_report(report, run_dir)  # atomically replaces the local report, now with the run ids

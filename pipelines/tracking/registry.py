@@ -1,10 +1,11 @@
 """Model registry for scheduled jobs: register the best passing variant, move `champion` unless it regresses.
 
 `registry.name=NAME` registers the chosen variant's LoggedModel (every variant is logged as an MLflow pyfunc
-model: the .tflite run by LiteRT, plus the numpy tail when the model was split; see pipelines/lineage.py and
-pipelines/tflite_pyfunc.py) as a new version of NAME. The alias (`registry.alias`, default `champion`) moves to the new
-version only when the candidate, loaded back from the registry, is no worse than the current champion on this
-run's evaluation data, by at most `registry.max_regression` accuracy. Aliases, not the deprecated stages.
+model: the .tflite run by LiteRT, plus the numpy tail when the model was split; see pipelines/tracking/lineage.py
+and pipelines/tracking/tflite_pyfunc.py) as a new version of NAME. The alias (`registry.alias`, default `champion`)
+moves to the new version only when the candidate, loaded back from the registry, is no worse than the current
+champion on this run's evaluation data, by at most `registry.max_regression` accuracy. Aliases, not the deprecated
+stages.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import ConfigError
+from pipelines.engine.errors import ConfigError
 
 log = logging.getLogger("tflite_pipeline")
 
@@ -98,8 +99,8 @@ def _register(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from pipelines.lineage import model_config
-    from stages.calibrate import load_samples
+    from pipelines.tracking.lineage import model_config
+    from stages.calibrate.stage import load_samples
 
     mlflow.set_tracking_uri(tracking_uri)  # the run's tracker lives in its own process: point this one too
     name, alias, max_regression = reg["name"], reg["alias"], reg["max_regression"]

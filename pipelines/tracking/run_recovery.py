@@ -127,7 +127,7 @@ def _close_run(uri: str, run_id: str, status: str) -> int:
 def close_in_fresh_process(uri: str, run_id: str, status: str) -> None:
     """Close a run tree from a new tracking process (MLflow stays out of the main process), for when the
     tracking process is gone (a signal to the whole process group); never raises."""
-    from pipelines.tracking import _new_pool
+    from pipelines.tracking.tracker import _new_pool
 
     pool = _new_pool()
     try:

@@ -79,8 +79,8 @@ class SweepCallback(Callback):
         self.overrides = [str(o) for o in (OmegaConf.to_container(config.hydra.overrides.task) or [])]
         parent, uri, experiment, error, error_exit = None, None, None, None, 2
         if _select(config, "tracking.enabled"):
-            from pipelines.errors import EXIT_ENVIRONMENT, ConfigError, EnvironmentFailure
-            from pipelines.tracking import config_hash, start_sweep_run
+            from pipelines.engine.errors import EXIT_ENVIRONMENT, ConfigError, EnvironmentFailure
+            from pipelines.tracking.tracker import config_hash, start_sweep_run
 
             uri = absolute_uri(str(config.tracking.uri))
             experiment = _select(config, "tracking.experiment") or _select(config, "model.name") or "tflite-pipeline"
@@ -239,7 +239,7 @@ def format_sweep_markdown(summary: dict[str, Any]) -> str:
 
 def _write_summary(sweep_dir: Path, summary: dict[str, Any]) -> str | None:
     """Write sweep_report.json/.md (temp file + rename); returns the one-paragraph message of a disk failure."""
-    from pipelines.environment import disk_errno, disk_failure_message
+    from pipelines.engine.environment import disk_errno, disk_failure_message
 
     try:
         for name, text in [
@@ -290,8 +290,8 @@ def finish_sweep(interrupted: bool = False) -> int | None:
     }
     problem = _write_summary(sweep_dir, summary)
     if ctx.parent_run_id and ctx.tracking_uri:
-        from pipelines.dashboard import fit_note, sweep_metrics
-        from pipelines.tracking import end_sweep_run
+        from pipelines.tracking.dashboard import fit_note, sweep_metrics
+        from pipelines.tracking.tracker import end_sweep_run
 
         status = "KILLED" if interrupted else "FINISHED" if exit_code == 0 else "FAILED"
         try:
@@ -304,12 +304,12 @@ def finish_sweep(interrupted: bool = False) -> int | None:
                 note=fit_note(format_sweep_markdown(summary), "sweep_report.md"),
             )
         except Exception as err:  # noqa: BLE001 - the jobs' work and the sweep report are kept: exit 3
-            from pipelines.environment import tracking_failure_message
+            from pipelines.engine.environment import tracking_failure_message
 
             kept = f"The sweep report is {sweep_dir / 'sweep_report.md'}; every job's report is in its folder."
             problem = problem or tracking_failure_message(ctx.tracking_uri, err, kept)
     if problem:
-        from pipelines.errors import EXIT_ENVIRONMENT
+        from pipelines.engine.errors import EXIT_ENVIRONMENT
 
         exit_code = max(exit_code, EXIT_ENVIRONMENT)
         summary.update(exit_code=exit_code, status="failed")

@@ -63,7 +63,7 @@ try:
             return {n: feeds[n].astype(np.float32) if feeds[n].dtype.kind == "f" else feeds[n] for n in self.inputs}
 
         def _run_tail(self, head: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            """The numpy postprocess tail, as stages.split.run_tail calls it (cut tensors + tail inputs)."""
+            """The numpy postprocess tail, as stages.split.stage.run_tail calls it (cut tensors + tail inputs)."""
             tail = self.tail
             module_name, _, fn_name = tail["postprocess_config"]["_target_"].rpartition(".")
             fn = getattr(importlib.import_module(module_name), fn_name)

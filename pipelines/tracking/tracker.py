@@ -3,7 +3,7 @@
 Stages return metrics; this hook flattens config into params (`.`-joined keys), logs metrics under
 `<stage>/<metric>` names, attaches each variant's `.tflite` and verification details, and ends the parent run
 FAILED when the pipeline fails. What the UI shows on top (descriptions, per-variant figures, table, image) is
-pipelines/dashboard.py; the datasets and each variant's LoggedModel are pipelines/lineage.py.
+pipelines/tracking/dashboard.py; the datasets and each variant's LoggedModel are pipelines/tracking/lineage.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipelines import dashboard, lineage
-from pipelines.errors import ConfigError, EnvironmentFailure
+from pipelines.engine.errors import ConfigError, EnvironmentFailure
+from pipelines.tracking import dashboard, lineage
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -90,7 +90,7 @@ def _fail_fast_over_http() -> None:
 def store_error(uri: str, err: Exception, doing: str, verb: str) -> ConfigError | EnvironmentFailure:
     """The one-paragraph message for a tracking store that cannot be used: exit code 2, or 3 when the store is
     full or not writable (the environment failed, not the configuration)."""
-    from pipelines.environment import tracking_failure_kind
+    from pipelines.engine.environment import tracking_failure_kind
 
     first = str(err).splitlines()[0][:300] if str(err) else ""
     kind = tracking_failure_kind(f"{type(err).__name__}: {first}")
@@ -195,7 +195,7 @@ class MlflowTracker:
 
     def _log_quantization(self, entry: dict[str, Any], run_dir: Path) -> None:
         """Per-layer CSV and plot as artifacts, the int8_mixed search's trials as an MLflow table."""
-        from pipelines.quantization_report import trial_rows
+        from pipelines.output.quantization_report import trial_rows
 
         info = entry.get("quantization") or {}
         for key in ("layers_csv", "layers_plot"):
@@ -230,7 +230,7 @@ class MlflowTracker:
 
     def abort(self, status: str = "FAILED") -> None:
         """End the active runs and every child run still RUNNING under the parent."""
-        from pipelines.run_recovery import close_tree
+        from pipelines.tracking.run_recovery import close_tree
 
         while self.mlflow.active_run() is not None:
             self.mlflow.end_run(status=status)
@@ -257,7 +257,7 @@ def _remote(method: str, *args: Any) -> Any:
         run_id = _session.start(cfg, run_name, parent_run_id)
         # Registered after MLflow's own exit hook, so it runs first: that hook would end the open run FINISHED
         # when this process exits after the CLI was killed. Only the CLI's finish/abort close runs (a killed
-        # run is closed by the next run, pipelines/run_recovery.py).
+        # run is closed by the next run, pipelines/tracking/run_recovery.py).
         atexit.register(os._exit, 0)
         _claim_and_recover(_session, cfg, run_dir)
         return run_id
@@ -265,15 +265,15 @@ def _remote(method: str, *args: Any) -> Any:
     try:
         return getattr(_session, method)(*args)
     except Exception as err:  # noqa: BLE001 - MLflow, requests and sqlite errors may not unpickle in the caller
-        from pipelines.environment import TrackingFailed, first_line
+        from pipelines.engine.environment import TrackingFailed, first_line
 
         raise TrackingFailed(first_line(err)) from None
 
 
 def _claim_and_recover(session: MlflowTracker, cfg: dict[str, Any], run_dir: Path | None) -> None:
     """Tag the new parent run with its owner process, then close runs of this configuration or run directory
-    that a killed process left RUNNING (pipelines/run_recovery.py)."""
-    from pipelines.run_recovery import close_dead_runs_quietly, owner_tags
+    that a killed process left RUNNING (pipelines/tracking/run_recovery.py)."""
+    from pipelines.tracking.run_recovery import close_dead_runs_quietly, owner_tags
 
     tags = owner_tags(run_dir)
     try:
@@ -395,7 +395,7 @@ class BackgroundTracker:
         """End the parent run and its children (FAILED, or KILLED when interrupted) if it was opened; never
         raises (we are already failing). If the tracking process is gone (a signal to the whole process group),
         a fresh one closes them. `reach_store=False` (a server known to be down) does not wait for it."""
-        from pipelines.run_recovery import close_in_fresh_process
+        from pipelines.tracking.run_recovery import close_in_fresh_process
 
         if self._closed:
             return
@@ -435,8 +435,8 @@ def start_sweep_run(uri: str, experiment: str, run_name: str, params: dict[str, 
     """Create (not activate) a sweep's parent run before any job starts; this also initialises a new store once.
 
     Sweep parents of the same sweep (`config_hash` tag) or sweep directory left RUNNING by a killed process
-    are closed here as KILLED (pipelines/run_recovery.py)."""
-    from pipelines.run_recovery import close_dead_runs_quietly, owner_tags
+    are closed here as KILLED (pipelines/tracking/run_recovery.py)."""
+    from pipelines.tracking.run_recovery import close_dead_runs_quietly, owner_tags
 
     try:
         client = _client(uri)

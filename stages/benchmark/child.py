@@ -1,4 +1,4 @@
-"""The timing process: `python -m stages.bench_child < spec.json > result.json`.
+"""The timing process: `python -m stages.benchmark.child < spec.json > result.json`.
 
 Latency is measured in a fresh process that imports only numpy and ai_edge_litert (never TensorFlow, never
 the pipeline), so the figures carry none of the pipeline's memory, threads or allocator state, and peak RSS

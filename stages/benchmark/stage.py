@@ -1,7 +1,7 @@
 """Benchmark stage: LiteRT latency of one variant, batch 1, measured in its own fresh process.
 
 The pipeline's worker has TensorFlow loaded, its thread pools started and hundreds of MB allocated; timing
-there would measure all of that too. Each thread count is timed by `stages.bench_child` in a new Python
+there would measure all of that too. Each thread count is timed by `stages.benchmark.child` in a new Python
 process that imports only numpy and ai_edge_litert. Every sample is kept (`samples.json`); the summary
 carries what the figures depend on: CPU and SIMD flags, threads, XNNPACK on/off, LiteRT/TF versions.
 """
@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stages import bench_child  # noqa: F401 - part of this stage's code (and so of its cache key)
+from stages.benchmark import child  # noqa: F401 - part of this stage's code (and so of its cache key)
+from stages.benchmark.timing import summarize
 from stages.result import InputError, StageError, StageResult
-from stages.timing import summarize
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def thread_counts(value: Any) -> list[int]:
@@ -51,14 +51,14 @@ def check_settings(settings: dict[str, Any]) -> list[int]:
 
 
 def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Run one measurement in a fresh `python -m stages.bench_child`; its JSON result, or StageError."""
+    """Run one measurement in a fresh `python -m stages.benchmark.child`; its JSON result, or StageError."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "TF_NUM_"))}
     # numpy's BLAS pool must not compete with the interpreter's threads; LiteRT's own pool is num_threads.
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "stages.bench_child"],
+            [sys.executable, "-m", "stages.benchmark.child"],
             input=json.dumps(spec),
             capture_output=True,
             text=True,
@@ -95,7 +95,7 @@ def _timing_inputs(convert: StageResult, calibrate: StageResult | None, out_dir:
     integers could feed it: token ids or indices drawn at random index out of bounds, or time the wrong path."""
     import numpy as np
 
-    from stages.calibrate import load_samples
+    from stages.calibrate.stage import load_samples
     from stages.litert_runtime import SignatureModel
 
     try:

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from stages.datasets import digits_split, random_inputs, read_npz
+from stages.calibrate.datasets import digits_split, random_inputs, read_npz
+from stages.load.shapes import fixed_shapes
 from stages.result import InputError, StageResult
-from stages.shapes import fixed_shapes
 
 
 def save_samples(path: Path, feeds: dict[str, np.ndarray], labels: np.ndarray | None) -> None:

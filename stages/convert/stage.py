@@ -1,7 +1,7 @@
 """Convert stage: one TFLite variant of the (head of the) model, then check it is what was asked for.
 
 Roads, simplest first, the one that worked recorded in `meta.convert_path`: the model as loaded (unknown
-non-batch dims fixed from `model.input_shapes` or the data, see `stages.shapes`), then with batch 1 (recurrent
+non-batch dims fixed from `model.input_shapes` or the data, see `stages.load.shapes`), then with batch 1 (recurrent
 layers become TFLite's fused kernels only with a fixed batch). A variant that does not apply to the model
 (integer I/O on a model whose inputs are all integer) is skipped with the reason.
 """
@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from stages.calibrate import load_samples
-from stages.converter import captured_stderr, convert_flatbuffer, failure_message, make_converter
+from stages.calibrate.stage import load_samples
+from stages.convert.converter import captured_stderr, convert_flatbuffer, failure_message, make_converter
+from stages.convert.variant_checks import INTEGER_COMPUTE, check_calibration, check_variant, inspect_tflite
+from stages.load.shapes import fixed_shapes
 from stages.result import StageError, StageResult
-from stages.shapes import fixed_shapes
-from stages.variant_checks import INTEGER_COMPUTE, check_calibration, check_variant, inspect_tflite
 
 __all__ = ["check_calibration", "check_variant", "convert", "inspect_tflite", "make_converter", "not_applicable"]
 
@@ -87,7 +87,7 @@ def convert(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
     from stages.litert_runtime import SignatureModel, describe_io
-    from stages.split import head_handle
+    from stages.split.stage import head_handle
 
     variant = cfg["variant"]
     handle = head_handle(load, split)
@@ -95,11 +95,11 @@ def convert(
     if skipped:
         return StageResult(meta={"skipped": skipped, "variant": variant})
     if variant.get("backend") == "aeq":  # LiteRT's AI Edge Quantizer: fp32 conversion, then a recipe
-        from stages.quantization.aeq import convert_aeq
+        from stages.convert.quantization.aeq import convert_aeq
 
         return convert_aeq(variant, out_dir, load, split, calibrate)
-    if variant.get("search"):  # int8_mixed: a search over ops to keep in float (stages/quantization/)
-        from stages.quantization.stage import convert_mixed
+    if variant.get("search"):  # int8_mixed: a search over ops to keep in float (stages/convert/quantization/)
+        from stages.convert.quantization.stage import convert_mixed
 
         return convert_mixed(cfg, out_dir, load, split, calibrate)
     calib, _ = load_samples(calibrate.path("calib"))
@@ -129,8 +129,10 @@ def convert(
     }
     metrics = {"size_bytes": len(flatbuffer), "convert_s": round(convert_s, 3)}
     files = {"tflite": "model.tflite", "log": "converter.log"}
-    if variant["mode"] in INTEGER_COMPUTE:  # per-layer debugger table, calibration stability (stages/quantization/)
-        from stages.quantization.stage import integer_info
+    if (
+        variant["mode"] in INTEGER_COMPUTE
+    ):  # per-layer debugger table, calibration stability (stages/convert/quantization/)
+        from stages.convert.quantization.stage import integer_info
 
         meta["quantization"], extra = integer_info(cfg, out_dir, load, split, calibrate, path)
         files.update(extra)

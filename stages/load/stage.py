@@ -21,8 +21,8 @@ def model_path(load: StageResult) -> str:
 
 
 def source_handle(load: StageResult) -> Any:
-    """The original model as a frozen handle, loaded once per process (see `stages.tf_model.load_handle`)."""
-    from stages.tf_model import load_handle
+    """The original model as a frozen handle, loaded once per process (see `stages.load.model.load_handle`)."""
+    from stages.load.model import load_handle
 
     return load_handle({**load.meta["model"], "path": model_path(load)})
 
@@ -37,7 +37,7 @@ def _build(model: dict[str, Any], out_dir: Path) -> Path:
 
 
 def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
-    from stages.tf_model import load_handle
+    from stages.load.model import load_handle
 
     model = dict(cfg["model"])
     files: dict[str, str] = {}

@@ -152,7 +152,7 @@ def convert_as_saved(model: dict[str, Any], path: str) -> Exception | None:
 
 def verdict(handle: Any, graph_def: Any, model: dict[str, Any], path: str) -> Verdict | None:
     """None when the handle converts with builtins only; else the unsupported nodes of `graph_def`."""
-    from stages.graph_cut import try_builtins
+    from stages.split.graph_cut import try_builtins
 
     err = try_builtins(handle)
     if err is None:

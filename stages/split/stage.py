@@ -2,13 +2,13 @@
 
 `split=auto` takes the converter's own verdict for every format: it converts the model once with builtins
 only and, when that fails, maps the structured errors onto the model's flattened graph
-(`stages.converter_verdict`: ops inside function bodies and loops included, named with where they sit).
-`stages.graph_cut` computes the cut: every node downstream of them is the tail, and no loop plumbing, index
+(`stages.split.converter_verdict`: ops inside function bodies and loops included, named with where they sit).
+`stages.split.graph_cut` computes the cut: every node downstream of them is the tail, and no loop plumbing, index
 or mask crosses it. A numpy tail that names the head tensors it reads (a detector tail's raw box and class
 predictions) is cut exactly there. `split=manual` takes the cut tensors from `split.outputs`; `split=none`
 refuses a graph with unsupported ops. With nothing to cut, the head is the whole model and there is no tail.
 The tail runs as the configured numpy function (`split.postprocess._target_`), else as the cut-off subgraph
-in TensorFlow (verification only: the deployed model then needs a host-side tail); see `stages.split_tail`.
+in TensorFlow (verification only: the deployed model then needs a host-side tail); see `stages.split.tail`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from stages.load import model_path, source_handle
+from stages.load.stage import model_path, source_handle
 from stages.result import InputError, StageError, StageResult
-from stages.split_tail import _graph_def_for, load_postprocess, run_tail, run_tf_tail
+from stages.split.tail import _graph_def_for, load_postprocess, run_tail, run_tf_tail
 
 __all__ = ["full_model_outputs", "head_handle", "load_postprocess", "run_tail", "run_tf_tail", "split"]
 
@@ -47,9 +47,9 @@ def _postprocess_target(cfg: dict[str, Any] | None) -> str | None:
 
 def _graph_view(load: StageResult, out_dir: Path) -> tuple[Any, dict[str, str], dict[str, str], str | None]:
     """(GraphDef, {model input: graph tensor}, {model output: graph tensor}, file written or None)."""
-    from stages.converter_verdict import flat_graph
-    from stages.graph_cut import split_tensor, tensor_name
-    from stages.tf_model import read_graph_def
+    from stages.load.model import read_graph_def
+    from stages.split.converter_verdict import flat_graph
+    from stages.split.graph_cut import split_tensor, tensor_name
 
     model = load.meta["model"]
     norm = lambda n: tensor_name(*split_tensor(n))  # noqa: E731
@@ -70,7 +70,7 @@ def _graph_view(load: StageResult, out_dir: Path) -> tuple[Any, dict[str, str], 
 def resolve_tensor(graph_def: Any, name: str, dtypes: dict[str, str]) -> str:
     """A configured cut name -> a graph tensor: an exact node/tensor name, or a layer name (the last float
     tensor in that layer's scope, i.e. its output)."""
-    from stages.graph_cut import split_tensor, tensor_name
+    from stages.split.graph_cut import split_tensor, tensor_name
 
     nodes = [n.name for n in graph_def.node]
     node, index = split_tensor(name)
@@ -97,7 +97,7 @@ def resolve_tensor(graph_def: Any, name: str, dtypes: dict[str, str]) -> str:
 
 def _find_unsupported(handle: Any, graph_def: Any, load: StageResult, whole: bool = True) -> Any:
     """The converter's verdict on `handle` (the whole model, or a cut head: no second opinion from the file)."""
-    from stages.converter_verdict import verdict
+    from stages.split.converter_verdict import verdict
 
     model = load.meta["model"] if whole else {"format": "graph"}
     return verdict(handle, graph_def, model, model_path(load))
@@ -116,7 +116,7 @@ def _tail_inputs_cut(
 ) -> tuple[Any, dict[str, str]] | None:
     """A numpy tail that names the head tensors it reads (`fn.tensor_args`, e.g. a detector's raw box and class
     predictions) is cut exactly there: (plan, {configured name: graph tensor}); None when it names none."""
-    from stages.graph_cut import manual_cut
+    from stages.split.graph_cut import manual_cut
 
     names = [str(kwargs[a]) for a in getattr(fn, "tensor_args", ()) if kwargs.get(a)]
     if not names:
@@ -131,7 +131,7 @@ def _io_shapes(load: StageResult, ins: dict[str, str]) -> dict[str, list[int]]:
 
 
 def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
-    from stages.graph_cut import compute_cut, manual_cut, tensor_dtypes
+    from stages.split.graph_cut import compute_cut, manual_cut, tensor_dtypes
 
     # `split.postprocess` wins; else the tail the model config ships with (the bundled examples do).
     scfg = {
@@ -152,7 +152,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
         raise InputError("`split=manual` needs the cut: `split.outputs=[tensor_or_layer,...]`.")
     handle = source_handle(load)
     if mode != "manual" and load.meta["model"]["format"] != "frozen_graph":
-        from stages.graph_cut import try_builtins
+        from stages.split.graph_cut import try_builtins
 
         if try_builtins(handle) is None:  # the converter's verdict: builtins run all of it, nothing to cut
             return StageResult(meta=meta)
@@ -239,7 +239,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
 
 
 def _verdict_of(unsupported: dict[str, str], meta: dict[str, Any]) -> Any:
-    from stages.converter_verdict import Verdict
+    from stages.split.converter_verdict import Verdict
 
     return Verdict(nodes=dict(unsupported), where=dict(meta.get("unsupported_where") or {}))
 
@@ -247,7 +247,7 @@ def _verdict_of(unsupported: dict[str, str], meta: dict[str, Any]) -> Any:
 def _head_from(
     graph_def: Any, ins: dict[str, str], outputs: list[str], shapes: dict[str, list[int]], load: StageResult
 ) -> Any:
-    from stages.tf_model import TensorInfo, frozen_graph_handle
+    from stages.load.model import TensorInfo, frozen_graph_handle
 
     handle = frozen_graph_handle(graph_def, list(ins.values()), outputs, shapes)
     by_graph = {v: k for k, v in ins.items()}

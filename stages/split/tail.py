@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.load import model_path
+from stages.load.stage import model_path
 from stages.result import InputError, StageError, StageResult
 
 
@@ -40,7 +40,7 @@ def _graph_def_for(load: StageResult, split: StageResult) -> tuple[Any, str]:
 
 @lru_cache(maxsize=4)
 def _read_cached(path: str, stamp: int) -> Any:
-    from stages.tf_model import read_graph_def
+    from stages.load.model import read_graph_def
 
     return read_graph_def(path)
 

@@ -11,17 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from stages.calibrate import load_samples
-from stages.metrics import accuracy, choose_label_output
+from stages.benchmark.timing import summarize
+from stages.calibrate.stage import load_samples
 from stages.result import InputError, StageResult
-from stages.timing import summarize
+from stages.verify.metrics import accuracy, choose_label_output
 
 
 def reference(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
-    from stages.detection_metrics import find_detection_outputs
-    from stages.split import full_model_outputs, head_handle
+    from stages.split.stage import full_model_outputs, head_handle
+    from stages.verify.detection_metrics import find_detection_outputs
 
     feeds, labels = load_samples(calibrate.path("eval"))
     outputs, latency_fn = full_model_outputs(load, split, feeds)

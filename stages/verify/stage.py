@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stages.calibrate import load_samples
-from stages.metrics import compare
-from stages.reference import load_reference
+from stages.calibrate.stage import load_samples
 from stages.result import StageError, StageResult
+from stages.verify.metrics import compare
+from stages.verify.reference import load_reference
 
 
 def verify(
@@ -26,9 +26,9 @@ def verify(
     reference: StageResult,
     convert: StageResult,
 ) -> StageResult:
-    from stages.detection_metrics import match_detections
     from stages.litert_runtime import SignatureModel
-    from stages.split import run_tail
+    from stages.split.stage import run_tail
+    from stages.verify.detection_metrics import match_detections
 
     if convert.meta.get("skipped"):
         return StageResult(meta={"skipped": convert.meta["skipped"]})

@@ -236,11 +236,11 @@ def convert_aeq(
     The fp32 model is converted here rather than taken from the `fp32` variant because per-variant nodes cannot
     depend on each other; it is kept as `float.tflite` next to the result (the search reuses it).
     """
-    from stages.calibrate import load_samples
-    from stages.converter import make_converter
+    from stages.calibrate.stage import load_samples
+    from stages.convert.converter import make_converter
+    from stages.convert.variant_checks import check_calibration, inspect_tflite
     from stages.litert_runtime import SignatureModel, describe_io
-    from stages.split import head_handle
-    from stages.variant_checks import check_calibration, inspect_tflite
+    from stages.split.stage import head_handle
 
     recipe, source = variant_recipe(variant)
     handle = head_handle(load, split)

@@ -1,4 +1,4 @@
-"""int8_mixed moves through AI Edge Quantizer (the `aeq` backend of issue 12, `stages.quantization.aeq`).
+"""int8_mixed moves through AI Edge Quantizer (the `aeq` backend of issue 12, `stages.convert.quantization.aeq`).
 
 AEQ quantizes the fp32 `.tflite` by recipe, so a move needs no reconversion and can be finer than the converter's:
 `int16` puts one tensor's activations (its writer and readers) in int16 with int8 weights, which keeps the weights
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.quantization.moves import _PLUMBING, Move, op_graph
+from stages.convert.quantization.moves import _PLUMBING, Move, op_graph
 from stages.result import StageError
 
 KINDS = ("int16", "float")
@@ -24,11 +24,11 @@ class AeqBackend:
 
     def __init__(self, fp32_model: bytes, calib: dict[str, np.ndarray], keys: dict[str, str]) -> None:
         try:
-            from stages.quantization import aeq
+            from stages.convert.quantization import aeq
         except ImportError:
             raise StageError(
                 "`search.backends` includes aeq, but this checkout has no AI Edge Quantizer backend "
-                "(stages/quantization/aeq.py). Use `search.backends=[converter]`."
+                "(stages/convert/quantization/aeq.py). Use `search.backends=[converter]`."
             ) from None
         self.aeq = aeq
         self.fp32_model, self.calib, self.keys = fp32_model, calib, keys

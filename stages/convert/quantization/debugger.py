@@ -47,7 +47,7 @@ def open_debugger(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndar
     """A QuantizationDebugger for the variant's int8 converter settings, calibrated on the whole calibration set."""
     import tensorflow as tf
 
-    from stages.converter import make_converter
+    from stages.convert.converter import make_converter
 
     converter = make_converter(handle, {**variant, "io_dtype": "float32"}, calib)
     return tf.lite.experimental.QuantizationDebugger(
@@ -65,7 +65,7 @@ def int16_table(
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from stages.converter import make_converter
+    from stages.convert.converter import make_converter
 
     models = [
         make_converter(handle, {**variant, "mode": mode, "io_dtype": "float32"}, calib).convert()

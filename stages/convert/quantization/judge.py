@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.gates import evaluate_gates, verdict
-from stages.metrics import accuracy, choose_label_output, compare
+from pipelines.engine.gates import evaluate_gates, verdict
 from stages.result import StageResult
+from stages.verify.metrics import accuracy, choose_label_output, compare
 
 # Gates that say something about output quality; `finite_outputs` alone never makes a trial pass.
 _QUALITY = (
@@ -40,8 +40,8 @@ class Judge:
         random_data: bool = False,
         label_output: str | None = None,
     ) -> None:
-        from stages.detection_metrics import find_detection_outputs
-        from stages.split import full_model_outputs
+        from stages.split.stage import full_model_outputs
+        from stages.verify.detection_metrics import find_detection_outputs
 
         self.load, self.split, self.feeds, self.labels, self.names = load, split, feeds, labels, names
         self.gates, self.random_data = dict(gates or {}), random_data
@@ -57,7 +57,7 @@ class Judge:
 
     def metrics(self, flatbuffer: bytes) -> dict[str, Any]:
         from stages.litert_runtime import SignatureModel
-        from stages.split import run_tail
+        from stages.split.stage import run_tail
 
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "trial.tflite"
@@ -66,7 +66,7 @@ class Judge:
         final = run_tail(self.split, head, self.feeds, self.load)
         metrics = compare(self.reference, final, self.labels, self.label_output)
         if self.detections:  # as verify does
-            from stages.detection_metrics import match_detections
+            from stages.verify.detection_metrics import match_detections
 
             metrics.pop("argmax_agreement", None)
             metrics["detection"] = match_detections(self.reference, final, self.detections)

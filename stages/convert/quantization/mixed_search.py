@@ -1,6 +1,6 @@
 """int8_mixed: start from full int8 and keep a few tensors in float until the variant's gates pass.
 
-Each trial builds a model from a set of moves (stages.quantization.moves) and judges it by the end metric, with
+Each trial builds a model from a set of moves (stages.convert.quantization.moves) and judges it by the end metric, with
 the same `compare` and `evaluate_gates` as verification, on the calibrate stage's held-out search samples
 (disjoint from the calibration samples and from the evaluation set `verify` reports on). The per-layer table
 only orders the candidates. Two strategies:
@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from stages.quantization.judge import Judge, summary
-from stages.quantization.moves import Backend, Move
+from stages.convert.quantization.judge import Judge, summary
+from stages.convert.quantization.moves import Backend, Move
 
 
 @dataclass

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from stages.calibrate import load_samples
-from stages.quantization.debugger import layer_table, open_debugger, record_layers, write_csv
-from stages.quantization.judge import Judge, summary
+from stages.calibrate.stage import load_samples
+from stages.convert.quantization.debugger import layer_table, open_debugger, record_layers, write_csv
+from stages.convert.quantization.judge import Judge, summary
 from stages.result import StageError, StageResult
 
 
@@ -31,8 +31,8 @@ def integer_info(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """`quantization` metadata of a converted int8/int16x8 variant: the debugger's table and, when
     `calibrate.stability=true`, the same variant calibrated on a second, disjoint subset."""
-    from stages.converter import make_converter
-    from stages.split import head_handle
+    from stages.convert.converter import make_converter
+    from stages.split.stage import head_handle
 
     variant, handle = cfg["variant"], head_handle(load, split)
     calib, _ = load_samples(calibrate.path("calib"))
@@ -56,7 +56,7 @@ def stability(
 ) -> dict[str, Any]:
     """Metrics on the evaluation set of the variant as converted and as calibrated on the second subset, and
     their spread: a gate passed by a lucky calibration subset shows as a large spread or a disagreement."""
-    from stages.split import head_handle
+    from stages.split.stage import head_handle
 
     second, _ = load_samples(calibrate.path("calib_b"))
     feeds, labels = load_samples(calibrate.path("eval"))
@@ -71,15 +71,15 @@ def stability(
         "a": a,
         "b": b,
         "spread": {k: round(abs(a[k] - b[k]), 6) for k in a if k in b},
-        # Judged by the engine with the variant's current gates (pipelines/report.py): `gates_agree`.
+        # Judged by the engine with the variant's current gates (pipelines/output/report.py): `gates_agree`.
         "metrics": [first_metrics, second_metrics],
     }
 
 
 def aeq_backend(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray]) -> Any:
-    """AI Edge Quantizer moves, from the fp32 conversion of the same model (stages/quantization/aeq_moves.py)."""
-    from stages.converter import make_converter
-    from stages.quantization.aeq_moves import AeqBackend
+    """AI Edge Quantizer moves, from the fp32 conversion of the same model (quantization/aeq_moves.py)."""
+    from stages.convert.converter import make_converter
+    from stages.convert.quantization.aeq_moves import AeqBackend
 
     fp32 = bytes(make_converter(handle, {**variant, "mode": "fp32"}, calib).convert())
     return AeqBackend(fp32, calib, {i.name: i.key for i in handle.inputs})
@@ -88,12 +88,12 @@ def aeq_backend(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarra
 def convert_mixed(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
-    """Full int8 first; then the search (stages.quantization.mixed_search) over ops to keep in float."""
+    """Full int8 first; then the search (stages.convert.quantization.mixed_search) over ops to keep in float."""
+    from stages.convert.quantization.mixed_search import advice, run_search
+    from stages.convert.quantization.moves import ConverterBackend
+    from stages.convert.variant_checks import check_calibration, check_variant, inspect_tflite
     from stages.litert_runtime import SignatureModel, describe_io
-    from stages.quantization.mixed_search import advice, run_search
-    from stages.quantization.moves import ConverterBackend
-    from stages.split import head_handle
-    from stages.variant_checks import check_calibration, check_variant, inspect_tflite
+    from stages.split.stage import head_handle
 
     variant, settings = cfg["variant"], dict(cfg["variant"]["search"])
     name = variant["name"]

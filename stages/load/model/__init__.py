@@ -15,9 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from stages.load.model.frozen_graph import check_node_names, frozen_graph_handle, read_graph_def
+from stages.load.model.handle import ModelHandle, TensorInfo, signature_key
 from stages.result import InputError
-from stages.tf_model.frozen_graph import check_node_names, frozen_graph_handle, read_graph_def
-from stages.tf_model.handle import ModelHandle, TensorInfo, signature_key
 
 __all__ = [
     "ModelHandle",
@@ -36,7 +36,7 @@ def _load_cached(fmt: str, path: str, stamp: tuple[int, int], options: str) -> M
     if fmt == "keras":
         import keras
 
-        from stages.tf_model.keras_model import load_keras
+        from stages.load.model.keras_model import load_keras
 
         handle = load_keras(path, opts.get("safe_mode", True))
         if handle.frozen:
@@ -46,7 +46,7 @@ def _load_cached(fmt: str, path: str, stamp: tuple[int, int], options: str) -> M
             gc.collect()
         return handle
     if fmt == "saved_model":
-        from stages.tf_model.saved_model import load_saved_model
+        from stages.load.model.saved_model import load_saved_model
 
         return load_saved_model(path, opts.get("signature") or "serving_default")
     if fmt == "frozen_graph":
@@ -60,7 +60,7 @@ def load_handle(model: dict[str, Any]) -> ModelHandle:
     stat = Path(path).stat()
     options = {k: model.get(k) for k in ("safe_mode", "signature", "inputs", "outputs", "input_shapes")}
     if model["format"] != "frozen_graph":
-        options["input_shapes"] = None  # applied at conversion (stages.shapes), not at load
+        options["input_shapes"] = None  # applied at conversion (stages.load.shapes), not at load
     for role in ("inputs", "outputs"):  # the load stage's meta lists them as TensorInfo dicts: keep the names
         names = options[role]
         if names:

@@ -6,8 +6,8 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+from stages.load.model.handle import ModelHandle, TensorInfo, infos
 from stages.result import InputError
-from stages.tf_model.handle import ModelHandle, TensorInfo, infos
 
 
 def read_graph_def(path: str) -> Any:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stages.load.model.handle import ModelHandle, freeze_or_keep, infos
 from stages.result import InputError
-from stages.tf_model.handle import ModelHandle, freeze_or_keep, infos
 
 
 def load_keras(path: str, safe_mode: bool, shapes: dict[str, tuple[int | None, ...]] | None = None) -> ModelHandle:

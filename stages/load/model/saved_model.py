@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stages.load.model.handle import ModelHandle, TensorInfo, freeze_or_keep, infos, rekeyed, signature_key
 from stages.result import InputError
-from stages.tf_model.handle import ModelHandle, TensorInfo, freeze_or_keep, infos, rekeyed, signature_key
 
 
 def _first_line(err: BaseException) -> str:
@@ -68,7 +68,7 @@ def _meta_graph_tags(path: str, signature: str) -> list[str]:
 def _v1_session(path: str, signature: str, tags: list[str]) -> ModelHandle:
     import tensorflow as tf
 
-    from stages.tf_model.frozen_graph import frozen_graph_handle
+    from stages.load.model.frozen_graph import frozen_graph_handle
 
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as session:
