@@ -60,8 +60,9 @@ def _split(tmp_path: Path, load: StageResult, mode: str = "auto", **extra: Any) 
 
 def _check_head_and_tail(load: StageResult, split: StageResult) -> None:
     """The head converts with builtins only, and TFLite head + TF tail equal the full graph."""
+    from stages.load.model.access import full_model_outputs, head_handle
     from stages.split.graph_cut import try_builtins
-    from stages.split.stage import full_model_outputs, head_handle, run_tail
+    from stages.split.stage import run_tail
 
     head = head_handle(load, split)
     assert try_builtins(head) is None
@@ -153,8 +154,9 @@ def test_manual_cut_with_numpy_postprocess(tmp_path: Path) -> None:
 
 
 def test_manual_cut_on_keras_model_by_layer_name(tmp_path: Path, tiny_keras: Path) -> None:
+    from stages.load.model.access import full_model_outputs, head_handle
     from stages.load.stage import load
-    from stages.split.stage import full_model_outputs, head_handle, run_tail
+    from stages.split.stage import run_tail
 
     out = tmp_path / "load"
     out.mkdir()

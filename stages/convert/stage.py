@@ -87,7 +87,7 @@ def convert(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
     from stages.litert_runtime import SignatureModel, describe_io
-    from stages.split.stage import head_handle
+    from stages.load.model.access import head_handle
 
     variant = cfg["variant"]
     handle = head_handle(load, split)

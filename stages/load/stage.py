@@ -15,18 +15,6 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def model_path(load: StageResult) -> str:
-    """Where the model lives: inside the load stage's entry when it was built, else the user's path."""
-    return str(load.path("model")) if "model" in load.files else load.meta["model"]["path"]
-
-
-def source_handle(load: StageResult) -> Any:
-    """The original model as a frozen handle, loaded once per process (see `stages.load.model.load_handle`)."""
-    from stages.load.model import load_handle
-
-    return load_handle({**load.meta["model"], "path": model_path(load)})
-
-
 def _build(model: dict[str, Any], out_dir: Path) -> Path:
     module_name, _, fn_name = model["build"].rpartition(".")
     build = getattr(importlib.import_module(module_name), fn_name)

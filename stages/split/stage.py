@@ -18,11 +18,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from stages.load.stage import model_path, source_handle
+from stages.load.model.access import head_from, io_shapes, model_path, source_handle
 from stages.result import InputError, StageError, StageResult
-from stages.split.tail import _graph_def_for, load_postprocess, run_tail, run_tf_tail
+from stages.split.tail import load_postprocess, run_tail, run_tf_tail
 
-__all__ = ["full_model_outputs", "head_handle", "load_postprocess", "run_tail", "run_tf_tail", "split"]
+__all__ = ["load_postprocess", "run_tail", "run_tf_tail", "split"]
 
 _MAX_ROUNDS = 3
 
@@ -126,10 +126,6 @@ def _tail_inputs_cut(
     return plan, resolved
 
 
-def _io_shapes(load: StageResult, ins: dict[str, str]) -> dict[str, list[int]]:
-    return {ins[i["name"]]: [-1 if d is None else d for d in i["shape"]] for i in load.meta["model"]["inputs"]}
-
-
 def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     from stages.split.graph_cut import compute_cut, manual_cut, tensor_dtypes
 
@@ -190,7 +186,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
         for _ in range(_MAX_ROUNDS):  # a cut head may reveal ops the first pass never reached
             if not plan.cut_tensors:
                 break
-            head = _head_from(graph_def, ins, plan.head_outputs, _io_shapes(load, ins), load)
+            head = head_from(graph_def, ins, plan.head_outputs, io_shapes(load, ins))
             more = _find_unsupported(head, graph_def, load, whole=False)
             if more is None or not more.nodes:
                 break
@@ -242,36 +238,3 @@ def _verdict_of(unsupported: dict[str, str], meta: dict[str, Any]) -> Any:
     from stages.split.converter_verdict import Verdict
 
     return Verdict(nodes=dict(unsupported), where=dict(meta.get("unsupported_where") or {}))
-
-
-def _head_from(
-    graph_def: Any, ins: dict[str, str], outputs: list[str], shapes: dict[str, list[int]], load: StageResult
-) -> Any:
-    from stages.load.model import TensorInfo, frozen_graph_handle
-
-    handle = frozen_graph_handle(graph_def, list(ins.values()), outputs, shapes)
-    by_graph = {v: k for k, v in ins.items()}
-    handle.inputs = [TensorInfo(by_graph.get(i.name, i.name), i.key, i.shape, i.dtype) for i in handle.inputs]
-    return handle
-
-
-_HEADS: dict[str, Any] = {}
-
-
-def head_handle(load: StageResult, split: StageResult) -> Any:
-    """The part of the model that is converted: the whole model, or the head up to the cut tensors."""
-    if not split.meta.get("head_outputs"):
-        return source_handle(load)
-    graph_def, path = _graph_def_for(load, split)
-    ins = split.meta["graph_io"]["inputs"]
-    key = json.dumps([path, Path(path).stat().st_mtime_ns, split.meta["head_outputs"]])
-    if key not in _HEADS:
-        _HEADS.clear()
-        _HEADS[key] = _head_from(graph_def, ins, split.meta["head_outputs"], _io_shapes(load, ins), load)
-    return _HEADS[key]
-
-
-def full_model_outputs(load: StageResult, split: StageResult, feeds: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The original (uncut) model's outputs on `feeds`, and a callable that runs it (for latency)."""
-    handle = source_handle(load)
-    return handle.run(feeds), handle.run

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.load.stage import model_path
+from stages.load.model.access import cached_graph_def, graph_def_for
 from stages.result import InputError, StageError, StageResult
 
 
@@ -32,26 +32,13 @@ def load_postprocess(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     return fn, {k: v for k, v in cfg.items() if k != "_target_"}
 
 
-def _graph_def_for(load: StageResult, split: StageResult) -> tuple[Any, str]:
-
-    path = str(split.path("graph")) if "graph" in split.files else model_path(load)
-    return _read_cached(path, Path(path).stat().st_mtime_ns), path
-
-
-@lru_cache(maxsize=4)
-def _read_cached(path: str, stamp: int) -> Any:
-    from stages.load.model import read_graph_def
-
-    return read_graph_def(path)
-
-
 @lru_cache(maxsize=2)
 def _session(path: str, stamp: int) -> Any:
     import tensorflow as tf
 
     graph = tf.Graph()
     with graph.as_default():
-        tf.graph_util.import_graph_def(_read_cached(path, stamp), name="")
+        tf.graph_util.import_graph_def(cached_graph_def(path, stamp), name="")
     return tf.compat.v1.Session(graph=graph)
 
 
@@ -63,7 +50,7 @@ def run_tf_tail(
     load: StageResult, split: StageResult, head_outputs: dict[str, np.ndarray], feeds: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """Run the cut-off subgraph in TensorFlow: feed cut tensors (and inputs it reads), fetch outputs."""
-    _, path = _graph_def_for(load, split)
+    _, path = graph_def_for(load, split)
     session = _session(path, Path(path).stat().st_mtime_ns)
     io = split.meta["graph_io"]
     names = [n for n in io["outputs"] if n not in split.meta["head_final_outputs"]]

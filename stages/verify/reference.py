@@ -20,7 +20,7 @@ from stages.verify.metrics import accuracy, choose_label_output
 def reference(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
-    from stages.split.stage import full_model_outputs, head_handle
+    from stages.load.model.access import full_model_outputs, head_handle
     from stages.verify.detection_metrics import find_detection_outputs
 
     feeds, labels = load_samples(calibrate.path("eval"))

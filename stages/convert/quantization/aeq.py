@@ -240,7 +240,7 @@ def convert_aeq(
     from stages.convert.converter import make_converter
     from stages.convert.variant_checks import check_calibration, inspect_tflite
     from stages.litert_runtime import SignatureModel, describe_io
-    from stages.split.stage import head_handle
+    from stages.load.model.access import head_handle
 
     recipe, source = variant_recipe(variant)
     handle = head_handle(load, split)

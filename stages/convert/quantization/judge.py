@@ -40,7 +40,7 @@ class Judge:
         random_data: bool = False,
         label_output: str | None = None,
     ) -> None:
-        from stages.split.stage import full_model_outputs
+        from stages.load.model.access import full_model_outputs
         from stages.verify.detection_metrics import find_detection_outputs
 
         self.load, self.split, self.feeds, self.labels, self.names = load, split, feeds, labels, names

@@ -32,7 +32,7 @@ def integer_info(
     """`quantization` metadata of a converted int8/int16x8 variant: the debugger's table and, when
     `calibrate.stability=true`, the same variant calibrated on a second, disjoint subset."""
     from stages.convert.converter import make_converter
-    from stages.split.stage import head_handle
+    from stages.load.model.access import head_handle
 
     variant, handle = cfg["variant"], head_handle(load, split)
     calib, _ = load_samples(calibrate.path("calib"))
@@ -56,7 +56,7 @@ def stability(
 ) -> dict[str, Any]:
     """Metrics on the evaluation set of the variant as converted and as calibrated on the second subset, and
     their spread: a gate passed by a lucky calibration subset shows as a large spread or a disagreement."""
-    from stages.split.stage import head_handle
+    from stages.load.model.access import head_handle
 
     second, _ = load_samples(calibrate.path("calib_b"))
     feeds, labels = load_samples(calibrate.path("eval"))
@@ -93,7 +93,7 @@ def convert_mixed(
     from stages.convert.quantization.moves import ConverterBackend
     from stages.convert.variant_checks import check_calibration, check_variant, inspect_tflite
     from stages.litert_runtime import SignatureModel, describe_io
-    from stages.split.stage import head_handle
+    from stages.load.model.access import head_handle
 
     variant, settings = cfg["variant"], dict(cfg["variant"]["search"])
     name = variant["name"]

@@ -4,7 +4,8 @@ Keras files, SavedModels (through their serving signature) and TF1 frozen graphs
 `ModelHandle`: a concrete function (variables frozen to constants wherever TF can freeze them) which returns
 a dict keyed by output name, so the TFLite signature carries the original names and every comparison is by
 name, never by position. Handles are memoised per process: the persistent worker loads each model once, not
-once per variant. One module per format: `keras_model`, `saved_model`, `frozen_graph`.
+once per variant. One module per format: `keras_model`, `saved_model`, `frozen_graph`; stages get the whole
+model or the split's head from `access`.
 """
 
 from __future__ import annotations
