@@ -3,7 +3,7 @@
 Usage: python benchmarks/harness_overhead.py [--rounds N] [model.tflite ...]
 Without files it builds two fp32 models (a digits-sized CNN, microseconds per invoke, where any per-call
 overhead would show most; and MobileNetV2 alpha 0.35 at 96x96, weights=None). For each model it alternates
-the benchmark stage's timing process (`stages.benchmark.run_child`) and a bare loop (a fresh process that sets
+the benchmark stage's timing process (`stages.benchmark.stage.run_child`) and a bare loop (a fresh process that sets
 the inputs and times `interpreter.invoke()`; also the mean of one un-instrumented block of invokes), N rounds
 each, and prints the medians side by side.
 """
@@ -74,7 +74,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.0)
     args = parser.parse_args()
-    from stages.benchmark import run_child
+    from stages.benchmark.stage import run_child
 
     with tempfile.TemporaryDirectory(prefix="harness-") as scratch:
         models = args.models or build_models(Path(scratch))

@@ -13,7 +13,7 @@ def build(path: str, seed: int = 0, epochs: int = 30) -> None:
     import keras
     import tensorflow as tf
 
-    from stages.datasets import digits_split
+    from stages.calibrate.datasets import digits_split
 
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()

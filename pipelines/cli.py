@@ -27,10 +27,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from pipelines.cache import StageCache
-from pipelines.dag import build_dag
-from pipelines.environment import disk_errno, disk_failure_message, kept_locally
-from pipelines.errors import (
+from pipelines.engine.cache import StageCache
+from pipelines.engine.dag import build_dag
+from pipelines.engine.environment import disk_errno, disk_failure_message, kept_locally
+from pipelines.engine.errors import (
     EXIT_BAD_INPUT,
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
@@ -38,13 +38,13 @@ from pipelines.errors import (
     ConfigError,
     EnvironmentFailure,
 )
-from pipelines.lineage import prepare as prepare_lineage
-from pipelines.preflight import check_output_dirs, preflight
-from pipelines.publish import disk_failure_in_stages, remove_partial_files, track_run
-from pipelines.report import build_report, format_table, write_plot, write_report
-from pipelines.runner import run_dag
-from pipelines.schema import register_configs
-from pipelines.worker import Worker
+from pipelines.engine.preflight import check_output_dirs, preflight
+from pipelines.engine.runner import run_dag
+from pipelines.engine.schema import register_configs
+from pipelines.engine.worker import Worker
+from pipelines.output.report import build_report, format_table, write_plot, write_report
+from pipelines.tracking.lineage import prepare as prepare_lineage
+from pipelines.tracking.publish import disk_failure_in_stages, remove_partial_files, track_run
 
 log = logging.getLogger("tflite_pipeline")
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -71,7 +71,7 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
     preflight(cfg, run_dir)
     registry_cfg = cfg.get("registry") or {}
     if registry_cfg.get("name"):
-        from pipelines.registry import check_config
+        from pipelines.tracking.registry import check_config
 
         check_config(cfg)
     nodes = build_dag(cfg["pipeline"]["stages"], cfg["variants"])
@@ -154,8 +154,8 @@ def _execute(
 
 def _open_tracker(cfg: dict[str, Any], run_dir: Path) -> Any:
     """Start the MLflow tracker (in its own process); inside a sweep, nest under the sweep's parent run."""
-    from pipelines.sweep import job_context
-    from pipelines.tracking import BackgroundTracker
+    from pipelines.tracking.sweep import job_context
+    from pipelines.tracking.tracker import BackgroundTracker
 
     uri = cfg["tracking"]["uri"]
     experiment = cfg["tracking"]["experiment"] or cfg["model"]["name"] or "tflite-pipeline"
@@ -207,7 +207,7 @@ def main() -> None:
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     if _tracked_single_run(sys.argv[1:]):
-        from pipelines.tracking import prewarm
+        from pipelines.tracking.tracker import prewarm
 
         prewarm()
     try:
@@ -220,7 +220,7 @@ def main() -> None:
         )
         sys.exit(EXIT_INTERRUPTED)
     finally:
-        from pipelines.tracking import discard_prewarmed
+        from pipelines.tracking.tracker import discard_prewarmed
 
         discard_prewarmed()
 
@@ -250,7 +250,7 @@ def _tracked_single_run(args: list[str]) -> bool:
 
 
 def _run_hydra() -> None:
-    from pipelines.sweep import finish_sweep
+    from pipelines.tracking.sweep import finish_sweep
 
     try:
         _task()

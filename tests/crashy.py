@@ -12,7 +12,7 @@ import signal
 import time
 from typing import Any
 
-from stages.convert import convert as real_convert
+from stages.convert.stage import convert as real_convert
 from stages.result import StageResult
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipelines.errors import ConfigError
-from pipelines.preflight import check_variants
+from pipelines.engine.errors import ConfigError
+from pipelines.engine.preflight import check_variants
 from stages.result import StageError, StageResult
 
 OUTLIER = 1000.0
@@ -30,7 +30,7 @@ def _recipe_variant(path: Path | str | None) -> dict[str, Any]:
 
 def _a8w8_with_int16_on(regex: str) -> list[dict[str, Any]]:
     """A user's recipe: static int8 everywhere, int16 activations on the ops matching `regex`."""
-    from stages.quantization.aeq import builtin_recipe
+    from stages.convert.quantization.aeq import builtin_recipe
 
     int16 = builtin_recipe("a16w8")[0]
     return builtin_recipe("a8w8") + [{**int16, "regex": regex}]
@@ -94,7 +94,7 @@ def test_a_valid_recipe_passes_preflight(tmp_path: Path) -> None:
 
 
 def test_the_docs_recipe_is_valid() -> None:
-    from stages.quantization.aeq import validate_recipe
+    from stages.convert.quantization.aeq import validate_recipe
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "quantization.md").read_text()
     block = re.search(r"```json\n(.*?)```", docs, re.S)
@@ -111,13 +111,15 @@ def test_mode_must_belong_to_its_backend() -> None:
 
 
 def test_recipe_content_is_in_the_convert_cache_key(tmp_path: Path) -> None:
-    from pipelines.cache import node_key
-    from pipelines.dag import Node
+    from pipelines.engine.cache import node_key
+    from pipelines.engine.dag import Node
 
     recipe = tmp_path / "r.json"
     recipe.write_text(json.dumps(_a8w8_with_int16_on("conv1")))
     variant = {"name": "aeq_recipe", "backend": "aeq", "mode": "recipe", "recipe": str(recipe)}
-    node = Node(stage="convert", target="stages.convert.convert", config={"variant": variant}, variant="aeq_recipe")
+    node = Node(
+        stage="convert", target="stages.convert.stage.convert", config={"variant": variant}, variant="aeq_recipe"
+    )
     before = node_key(node, {"load": "a"})
     assert node_key(node, {"load": "a"}) == before
     recipe.write_text(json.dumps(_a8w8_with_int16_on("conv2")))  # same path, edited recipe: recompute
@@ -125,7 +127,7 @@ def test_recipe_content_is_in_the_convert_cache_key(tmp_path: Path) -> None:
 
 
 def test_builtin_recipe_granularity() -> None:
-    from stages.quantization.aeq import builtin_recipe
+    from stages.convert.quantization.aeq import builtin_recipe
 
     every, fully_connected = builtin_recipe("w4", "BLOCKWISE_32")
     assert every["operation"] == "*" and every["op_config"]["weight_tensor_config"]["granularity"] == "CHANNELWISE"
@@ -142,7 +144,7 @@ def build_sensitive(path: Path, epochs: int = 15) -> None:
     """Digits CNN with outlier channels after conv1 (float function unchanged), saved as .keras."""
     import keras
 
-    from stages.datasets import digits_split
+    from stages.calibrate.datasets import digits_split
 
     keras.utils.set_random_seed(0)
     x_train, y_train, _, _ = digits_split(seed=0)
@@ -171,7 +173,7 @@ def sensitive(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     import keras
     import tensorflow as tf
 
-    from stages.datasets import digits_split
+    from stages.calibrate.datasets import digits_split
 
     root = tmp_path_factory.mktemp("sensitive")
     build_sensitive(root / "sensitive.keras")
@@ -195,7 +197,7 @@ def _accuracy(path: Path, test: tuple[np.ndarray, np.ndarray]) -> float:
 
 
 def test_int16_activations_on_one_tensor_recover_what_a8w8_loses(sensitive: dict[str, Any]) -> None:
-    from stages.quantization.aeq import builtin_recipe, quantize_with_recipe
+    from stages.convert.quantization.aeq import builtin_recipe, quantize_with_recipe
 
     root, calib, test = sensitive["root"], sensitive["calib"], sensitive["test"]
     float_acc = _accuracy(sensitive["float"], test)
@@ -212,7 +214,7 @@ def test_int16_activations_on_one_tensor_recover_what_a8w8_loses(sensitive: dict
 @pytest.mark.parametrize("precision", ["int16", "float"])
 def test_override_ops_moves_one_tensor(sensitive: dict[str, Any], precision: str) -> None:
     """The search's moves: the outlier tensor's producer and consumer to int16, or left float, by exact scope."""
-    from stages.quantization.aeq import builtin_recipe, model_ops, override_ops, quantize_with_recipe
+    from stages.convert.quantization.aeq import builtin_recipe, model_ops, override_ops, quantize_with_recipe
 
     root, test = sensitive["root"], sensitive["test"]
     scopes = [scope for op_type, scope in model_ops(sensitive["float"]) if "conv1" in scope or "conv2" in scope]
@@ -225,7 +227,7 @@ def test_override_ops_moves_one_tensor(sensitive: dict[str, Any], precision: str
 
 
 def test_match_recipe_reports_entries_that_match_no_op(sensitive: dict[str, Any]) -> None:
-    from stages.quantization.aeq import builtin_recipe, match_recipe, model_ops
+    from stages.convert.quantization.aeq import builtin_recipe, match_recipe, model_ops
 
     ops = model_ops(sensitive["float"])
     rows = match_recipe(_a8w8_with_int16_on("no_such_layer"), ops)
@@ -239,9 +241,9 @@ def test_match_recipe_reports_entries_that_match_no_op(sensitive: dict[str, Any]
 
 
 def _upstream(model_path: Path, root: Path) -> dict[str, StageResult]:
-    from stages.calibrate import calibrate
-    from stages.load import load
-    from stages.split import split
+    from stages.calibrate.stage import calibrate
+    from stages.load.stage import load
+    from stages.split.stage import split
 
     def settled(name: str, fn: Any, cfg: dict[str, Any], *args: StageResult) -> StageResult:
         (root / name).mkdir()
@@ -258,7 +260,7 @@ def _upstream(model_path: Path, root: Path) -> dict[str, StageResult]:
 
 
 def test_convert_stage_refuses_a_recipe_that_matches_no_op(sensitive: dict[str, Any], tmp_path: Path) -> None:
-    from stages.convert import convert
+    from stages.convert.stage import convert
 
     recipe = tmp_path / "nothing.json"
     entry = {**_a8w8_with_int16_on("x")[0], "regex": "no_such_layer"}
@@ -272,8 +274,8 @@ def test_convert_stage_refuses_a_recipe_that_matches_no_op(sensitive: dict[str, 
 
 
 def test_static_recipes_refuse_constant_calibration(sensitive: dict[str, Any], tmp_path: Path) -> None:
-    from stages.calibrate import save_samples
-    from stages.convert import convert
+    from stages.calibrate.stage import save_samples
+    from stages.convert.stage import convert
 
     up = _upstream(sensitive["keras"], tmp_path)
     (tmp_path / "const").mkdir()
@@ -290,7 +292,7 @@ def test_static_recipes_refuse_constant_calibration(sensitive: dict[str, Any], t
 
 def test_convert_stage_aeq_w4_and_a8w8(sensitive: dict[str, Any], tmp_path: Path) -> None:
     """Through the convert stage: int4 weights for w4, integer I/O with the model's own scales for a8w8."""
-    from stages.convert import convert
+    from stages.convert.stage import convert
 
     up = _upstream(sensitive["keras"], tmp_path)
     results = {}

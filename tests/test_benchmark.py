@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pipelines.plots import label_groups, pareto_front, plot_tradeoffs
-from pipelines.report import format_table, latency_warnings
-from stages.benchmark import benchmark, run_child, thread_counts
+from pipelines.output.plots import label_groups, pareto_front, plot_tradeoffs
+from pipelines.output.report import format_table, latency_warnings
+from stages.benchmark.stage import benchmark, run_child, thread_counts
 from stages.result import InputError, StageError, StageResult
 
 
@@ -207,7 +207,7 @@ def token_tflite(tmp_path_factory: pytest.TempPathFactory) -> StageResult:
 
 
 def _eval_set(tmp_path: Path, ids: Any, random: bool) -> StageResult:
-    from stages.calibrate import save_samples
+    from stages.calibrate.stage import save_samples
 
     save_samples(tmp_path / "eval.npz", {"ids": ids}, None)
     return StageResult(files={"eval": "eval.npz"}, meta={"random": random}, root=str(tmp_path))

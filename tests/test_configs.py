@@ -10,10 +10,10 @@ from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf import OmegaConf
 
 from pipelines.cli import resolve
-from pipelines.dag import build_dag
-from pipelines.errors import ConfigError
-from pipelines.preflight import preflight
-from pipelines.schema import register_configs
+from pipelines.engine.dag import build_dag
+from pipelines.engine.errors import ConfigError
+from pipelines.engine.preflight import preflight
+from pipelines.engine.schema import register_configs
 from tests.conftest import CONF_DIR
 
 register_configs()

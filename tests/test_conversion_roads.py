@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.convert import not_applicable
-from stages.converter import failure_message, unsupported_ops
+from stages.convert.converter import failure_message, unsupported_ops
+from stages.convert.stage import not_applicable
+from stages.convert.variant_checks import check_variant
+from stages.load.shapes import fixed_shapes
 from stages.result import InputError, StageError
-from stages.shapes import fixed_shapes
-from stages.variant_checks import check_variant
 
 IMAGE = {"name": "image", "shape": [None, None, None, 3], "dtype": "float32"}
 TOKENS = {"name": "token_ids", "shape": [None, None], "dtype": "int32"}

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.dashboard import (
+from pipelines.output.report import header, table_rows
+from pipelines.tracking.dashboard import (
     NOTE_LIMIT,
     comparison_table,
     fit_note,
@@ -21,7 +22,6 @@ from pipelines.dashboard import (
     sweep_metrics,
     variant_note,
 )
-from pipelines.report import header, table_rows
 
 
 def _variant(status: str, size: int, accuracy: float | None, p50: float | None, **gates: bool) -> dict[str, Any]:

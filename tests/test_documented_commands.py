@@ -21,7 +21,7 @@ def test_readme_postprocess_override_needs_no_plus() -> None:
     """README: `split.postprocess._target_=pkg.module.fn` composes (it used to fail: not in struct)."""
     from hydra import compose, initialize_config_dir
 
-    from pipelines.schema import register_configs
+    from pipelines.engine.schema import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

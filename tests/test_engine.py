@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from pipelines.cache import StageCache
-from pipelines.dag import build_dag
-from pipelines.errors import ConfigError
-from pipelines.runner import run_dag
-from pipelines.worker import Worker
+from pipelines.engine.cache import StageCache
+from pipelines.engine.dag import build_dag
+from pipelines.engine.errors import ConfigError
+from pipelines.engine.runner import run_dag
+from pipelines.engine.worker import Worker
 
 
 def _stages(log: Path, value: int = 2, data_path: str | None = None) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.environment import disk_errno_in_text, tracking_failure_kind
-from pipelines.run_recovery import FOUND_BY_TAG, OWNER_TAG, close_dead_runs, owner_alive, owner_tag
+from pipelines.engine.environment import disk_errno_in_text, tracking_failure_kind
+from pipelines.tracking.run_recovery import FOUND_BY_TAG, OWNER_TAG, close_dead_runs, owner_alive, owner_tag
 from tests.conftest import REPO, cli
 from tests.mlflow_server import mlflow_server_process
 

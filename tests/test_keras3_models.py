@@ -81,8 +81,8 @@ def test_detector_without_a_tail_runs_the_cut_off_part_in_tensorflow(
 
 @pytest.mark.slow
 def test_split_none_names_the_op_inside_the_while_body(tmp_path: Path, detector: tuple[Path, Path]) -> None:
-    from stages.load import load
-    from stages.split import split
+    from stages.load.stage import load
+    from stages.split.stage import split
 
     (tmp_path / "load").mkdir()
     model = {"format": "saved_model", "path": str(detector[0]), "signature": "serving_default"}
@@ -124,8 +124,8 @@ def test_no_cut_possible_names_the_op_and_where_it_sits(tmp_path: Path) -> None:
 
     module = Masked()
     tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": module.serve})
-    from stages.load import load
-    from stages.split import split
+    from stages.load.stage import load
+    from stages.split.stage import split
 
     (tmp_path / "load").mkdir()
     (tmp_path / "split").mkdir()

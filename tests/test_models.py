@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stages.calibrate import calibrate, load_samples
-from stages.convert import convert
+from stages.calibrate.stage import calibrate, load_samples
+from stages.convert.stage import convert
+from stages.convert.variant_checks import check_variant, inspect_tflite
 from stages.litert_runtime import SignatureModel
-from stages.load import load
+from stages.load.model import load_handle
+from stages.load.stage import load
 from stages.result import InputError, StageError, StageResult
-from stages.split import split
-from stages.tf_model import load_handle
-from stages.variant_checks import check_variant, inspect_tflite
+from stages.split.stage import split
 
 SPLIT_NONE = {"split": {"mode": "none", "outputs": None, "postprocess": None}}
 
@@ -243,7 +243,7 @@ def test_int8_that_fell_back_to_float_is_an_error(tmp_path: Path) -> None:
     """Empty calibration makes the real converter return a float model while logging INT8: caught."""
     import tensorflow as tf
 
-    from stages.converter import make_converter
+    from stages.convert.converter import make_converter
     from stages.litert_runtime import describe_io
 
     _two_input_model(tmp_path / "two.keras")
@@ -293,8 +293,8 @@ def test_cli_two_input_npz_all_variants_by_name(tmp_path: Path, run_cli: Any) ->
 
 
 def test_relative_rmse_gate_is_scale_free() -> None:
-    from pipelines.gates import evaluate_gates
-    from stages.metrics import compare
+    from pipelines.engine.gates import evaluate_gates
+    from stages.verify.metrics import compare
 
     reference = {
         "coords": np.linspace(0, 1000, 60).reshape(30, 2),

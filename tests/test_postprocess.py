@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.detection_metrics import find_detection_outputs, match_detections
 from stages.postprocess.boxes import anchors_for_shape, clip_boxes, decode_boxes, generate_anchors
 from stages.postprocess.nms import filter_detections, iou_matrix, nms
+from stages.verify.detection_metrics import find_detection_outputs, match_detections
 
 
 def _random_boxes(rng: np.random.Generator, count: int, size: float = 50.0) -> np.ndarray:
@@ -132,7 +132,7 @@ def _only_boxes(tensors: dict, **kwargs: object) -> dict:
 
 def test_a_tail_that_returns_the_wrong_outputs_is_named_clearly() -> None:
     from stages.result import StageError, StageResult
-    from stages.split import run_tail
+    from stages.split.stage import run_tail
 
     split = StageResult(
         meta={

@@ -109,7 +109,7 @@ def test_the_default_example_keeps_nothing_in_float(workdir: Path) -> None:
 def test_aeq_moves_reach_the_gate_at_a_smaller_size_than_keeping_ops_in_float(
     outlier_model: Path, workdir: Path
 ) -> None:
-    pytest.importorskip("stages.quantization.aeq")  # the AI Edge Quantizer backend (issue 12)
+    pytest.importorskip("stages.convert.quantization.aeq")  # the AI Edge Quantizer backend (issue 12)
     out = cli(
         [
             "model=keras",

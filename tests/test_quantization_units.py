@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.quantization_report import summary_lines, trial_rows
-from stages.quantization.mixed_search import order_candidates
-from stages.quantization.moves import Move
+from pipelines.output.quantization_report import summary_lines, trial_rows
+from stages.convert.quantization.mixed_search import order_candidates
+from stages.convert.quantization.moves import Move
 from stages.result import InputError, StageResult
 
 
@@ -33,7 +33,7 @@ def _load_meta() -> StageResult:
 
 
 def _calibrate(tmp_path: Path, **extra: object) -> StageResult:
-    from stages.calibrate import calibrate
+    from stages.calibrate.stage import calibrate
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = {"dataset": {"kind": "digits"}, "num_samples": 100, "seed": 0, "holdout_samples": 300, **extra}
@@ -43,7 +43,7 @@ def _calibrate(tmp_path: Path, **extra: object) -> StageResult:
 
 
 def _rows(path: Path) -> set[bytes]:
-    from stages.calibrate import load_samples
+    from stages.calibrate.stage import load_samples
 
     feeds, _ = load_samples(path)
     return {row.tobytes() for row in next(iter(feeds.values()))}

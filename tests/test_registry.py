@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import ConfigError
-from pipelines.registry import check_config, choose
+from pipelines.engine.errors import ConfigError
+from pipelines.tracking.registry import check_config, choose
 from tests.conftest import cli
 from tests.mlflow_server import mlflow_server
 
@@ -77,7 +77,7 @@ def test_champion_moves_on_no_regression_and_stays_put_for_a_worse_model(
     import numpy as np
     from mlflow.tracking import MlflowClient
 
-    from stages.datasets import digits_split
+    from stages.calibrate.datasets import digits_split
 
     cache = tmp_path_factory.getbasetemp() / "shared-cache"
     client = MlflowClient(tracking_uri=server)

@@ -38,7 +38,7 @@ def _weights(tf: Any, rows: int, cols: int, seed: int) -> Any:
 
 
 def _load(tmp_path: Path, graph: Path, outputs: list[str]) -> StageResult:
-    from stages.load import load
+    from stages.load.stage import load
 
     out = tmp_path / "load"
     out.mkdir(exist_ok=True)
@@ -49,7 +49,7 @@ def _load(tmp_path: Path, graph: Path, outputs: list[str]) -> StageResult:
 
 
 def _split(tmp_path: Path, load: StageResult, mode: str = "auto", **extra: Any) -> StageResult:
-    from stages.split import split
+    from stages.split.stage import split
 
     out = tmp_path / f"split_{mode}"
     out.mkdir(exist_ok=True)
@@ -60,8 +60,9 @@ def _split(tmp_path: Path, load: StageResult, mode: str = "auto", **extra: Any) 
 
 def _check_head_and_tail(load: StageResult, split: StageResult) -> None:
     """The head converts with builtins only, and TFLite head + TF tail equal the full graph."""
-    from stages.graph_cut import try_builtins
-    from stages.split import full_model_outputs, head_handle, run_tail
+    from stages.load.model.access import full_model_outputs, head_handle
+    from stages.split.graph_cut import try_builtins
+    from stages.split.stage import run_tail
 
     head = head_handle(load, split)
     assert try_builtins(head) is None
@@ -118,7 +119,7 @@ def test_nothing_to_cut_is_a_no_op(tmp_path: Path) -> None:
     result = _split(tmp_path, load)
     assert result.meta["cut_tensors"] == [] and result.meta["unsupported_ops"] == []
     assert not result.meta["head_outputs"]
-    from stages.split import run_tail
+    from stages.split.stage import run_tail
 
     marker = {"y": np.ones((1, 3))}
     assert run_tail(result, marker, {}) is marker
@@ -153,8 +154,9 @@ def test_manual_cut_with_numpy_postprocess(tmp_path: Path) -> None:
 
 
 def test_manual_cut_on_keras_model_by_layer_name(tmp_path: Path, tiny_keras: Path) -> None:
-    from stages.load import load
-    from stages.split import full_model_outputs, head_handle, run_tail
+    from stages.load.model.access import full_model_outputs, head_handle
+    from stages.load.stage import load
+    from stages.split.stage import run_tail
 
     out = tmp_path / "load"
     out.mkdir()

@@ -32,10 +32,10 @@ def _settled(result: StageResult, out_dir: str) -> StageResult:
 
 @pytest.fixture(scope="module")
 def upstream(tiny_keras: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, StageResult]:
-    from stages.calibrate import calibrate
-    from stages.load import load
-    from stages.reference import reference
-    from stages.split import split
+    from stages.calibrate.stage import calibrate
+    from stages.load.stage import load
+    from stages.split.stage import split
+    from stages.verify.reference import reference
 
     tmp = tmp_path_factory.mktemp("upstream")
     model = {"name": None, "format": "keras", "path": str(tiny_keras), "safe_mode": True}
@@ -61,7 +61,7 @@ def test_load_records_named_io(upstream: dict[str, StageResult]) -> None:
 
 
 def test_calibrate_makes_disjoint_recorded_sets(upstream: dict[str, StageResult]) -> None:
-    from stages.calibrate import load_samples
+    from stages.calibrate.stage import load_samples
 
     result = upstream["calibrate"]
     calib, no_labels = load_samples(result.path("calib"))
@@ -74,7 +74,7 @@ def test_calibrate_makes_disjoint_recorded_sets(upstream: dict[str, StageResult]
 
 
 def test_reference_computes_outputs_accuracy_and_latency(upstream: dict[str, StageResult]) -> None:
-    from stages.reference import load_reference
+    from stages.verify.reference import load_reference
 
     result = upstream["reference"]
     outputs = load_reference(result)
@@ -86,9 +86,9 @@ def test_reference_computes_outputs_accuracy_and_latency(upstream: dict[str, Sta
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_convert_verify_benchmark_each_variant(name: str, upstream: dict[str, StageResult], tmp_path: Path) -> None:
-    from stages.benchmark import benchmark
-    from stages.convert import convert
-    from stages.verify import verify
+    from stages.benchmark.stage import benchmark
+    from stages.convert.stage import convert
+    from stages.verify.stage import verify
 
     variant = {"name": name, **VARIANTS[name]}
     conv_dir = _dir(tmp_path, "convert")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.sweep import absolute_uri, collect_jobs, format_sweep_markdown, sweep_rows
+from pipelines.tracking.sweep import absolute_uri, collect_jobs, format_sweep_markdown, sweep_rows
 from tests.conftest import cli
 
 FAST = ["variants=[fp32]", "benchmark.enabled=false", "calibrate.num_samples=20"]
@@ -79,10 +79,10 @@ def test_sweep_report_has_a_row_per_job_and_variant_and_counts_dead_jobs(tmp_pat
 
 
 def _contend(cache_root: str, log_file: str, start: Any, results: Any) -> None:
-    from pipelines.cache import StageCache
-    from pipelines.dag import build_dag
-    from pipelines.runner import run_dag
-    from pipelines.worker import Worker
+    from pipelines.engine.cache import StageCache
+    from pipelines.engine.dag import build_dag
+    from pipelines.engine.runner import run_dag
+    from pipelines.engine.worker import Worker
 
     stages = {
         "produce": {

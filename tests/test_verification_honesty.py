@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def judge(gates: dict, metrics: dict, random_data: bool = False) -> tuple[str, dict]:
-    from pipelines.gates import judge as engine_judge
+    from pipelines.engine.gates import judge as engine_judge
 
     return engine_judge(gates, metrics, random_data)
 
@@ -38,8 +38,8 @@ def test_a_nan_error_fails_its_gate_in_any_output_order(order: tuple[str, str]) 
 
 
 def test_reference_outputs_that_are_not_finite_are_refused_with_the_output_and_count() -> None:
-    from stages.reference import check_finite
     from stages.result import InputError
+    from stages.verify.reference import check_finite
 
     good = np.zeros((5, 3), np.float32)
     bad = np.zeros((5, 2), np.float32)
@@ -61,7 +61,7 @@ def _detections(boxes: list[list[float]], scores: list[float], pad: int = 4) -> 
 
 
 def test_against_an_empty_reference_every_confident_candidate_counts() -> None:
-    from stages.detection_metrics import match_detections
+    from stages.verify.detection_metrics import match_detections
 
     names = {"boxes": "boxes", "scores": "scores", "labels": "labels"}
     result = match_detections(_detections([], []), _detections([[0, 0, 10, 10]], [0.9]), names)
@@ -74,7 +74,7 @@ def test_against_an_empty_reference_every_confident_candidate_counts() -> None:
 
 
 def test_right_boxes_plus_spurious_confident_ones_fail() -> None:
-    from stages.detection_metrics import match_detections
+    from stages.verify.detection_metrics import match_detections
 
     names = {"boxes": "boxes", "scores": "scores", "labels": "labels"}
     reference = _detections([[0, 0, 10, 10]], [0.9])
@@ -132,7 +132,7 @@ def test_every_shipped_variant_has_label_free_quality_gates(variant: str) -> Non
 
 # 7. Accuracy reads the same reshaped arrays as agreement.
 def test_accuracy_on_a_three_dimensional_class_output_is_not_broadcast() -> None:
-    from stages.metrics import compare
+    from stages.verify.metrics import compare
 
     rng = np.random.default_rng(0)
     scores = rng.random((50, 1, 10)).astype(np.float32)
@@ -144,7 +144,7 @@ def test_accuracy_on_a_three_dimensional_class_output_is_not_broadcast() -> None
 
 # 1. dataset.label_output is honoured; without it, the output whose width fits the labels is chosen.
 def test_label_output_choice_fits_the_labels() -> None:
-    from stages.metrics import choose_label_output
+    from stages.verify.metrics import choose_label_output
 
     outputs = {"embed": np.zeros((4, 16)), "probs": np.zeros((4, 10))}
     labels = np.array([0, 9, 3, 4])
@@ -157,7 +157,7 @@ def test_label_output_choice_fits_the_labels() -> None:
 def test_the_pipeline_hands_label_output_to_the_reference_stage() -> None:
     from hydra import compose, initialize_config_dir
 
-    from pipelines.schema import register_configs
+    from pipelines.engine.schema import register_configs
 
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
@@ -170,8 +170,8 @@ def test_the_pipeline_hands_label_output_to_the_reference_stage() -> None:
 
 # 8. Gates leave the conversion's cache key.
 def test_a_new_gate_limit_does_not_change_any_stage_key() -> None:
-    from pipelines.cache import node_key
-    from pipelines.dag import build_dag
+    from pipelines.engine.cache import node_key
+    from pipelines.engine.dag import build_dag
 
     stages = {
         "convert": {"_target_": "tests.toy_stages.produce", "per_variant": True, "config": {}},
@@ -186,7 +186,7 @@ def test_a_new_gate_limit_does_not_change_any_stage_key() -> None:
 
 # 6. The report records the seed actually used for sampling, and changing it changes the sample.
 def test_calibrate_seed_changes_the_npz_calibration_sample(tmp_path: Path) -> None:
-    from stages.calibrate import calibrate
+    from stages.calibrate.stage import calibrate
 
     data = tmp_path / "data.npz"
     np.savez(data, x=np.arange(400, dtype=np.float32).reshape(100, 4), y=np.arange(100) % 3)
@@ -206,7 +206,7 @@ def test_calibrate_seed_changes_the_npz_calibration_sample(tmp_path: Path) -> No
 
 # 5. MLflow: an errored variant's child run ends FAILED; verdicts are filterable tags.
 def test_errored_variant_child_run_ends_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines.tracking import MlflowTracker
+    from pipelines.tracking.tracker import MlflowTracker
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -230,8 +230,8 @@ def test_errored_variant_child_run_ends_failed(tmp_path: Path, monkeypatch: pyte
 
 def test_verify_result_in_report_is_judged_by_shipped_limits(tmp_path: Path) -> None:
     """report.json records every configured gate with limit, value and outcome (or why it was not evaluated)."""
-    from pipelines.report import _variant_entry
-    from pipelines.runner import Outcome
+    from pipelines.engine.runner import Outcome
+    from pipelines.output.report import _variant_entry
 
     convert_dir = tmp_path / "convert"
     convert_dir.mkdir()
@@ -257,7 +257,7 @@ def two_output_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Outputs [embed (N,16), probs (N,10)], trained briefly on digits so that only `probs` scores well."""
     import keras
 
-    from stages.datasets import digits_split
+    from stages.calibrate.datasets import digits_split
 
     keras.utils.set_random_seed(0)
     x_train, y_train, _, _ = digits_split()
@@ -290,7 +290,7 @@ def test_label_output_reaches_the_reference_through_the_cli(
 
 def test_a_near_constant_output_does_not_turn_float_rounding_into_a_large_relative_error() -> None:
     """A random-weight classifier's near-uniform scores (keras.applications with weights=None): fp32 must pass."""
-    from stages.metrics import relative_rmse
+    from stages.verify.metrics import relative_rmse
 
     rng = np.random.default_rng(0)
     reference = (1e-3 + 1e-9 * rng.standard_normal((8, 1000))).astype(np.float64)

@@ -22,7 +22,7 @@ from stages.postprocess.anchors import convert_boxes, pyramid_anchors
 from stages.postprocess.boxes import anchors_for_shape, decode_boxes
 from stages.postprocess.nms import nms
 
-# The kwargs that name head tensors: `split=auto` cuts the graph exactly there (see stages.split).
+# The kwargs that name head tensors: `split=auto` cuts the graph exactly there (see stages.split.stage).
 TENSOR_ARGS = ("boxes", "classification")
 
 

@@ -1,0 +1,227 @@
+"""Content-addressed stage cache: a result is reused only when nothing it depends on changed.
+
+The key hashes the stage's resolved config, the source of its code (its module and the project modules
+it imports), its upstream keys and the content of any input file its config names. Entries are written to a
+temp folder and renamed into place, so a killed run never leaves a half-written entry; every file's checksum
+is recorded and checked on reuse. A file lock per key lets parallel sweep jobs wait for and reuse each
+other's work.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import sysconfig
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from pipelines.engine.dag import Node
+from stages.result import StageResult
+
+log = logging.getLogger(__name__)
+
+_LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
+_CODE_KEYS = ("_target_", "build")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint_path(path: Path) -> str:
+    """Content hash of a file, or of every file (with its relative name) under a directory."""
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(child.relative_to(path)).encode())
+        digest.update(sha256_file(child).encode())
+    return digest.hexdigest()
+
+
+@cache
+def _module_file(dotted: str) -> Path | None:
+    """Source file of a module, or of the module holding a dotted function path; None for installed
+    libraries (their version is not ours to track) and for anything that cannot be found."""
+    parts = dotted.split(".")
+    try:  # a top-level look-up imports nothing; sub-module look-ups import their parents
+        top = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return None
+    if top is None or not top.origin or os.path.realpath(top.origin).startswith(_LIBRARY_DIRS):
+        return None
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        origin = os.path.realpath(spec.origin)
+        return None if origin.startswith(_LIBRARY_DIRS) else Path(origin)
+    return None
+
+
+@cache
+def _imported_names(path: Path, stamp: int) -> tuple[str, ...]:
+    """Every module name a source file imports (parsed once per file version)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return tuple(names)
+
+
+@cache
+def code_files(dotted: str) -> tuple[Path, ...]:
+    """The module behind `dotted` plus every project module it imports, transitively."""
+    seen: dict[Path, None] = {}
+    pending = [dotted]
+    while pending:
+        path = _module_file(pending.pop())
+        if path is None or path in seen:
+            continue
+        seen[path] = None
+        pending += _imported_names(path, path.stat().st_mtime_ns)
+    return tuple(sorted(seen))
+
+
+def _walk_strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk_strings(v, str(k))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _walk_strings(item, key)
+    elif isinstance(value, str):
+        yield key, value
+
+
+def node_key(node: Node, upstream_keys: dict[str, str]) -> str:
+    """Content hash of everything a node's result depends on."""
+    code = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in code_files(node.target)}
+    inputs: dict[str, str] = {}
+    for key, value in _walk_strings(node.config):
+        if key in _CODE_KEYS:
+            code.update({str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in code_files(value)})
+        elif (key in ("path", "recipe") or key.endswith("_path")) and os.path.exists(value):
+            inputs[value] = fingerprint_path(Path(value))
+    payload = {
+        "stage": node.stage,
+        "target": node.target,
+        "config": node.config,
+        "code": code,
+        "upstream": upstream_keys,
+        "inputs": inputs,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+class StageCache:
+    """Directory of finished stage results, one folder per (stage, key)."""
+
+    def __init__(self, root: Path, enabled: bool = True) -> None:
+        self.root = root
+        self.enabled = enabled
+
+    def entry_dir(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    def has(self, stage: str, key: str) -> bool:
+        """Cheap test (no checksums) whether an entry exists: for deciding, not for trusting."""
+        return self.enabled and (self.entry_dir(stage, key) / "result.json").is_file()
+
+    def lookup(self, stage: str, key: str) -> StageResult | None:
+        """The stored result, or None when absent, disabled, or its files no longer match their checksums."""
+        entry = self.entry_dir(stage, key)
+        manifest = entry / "result.json"
+        if not self.enabled or not manifest.is_file():
+            return None
+        try:
+            data = json.loads(manifest.read_text())
+            for rel, expected in data["checksums"].items():
+                path = entry / rel
+                if (
+                    not path.is_file()
+                    or path.stat().st_size != expected["size"]
+                    or sha256_file(path) != expected["sha256"]
+                ):
+                    raise ValueError(f"{rel} changed on disk")
+        except (ValueError, KeyError, OSError) as err:
+            log.warning("Cache entry %s/%s is damaged (%s); recomputing it.", stage, key, err)
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        return StageResult.from_json(data["result"], entry)
+
+    @contextmanager
+    def locked(self, stage: str, key: str) -> Iterator[None]:
+        """Hold the key's lock so a parallel job computing the same entry is waited for, not duplicated."""
+        lock_dir = self.root / ".locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock_dir / f"{stage}-{key}.lock")):
+            yield
+
+    def new_workdir(self, stage: str, key: str) -> Path:
+        """A fresh temp folder for a stage to write into; `commit` renames it into place."""
+        work = self.root / stage / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        work.mkdir(parents=True)
+        return work
+
+    def commit(self, stage: str, key: str, work: Path, result: StageResult) -> StageResult:
+        """Record checksums, then atomically move the temp folder to its final place."""
+        checksums = {}
+        for rel in result.files.values():
+            path = work / rel
+            checksums[rel] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        manifest: dict[str, Any] = {
+            "stage": stage,
+            "key": key,
+            "result": result.to_json(),
+            "checksums": checksums,
+        }
+        tmp_manifest = work / "result.json.tmp"
+        tmp_manifest.write_text(json.dumps(manifest, indent=1, default=str))
+        os.replace(tmp_manifest, work / "result.json")
+        final = self.entry_dir(stage, key)
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(work, final)
+        return StageResult.from_json(manifest["result"], final)
+
+    def remove_stale_workdirs(self, max_age_s: float = 3600.0) -> int:
+        """Delete temp folders left by killed runs (never trusted, only taking space); returns how many.
+
+        A folder younger than `max_age_s` may belong to a run still going on beside this one: left alone.
+        """
+        import time
+
+        removed = 0
+        for work in self.root.glob("*/.tmp-*"):
+            try:
+                if time.time() - work.stat().st_mtime > max_age_s:
+                    shutil.rmtree(work, ignore_errors=True)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
+    def discard(self, work: Path) -> None:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,166 @@
+"""A persistent worker process that runs stages, so a crash in TensorFlow or LiteRT fails one stage only.
+
+The converter and the interpreter can segfault or hang on bad input. Stages run in a single long-lived child
+process (TensorFlow is imported once there, never in the main process); if it dies or exceeds its timeout,
+the stage fails with the signal decoded and the next stage gets a fresh worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import os
+import signal
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from pipelines.engine.errors import StageCrashed, StageFailed
+
+
+def _import_target(target: str) -> Any:
+    module_name, _, attr = target.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _serve(conn: Connection, log_path: str | None) -> None:
+    """Child main loop: receive (target, kwargs), reply ('ok', result) or ('error', info)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if log_path:  # TensorFlow and LiteRT log straight to fd 1/2; keep the console for progress.
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    from stages.result import InputError, StageError
+
+    while True:
+        try:
+            target, kwargs = conn.recv()
+        except EOFError:
+            return
+        try:
+            result = _import_target(target)(**kwargs)
+            conn.send(("ok", result))
+        except BaseException as err:  # noqa: BLE001 - everything goes back to the engine
+            known = isinstance(err, StageError)
+            message = str(err) if known else f"{type(err).__name__}: {err}"
+            conn.send(("error", (message, traceback.format_exc(), isinstance(err, InputError))))
+
+
+def describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"crashed ({name})"
+    return f"exited unexpectedly (exit code {code})"
+
+
+_CRASH_HINTS = {
+    "convert": "the TensorFlow converter took the process down on this model and variant (the calibration data "
+    "was checked before converting: it is not empty, constant or non-finite). Drop this variant or use another "
+    "(`dynamic`, `fp16`); int8 of Keras LSTMs is one known case",
+    "calibrate": "TensorFlow took the process down while preparing the data",
+    "verify": "the LiteRT interpreter took the process down running the .tflite",
+    "benchmark": "the LiteRT interpreter took the process down running the .tflite",
+    "reference": "TensorFlow took the process down running the original model",
+}
+
+
+def crash_message(code: int | None, what: str) -> str:
+    """'the worker process crashed (SIGSEGV) while running convert[int8]: the TensorFlow converter ...'."""
+    hint = _CRASH_HINTS.get(what.split("[")[0])
+    return f"the worker process {describe_exit(code)} while running {what}" + (f": {hint}" if hint else "")
+
+
+def resident_mb(pid: int) -> float | None:
+    """A process's resident memory in MiB (Linux /proc); None where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+class Worker:
+    """Runs `target(**kwargs)` in a child process; restarts the child after a crash or a timeout.
+
+    TensorFlow keeps much of what each conversion allocated (about 1 GB per ResNet50-sized variant), so a
+    worker that has grown past `max_rss_mb` is retired after its stage and the next stage starts a fresh one.
+    """
+
+    def __init__(self, log_path: str | None = None, max_rss_mb: float | None = None) -> None:
+        self._log_path = log_path
+        self._max_rss_mb = max_rss_mb
+        self._proc: Any = None
+        self._conn: Connection | None = None
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, self._log_path), daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def call(self, target: str, kwargs: dict[str, Any], timeout_s: float, what: str) -> Any:
+        """Run one stage; raise StageFailed (it raised) or StageCrashed (the process died or hung)."""
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+        assert self._conn is not None
+        self._conn.send((target, kwargs))
+        deadline = time.monotonic() + timeout_s
+        while not self._conn.poll(0.05):
+            if not self._proc.is_alive():
+                code = self._proc.exitcode
+                self._reset()
+                raise StageCrashed(crash_message(code, what))
+            if time.monotonic() > deadline:
+                self._reset(kill=True)
+                raise StageCrashed(f"{what} did not finish within {timeout_s:.0f} s and was stopped")
+        try:
+            status, payload = self._conn.recv()
+        except (EOFError, OSError):
+            self._proc.join(timeout=5)  # the pipe closes a moment before the exit status is known
+            code = self._proc.exitcode
+            self._reset(kill=True)
+            raise StageCrashed(crash_message(code, what)) from None
+        self._retire_if_bloated()
+        if status == "ok":
+            return payload
+        message, details, input_error = payload
+        raise StageFailed(message, details, input_error)
+
+    def _retire_if_bloated(self) -> None:
+        if self._max_rss_mb and self._proc is not None:
+            rss = resident_mb(self._proc.pid)
+            if rss is not None and rss > self._max_rss_mb:
+                self.close()
+
+    def _reset(self, kill: bool = False) -> None:
+        if self._proc is not None:
+            if kill and self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(timeout=5)
+        self._proc = None
+        self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()  # the child sees EOF and exits
+        if self._proc is not None:
+            self._proc.join(timeout=10)
+            if self._proc.is_alive():
+                self._proc.kill()
+        self._proc = None
+        self._conn = None
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""What users read: report.json and its table, the plots, and the quantization report."""

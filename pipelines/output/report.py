@@ -1,0 +1,366 @@
+"""Assemble `report.json` (the contract in ARCHITECTURE.md), `report.md`, the plot and the console table."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pipelines.engine.gates import judge, unverified_reason, verdict, worst
+from pipelines.engine.runner import Outcome
+from pipelines.output.quantization_report import attach as attach_quantization
+from pipelines.output.quantization_report import search_gate, summary_lines
+
+VARIANT_STAGES = ("convert", "verify", "benchmark")
+
+
+def _first_error(outcomes: dict[str, Outcome], ids: list[str]) -> str | None:
+    for nid in ids:
+        outcome = outcomes.get(nid)
+        if outcome is not None and outcome.status == "error":
+            return f"{nid}: {outcome.error}"
+    for nid in ids:
+        outcome = outcomes.get(nid)
+        if outcome is not None and outcome.status == "skipped":
+            return f"{nid}: {outcome.error}"
+    return None
+
+
+def _variant_entry(
+    name: str,
+    variant_cfg: dict[str, Any],
+    outcomes: dict[str, Outcome],
+    reference: dict[str, Any],
+    run_dir: Path,
+    random_data: bool,
+) -> dict[str, Any]:
+    def result(stage: str) -> Any:
+        outcome = outcomes.get(f"{stage}[{name}]")
+        return outcome.result if outcome is not None and outcome.status == "ok" else None
+
+    converted, verified, timed = result("convert"), result("verify"), result("benchmark")
+    entry: dict[str, Any] = {
+        "status": "error",
+        "size_bytes": None,
+        "tflite_path": None,
+        "metrics": {},
+        "gates": {},
+        "backend": variant_cfg.get("backend", "converter"),
+    }
+    skipped = converted.meta.get("skipped") if converted is not None else None
+    if skipped:  # the variant does not apply to this model (e.g. integer I/O for integer-only inputs)
+        entry.update(status="skipped", reason=skipped, error=None)
+        return entry
+    if converted is not None:
+        target = run_dir / "variants" / name / "model.tflite"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copy_atomic(converted.path("tflite"), target)
+        entry.update(size_bytes=converted.metrics["size_bytes"], tflite_path=str(target.relative_to(run_dir)))
+        entry["metrics"].update({k: v for k, v in converted.metrics.items() if k != "size_bytes"})  # convert_s, ...
+        entry["io"] = converted.meta["io"]
+        entry["ops"] = converted.meta["contents"]["ops"]
+        if "recipe" in converted.meta:  # AI Edge Quantizer: the recipe actually applied
+            entry["recipe"] = converted.meta["recipe"]
+        attach_quantization(entry, name, converted, run_dir)
+        # Which conversion road worked and the input shapes the .tflite was built for (issue 10).
+        entry["conversion"] = {k: converted.meta.get(k) for k in ("convert_path", "load_path", "input_shapes")}
+    status = None
+    if verified is not None:
+        entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
+        status, entry["gates"] = judge(variant_cfg.get("gates") or {}, verified.metrics, random_data)
+        stability = (entry.get("quantization") or {}).get("stability")
+        if stability and "metrics" in stability:  # the two calibration subsets, judged by today's limits
+            first, second = stability.pop("metrics")
+            gates = variant_cfg.get("gates") or {}
+            stability["gates_agree"] = judge(gates, first, random_data)[0] == judge(gates, second, random_data)[0]
+        searched = search_gate(entry)
+        if searched is not None:  # int8_mixed: its search must have passed within its budget
+            entry["gates"]["mixed_search_within_budget"] = searched
+            status = verdict(entry["gates"])
+    if timed is not None and "latency_ms" in timed.metrics:
+        entry["metrics"].update(timed.metrics)
+        entry["benchmark"] = {
+            k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped", "inputs", "environment")
+        }
+    elif timed is not None and timed.meta.get("timing_skipped"):
+        entry["benchmark"] = {"skipped": timed.meta["timing_skipped"]}
+    # Any other per-variant stage a user adds to the DAG: its metrics under its own name, its failure reported.
+    own = [nid for nid in outcomes if nid.endswith(f"[{name}]")]
+    for nid in own:
+        stage = nid.split("[", 1)[0]
+        extra = outcomes[nid].result
+        if stage not in VARIANT_STAGES and extra is not None and extra.metrics:
+            entry["metrics"][stage] = dict(extra.metrics)
+    error = _first_error(
+        outcomes, [f"{s}[{name}]" for s in VARIANT_STAGES] + [n for n in own if n.split("[")[0] not in VARIANT_STAGES]
+    )
+    if error is None and status is not None:
+        entry["status"] = status
+        if status == "unverified":
+            entry["reason"] = unverified_reason(entry["gates"])
+    entry["error"] = error
+    if reference.get("size_bytes") and entry["size_bytes"]:
+        entry["size_ratio"] = round(entry["size_bytes"] / reference["size_bytes"], 4)
+    return entry
+
+
+def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Path) -> dict[str, Any]:
+    """The run's report; copies every converted variant to `variants/<name>/model.tflite`."""
+    load = outcomes.get("load")
+    model = dict(load.result.meta["model"]) if load and load.result else dict(cfg["model"])
+    split_outcome = outcomes.get("split")
+    split = split_outcome.result.meta if split_outcome and split_outcome.result else {"mode": cfg["split"]["mode"]}
+    calib = outcomes.get("calibrate")
+    ref = outcomes.get("reference")
+    fp32_size = None
+    convert_fp32 = outcomes.get("convert[fp32]")
+    if convert_fp32 is not None and convert_fp32.result is not None:
+        fp32_size = convert_fp32.result.metrics["size_bytes"]
+    reference_info = {"size_bytes": fp32_size or model.get("size_bytes")}
+    random_data = bool(calib and calib.result and calib.result.meta.get("random"))
+    report: dict[str, Any] = {
+        "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
+        "split": {
+            k: split.get(k)
+            for k in ("mode", "unsupported_ops", "unsupported_where", "cut_tensors", "postprocess", "tail", "note")
+        },
+        "calibration": calib.result.meta["calibration"] if calib and calib.result else None,
+        "reference": {
+            "metrics": dict(ref.result.metrics) if ref and ref.result else {},
+            "label_output": ref.result.meta.get("label_output") if ref and ref.result else None,
+            "label_output_choice": ref.result.meta.get("label_output_choice") if ref and ref.result else None,
+        },
+        "variants": {
+            name: _variant_entry(name, vcfg, outcomes, reference_info, run_dir, random_data)
+            for name, vcfg in sorted(cfg["variants"].items())
+        },
+        "size_baseline": "fp32 variant" if fp32_size else "source model",
+    }
+    report["notes"] = []
+    choice = report["reference"]["label_output_choice"]
+    if choice and report["reference"]["label_output"] and choice.startswith("chosen from"):
+        report["notes"].append(f"Class scores: output '{report['reference']['label_output']}', {choice}.")
+    if random_data:
+        report["notes"] += [
+            "dataset=random: no accuracy, and argmax agreement is not gated (the argmax of noise is arbitrary); "
+            "variants are judged by their error against the original model (max_relative_rmse). Sizes and "
+            "latency hold."
+        ]
+    report["notes"] += [
+        f"{name}: recipe entries that match no op of this model (they did nothing): "
+        + ", ".join(f"regex {r['regex']!r} operation {r['operation']!r}" for r in v["recipe"]["unmatched"])
+        for name, v in report["variants"].items()
+        if (v.get("recipe") or {}).get("unmatched")
+    ]
+    report["warnings"] = latency_warnings(cfg, report["variants"])
+    report["status"] = overall_status([v["status"] for v in report["variants"].values()])
+    global_errors = {nid: o.error for nid, o in outcomes.items() if "[" not in nid and o.status == "error"}
+    if global_errors:
+        report["errors"] = global_errors
+    return report
+
+
+def overall_status(statuses: list[str]) -> str:
+    """passed when every variant that applies passed; failed on any failure or error; else unverified."""
+    if any(s in ("failed", "error") for s in statuses):
+        return "failed"
+    applied = [s for s in statuses if s != "skipped"]
+    return "passed" if applied and all(s == "passed" for s in applied) else "unverified"
+
+
+SLOWER_MARGIN = 1.05  # p50 more than 5% above fp32's: beyond run-to-run noise on a quiet host
+
+
+def latency_warnings(cfg: dict[str, Any], variants: dict[str, Any]) -> list[str]:
+    """A line per reduced-precision variant slower than the fp32 variant here, and per capped benchmark."""
+    modes = {name: str((v or {}).get("mode", name)) for name, v in cfg["variants"].items()}
+    fp32 = next((n for n in sorted(variants, key=lambda n: n != "fp32") if modes.get(n) == "fp32"), None)
+    base = (variants[fp32]["metrics"].get("latency_ms") or {}).get("p50") if fp32 else None
+    warnings = []
+    for name, entry in variants.items():
+        p50 = (entry["metrics"].get("latency_ms") or {}).get("p50")
+        if base and p50 and modes.get(name) != "fp32" and p50 > base * SLOWER_MARGIN:
+            cpu = ((entry.get("benchmark") or {}).get("environment") or {}).get("cpu", "this host")
+            warnings.append(
+                f"{name} is slower than {fp32} on this host: p50 {p50:.3f} ms vs {base:.3f} ms "
+                f"({p50 / base:.1f}x, {cpu}); it saves size, not time, here."
+            )
+        if (entry.get("benchmark") or {}).get("capped"):
+            warnings.append(
+                f"{name}: timing stopped at benchmark.max_seconds before benchmark.min_runs; "
+                "its percentiles rest on few samples."
+            )
+    return warnings
+
+
+def split_notes(split: dict[str, Any]) -> list[str]:
+    """What the table's reader must know about a cut graph: where it was cut and what runs the tail."""
+    if not split.get("cut_tensors"):
+        return []
+    notes = [
+        f"Split: cut at {split['cut_tensors']} before ops TFLite cannot run {split.get('unsupported_ops')}; "
+        f"tail: {split.get('postprocess') or split.get('tail')}."
+    ]
+    return notes + ([split["note"]] if split.get("note") else [])
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table_rows(report: dict[str, Any]) -> list[list[str]]:
+    """Reference row, then one row per variant: the comparison table's cells."""
+    ref = report["reference"]["metrics"]
+    rows = [
+        [
+            "reference",
+            "-",
+            "-",
+            _fmt(ref.get("accuracy")),
+            "-",
+            "-",
+            _fmt(ref.get("latency_ms", {}).get("p50"), ".4g"),
+            _fmt((report["model"].get("size_bytes") or 0) / 1024, ".1f"),
+            "-",
+        ]
+    ]
+    detection = _is_detection(report)
+    for name, v in report["variants"].items():
+        m = v["metrics"]
+        errors = m["head"] if detection and m.get("head") else m  # reordered detections: compare heads
+        rmse = worst((errors.get("rmse") or {}).values())
+        quality = (m.get("detection") or {}).get("matched_fraction") if detection else m.get("accuracy")
+        rows.append(
+            [
+                name,
+                v.get("backend", "converter"),
+                v["status"],
+                _fmt(quality),
+                _fmt(m.get("accuracy_delta"), "+.4f"),
+                _fmt(rmse, ".2e"),
+                _fmt(m.get("latency_ms", {}).get("p50"), ".4g") + (" !" if _slower(report, name) else ""),
+                _fmt(v["size_bytes"] / 1024 if v["size_bytes"] else None, ".1f"),
+                _fmt(v.get("size_ratio"), ".3f"),
+            ]
+        )
+    return rows
+
+
+def _slower(report: dict[str, Any], name: str) -> bool:
+    return any(w.startswith(f"{name} is slower than") for w in report.get("warnings", []))
+
+
+HEADER = ["variant", "backend", "status", "accuracy", "Δ accuracy", "max RMSE", "p50 ms", "size KiB", "size ratio"]
+DETECTION_HEADER = [
+    "variant",
+    "backend",
+    "status",
+    "det. match",
+    "Δ accuracy",
+    "head RMSE",
+    "p50 ms",
+    "size KiB",
+    "size ratio",
+]
+
+
+def _is_detection(report: dict[str, Any]) -> bool:
+    """Detection outputs: quality is the IoU-matched fraction, errors are the converted head's."""
+    return any(v["metrics"].get("detection") for v in report["variants"].values())
+
+
+def header(report: dict[str, Any]) -> list[str]:
+    return DETECTION_HEADER if _is_detection(report) else HEADER
+
+
+def format_table(report: dict[str, Any]) -> str:
+    rows = [header(report), *table_rows(report)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    problems = [f"  {n}: {v['error']}" for n, v in report["variants"].items() if v.get("error")]
+    failed_gates = [
+        f"  {n}: gate {g} = {r['value']} (limit {r['limit']})"
+        for n, v in report["variants"].items()
+        for g, r in v["gates"].items()
+        if r.get("evaluated", True) and not r["passed"]
+    ]
+    unverified = [f"  {n}: {v['reason']}" for n, v in report["variants"].items() if v["status"] == "unverified"]
+    skipped = [f"  {n}: {v['reason']}" for n, v in report["variants"].items() if v["status"] == "skipped"]
+    warnings = [f"  {w}" for w in report.get("warnings", [])]
+    notes = [f"  {n}" for n in [*split_notes(report.get("split") or {}), *report.get("notes", [])]]
+    quantization = [f"  {line}" for line in summary_lines(report)]
+    return "\n".join(
+        lines
+        + (["", "Quantization:", *quantization] if quantization else [])
+        + (["", "Notes:", *notes] if notes else [])
+        + (["", "Warnings (! in the table):", *warnings] if warnings else [])
+        + (["", "Errors:", *problems] if problems else [])
+        + (["", "Failed gates:", *failed_gates] if failed_gates else [])
+        + (["", "Unverified (not passed: nothing could check them):", *unverified] if unverified else [])
+        + (["", "Skipped (does not apply to this model):", *skipped] if skipped else [])
+    )
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    rows = table_rows(report)
+    lines = [
+        f"# tflite-pipeline report: {report['model']['name']}",
+        "",
+        f"Status: **{report['status']}**. Size ratio is relative to the {report['size_baseline']}.",
+        "",
+        "| " + " | ".join(header(report)) + " |",
+        "|" + "|".join("---" for _ in HEADER) + "|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+    details = format_table(report).split("\n\n", 1)
+    if len(details) > 1:
+        lines += ["", "```", details[1], "```"]
+    if report.get("plot"):
+        lines += ["", f"![accuracy and error against size and latency]({report['plot']})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Temp file + rename: a full disk or a kill leaves the previous file or none, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """`shutil.copyfile` through a temp file, for the same reason as `write_atomic`."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except OSError as err:  # name the file being written, not the source that copyfile may report
+        raise OSError(err.errno, err.strerror, str(target)) from err
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_plot(report: dict[str, Any], run_dir: Path) -> None:
+    """Draw the trade-off plot and record its name in the report (before `write_report`)."""
+    from pipelines.output.plots import plot_tradeoffs
+
+    plot = plot_tradeoffs(report, run_dir / "tradeoffs.png")
+    if plot is not None:
+        report["plot"] = plot.name
+    from pipelines.output.plots import plot_worst_layers
+
+    for name, entry in report["variants"].items():
+        info = entry.get("quantization") or {}
+        layers = plot_worst_layers(name, info.get("layers"), run_dir / "variants" / name / "worst_layers.png")
+        if layers is not None:
+            info["layers_plot"] = str(layers.relative_to(run_dir))
+
+
+def write_report(report: dict[str, Any], run_dir: Path) -> None:
+    write_atomic(run_dir / "report.json", json.dumps(report, indent=2, default=str))
+    write_atomic(run_dir / "report.md", format_markdown(report))

@@ -1,0 +1,180 @@
+"""Lineage: which data calibrated and evaluated a run, and each variant as a servable MLflow LoggedModel.
+
+Before tracking, in the main process, `prepare` records the calibration and evaluation sets (name, digest, source,
+shapes, file) in the report and writes each variant's `model_config.json` beside its `model.tflite`: only the
+stage results know these. In the tracking process the sets become MLflow datasets (parent and child runs) and each
+variant a LoggedModel: the LiteRT pyfunc of pipelines/tracking/tflite_pyfunc.py, which the registry registers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+CALIBRATED_MODES = ("int8", "int16x8")  # the modes whose conversion reads the calibration set
+STAGES_DIR = Path(__file__).resolve().parents[2] / "stages"
+PYFUNC_FILE = Path(__file__).resolve().parent / "tflite_pyfunc.py"
+MODEL_CONFIG = "model_config.json"  # beside each variant's model.tflite: what the pyfunc needs to serve it
+
+
+def calibrated_variants(cfg: dict[str, Any]) -> set[str]:
+    """The variants whose conversion read the calibration set."""
+    modes = {name: str((v or {}).get("mode", name)) for name, v in cfg.get("variants", {}).items()}
+    return {name for name, mode in modes.items() if mode in CALIBRATED_MODES}
+
+
+def model_config(variant: str, outcomes: dict[str, Any]) -> dict[str, Any]:
+    """What the pyfunc needs besides the .tflite: signature-key names, input names and the split tail."""
+    convert = outcomes[f"convert[{variant}]"].result
+    load = outcomes["load"].result
+    split = outcomes["split"].result.meta if outcomes.get("split") and outcomes["split"].result else {}
+    tail = None
+    if split.get("head_outputs"):
+        if not split.get("postprocess"):
+            raise ValueError(
+                "the model was split and its tail runs in TensorFlow, which a LiteRT-only pyfunc cannot serve; "
+                "give the tail as a numpy function with `split.postprocess._target_=...`"
+            )
+        keys = ("cut_tensors", "tail_inputs", "head_final_outputs", "postprocess_config", "postprocess_inputs")
+        tail = {k: split.get(k) for k in keys}
+    return {
+        "variant": variant,
+        "names": convert.meta["names"],
+        "inputs": [i["name"] for i in load.meta["model"]["inputs"]],
+        "io": convert.meta.get("io"),
+        "tail": tail,
+    }
+
+
+def prepare(report: dict[str, Any], outcomes: dict[str, Any], run_dir: Path) -> None:
+    """Record the datasets in the report and write each servable variant's `model_config.json`."""
+    from pipelines.output.report import write_atomic
+
+    calibrate = outcomes.get("calibrate")
+    if calibrate is not None and calibrate.result is not None:
+        report["datasets"] = dataset_records(calibrate.result)
+    for name, entry in report["variants"].items():
+        if not entry.get("tflite_path"):
+            continue
+        try:
+            config = model_config(name, outcomes)
+        except ValueError:  # a TensorFlow tail: no LoggedModel; the registry reports why if asked
+            continue
+        write_atomic((run_dir / entry["tflite_path"]).with_name(MODEL_CONFIG), json.dumps(config, indent=2))
+
+
+def dataset_records(calibrate: Any) -> dict[str, dict[str, Any]]:
+    """Name, digest, source, shapes and file of the calibration and evaluation sets."""
+    from stages.calibrate.stage import _checksum, load_samples
+
+    meta = calibrate.meta["calibration"]
+    source = str(meta["source"])
+    origin = Path(source.split(" (")[0]).stem or "data"
+    records = {}
+    for context, key in (("calibration", "calib"), ("evaluation", "eval")):
+        feeds, labels = load_samples(calibrate.path(key))
+        digest = _checksum(feeds | ({"labels": labels} if labels is not None else {}))
+        records[context] = {
+            "name": f"{origin}-{context}",
+            "digest": digest[:16],
+            "source": source,
+            "path": str(calibrate.path(key)),
+            "count": len(next(iter(feeds.values()))),
+            "shapes": {k: list(v.shape) for k, v in feeds.items()},
+            "labels": labels is not None,
+        }
+    return records
+
+
+# --- In the tracking process: calls on the tracker's `mlflow` module ----------------------------------------
+
+
+def _dataset(mlflow: Any, record: dict[str, Any]) -> Any:
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+
+    from stages.calibrate.stage import load_samples
+
+    feeds, labels = load_samples(Path(record["path"]))
+    return mlflow.data.from_numpy(
+        feeds,
+        source=get_dataset_source_from_json(json.dumps({"uri": record["source"]}), "local"),
+        targets=labels,
+        name=record["name"],
+        digest=record["digest"],
+    )
+
+
+def link_children(mlflow: Any, report: dict[str, Any], calibrated: set[str]) -> None:
+    """Datasets: both on the parent, evaluation on every child, calibration on the children it calibrated; the
+    children's LoggedModels listed on the parent's page (as its inputs: the models it compares)."""
+    from mlflow.entities import DatasetInput, InputTag, LoggedModelInput
+
+    client = mlflow.MlflowClient()
+    records = report.get("datasets") or {}
+    inputs = {
+        context: DatasetInput(_dataset(mlflow, record)._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])
+        for context, record in records.items()
+        if Path(record["path"]).exists()
+    }
+    models = []
+    for name, entry in report["variants"].items():
+        if not entry.get("mlflow_run_id"):
+            continue
+        used = ["calibration", "evaluation"] if name in calibrated else ["evaluation"]
+        if any(c in inputs for c in used):
+            client.log_inputs(entry["mlflow_run_id"], datasets=[inputs[c] for c in used if c in inputs])
+        outputs = client.get_run(entry["mlflow_run_id"]).outputs
+        models += [LoggedModelInput(o.model_id) for o in (outputs.model_outputs if outputs else [])]
+    if inputs or models:
+        client.log_inputs(mlflow.active_run().info.run_id, datasets=list(inputs.values()), models=models)
+
+
+def log_model(mlflow: Any, name: str, entry: dict[str, Any], run_dir: Path) -> str | None:
+    """The variant as a LoggedModel (the LiteRT pyfunc) of the active child run; None when not servable."""
+    if not entry.get("tflite_path"):
+        return None
+    tflite = run_dir / entry["tflite_path"]
+    config = tflite.with_name(MODEL_CONFIG)
+    if not config.exists():
+        return None
+    info = mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(PYFUNC_FILE),
+        artifacts={"tflite": str(tflite), "config": str(config)},
+        code_paths=[str(STAGES_DIR)],
+        pip_requirements=pip_requirements(),
+        metadata={"variant": name},
+        tags={"variant": name, "status": entry["status"]},
+        model_type="tflite",
+    )
+    return str(info.model_id)
+
+
+def warm_up() -> None:
+    """Logging the first model scans every installed distribution (MLflow checks the pip requirements against
+    them, about a second); do it in a thread while the pipeline runs, instead of after it."""
+    import threading
+
+    def scan() -> None:
+        try:
+            from mlflow.utils.requirements_utils import _init_modules_to_packages_map
+
+            _init_modules_to_packages_map()
+        except Exception:  # noqa: BLE001 - an optimisation only: log_model does the scan itself otherwise
+            pass
+
+    threading.Thread(target=scan, name="warm-up-requirements-check", daemon=True).start()
+
+
+def pip_requirements() -> list[str]:
+    """The served model's runtime: the LiteRT interpreter and numpy, pinned to what verified it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for dist in ("ai-edge-litert", "numpy"):
+        try:
+            reqs.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            reqs.append(dist)
+    return reqs

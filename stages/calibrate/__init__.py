@@ -1,0 +1,1 @@
+"""The calibrate stage: calibration and evaluation samples from the configured dataset."""

@@ -1,0 +1,202 @@
+"""Calibrate stage: disjoint calibration and evaluation sets, checked against the model's input signature.
+
+Everything downstream reads these two files, so every variant is calibrated and verified on the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.calibrate.datasets import digits_split, random_inputs, read_npz
+from stages.load.shapes import fixed_shapes
+from stages.result import InputError, StageResult
+
+
+def save_samples(path: Path, feeds: dict[str, np.ndarray], labels: np.ndarray | None) -> None:
+    arrays: dict[str, Any] = {f"input/{k}": v for k, v in feeds.items()}
+    if labels is not None:
+        arrays["labels"] = labels
+    np.savez(path, **arrays)
+
+
+def load_samples(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Inverse of `save_samples`: inputs keyed by input name, and labels or None."""
+    with np.load(path, allow_pickle=False) as data:
+        feeds = {k.removeprefix("input/"): data[k] for k in data.files if k.startswith("input/")}
+        labels = data["labels"] if "labels" in data.files else None
+    return feeds, labels
+
+
+def _checksum(feeds: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(feeds):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(feeds[name]).tobytes())
+    return digest.hexdigest()
+
+
+def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], source: str) -> dict[str, np.ndarray]:
+    """Shape, dtype and finiteness against the model's inputs; returns arrays cast to the input dtypes."""
+    checked = {}
+    counts = {name: (len(array) if np.ndim(array) else 0) for name, array in feeds.items()}
+    if not counts or max(counts.values()) == 0:
+        raise InputError(
+            f"The dataset {source} is empty (sample counts {counts}): it needs at least 2 samples, one for "
+            "calibration and one for evaluation."
+        )
+    if len(set(counts.values())) > 1:
+        raise InputError(f"The dataset {source} has different sample counts per input: {counts}. Align them.")
+    for spec in inputs:
+        array = np.asarray(feeds[spec["name"]])
+        expected = [d for d in spec["shape"][1:]]
+        if array.ndim != len(spec["shape"]) or any(
+            e is not None and e != a for e, a in zip(expected, array.shape[1:], strict=False)
+        ):
+            shown = ["N"] + ["?" if d is None else d for d in expected]
+            raise InputError(
+                f"The dataset {source} gives input '{spec['name']}' samples of shape "
+                f"{list(array.shape)}, but "
+                f"the model expects {shown} (N samples first). Reshape the data or fix the model's "
+                "input shape."
+            )
+        if array.dtype.kind not in "fiub":
+            raise InputError(
+                f"The dataset {source} gives input '{spec['name']}' as {array.dtype}; the model expects "
+                f"{spec['dtype']}. Store numbers, not objects or strings."
+            )
+        if np.dtype(spec["dtype"]).kind in "iub" and array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0):
+            raise InputError(
+                f"The dataset {source} gives input '{spec['name']}' as {array.dtype} with fractional "
+                "values, but the "
+                f"model expects {spec['dtype']} (ids or indices): casting would truncate silently. "
+                "Store integers."
+            )
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).sum())
+            raise InputError(
+                f"The dataset {source} holds {bad} NaN or infinite values in input '{spec['name']}'. "
+                "Clean or drop those samples: they would break calibration and verification."
+            )
+        checked[spec["name"]] = array.astype(spec["dtype"], copy=False)
+    if not checked or len(next(iter(checked.values()))) == 0:
+        raise InputError(f"The dataset {source} is empty: it needs at least 2 samples.")
+    return checked
+
+
+def check_labels(labels: np.ndarray, total: int, source: str) -> np.ndarray:
+    """Labels must be one integer class index per sample; one-hot or misaligned labels would fake accuracy."""
+    if (
+        np.ndim(labels) != 1
+        or labels.dtype.kind not in "iuf"
+        or (labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0))
+    ):
+        raise InputError(
+            f"The dataset {source} has labels 'y' of dtype {labels.dtype} and shape "
+            f"{list(np.shape(labels))}; they "
+            "must be integer class indices, one per sample (convert one-hot labels with `y.argmax(-1)`)."
+        )
+    if len(labels) != total:
+        raise InputError(f"The dataset {source} has {total} samples but {len(labels)} labels in 'y'. Align them.")
+    return labels.astype(np.int64)
+
+
+def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult) -> StageResult:
+    dataset = dict(cfg["dataset"])
+    if dataset["kind"] == "digits" and load.meta["model"].get("example_dataset"):
+        dataset.update(load.meta["model"]["example_dataset"])  # a bundled example's own data, not digits
+    inputs = load.meta["model"]["inputs"]
+    names = [i["name"] for i in inputs]
+    num, seed = int(cfg["num_samples"]), int(cfg["seed"])
+    stable, n_holdout = bool(cfg.get("stability", False)), int(cfg.get("holdout_samples", 0))
+    kind = dataset["kind"]
+    labels: np.ndarray | None
+    pool_labels: np.ndarray | None
+    if kind == "digits":
+        x_train, y_train, x_test, y_test = digits_split(seed=0)
+        if len(names) != 1:
+            raise InputError(f"The digits dataset feeds one input; the model has {names}. Use `dataset=npz`.")
+        shape = [d for d in inputs[0]["shape"][1:]]
+        if None not in shape and int(np.prod(shape)) == 64:
+            x_train, x_test = x_train.reshape([-1, *shape]), x_test.reshape([-1, *shape])
+        source = "digits (scikit-learn, training split for calibration, test split for evaluation)"
+        train = check_inputs({names[0]: x_train}, inputs, "digits")
+        test = check_inputs({names[0]: x_test}, inputs, "digits")
+        pool, pool_labels = train, y_train
+        order = np.random.default_rng(seed).permutation(len(y_train))
+        evaluation, labels = test, y_test
+    else:
+        if kind == "npz":
+            feeds, labels = read_npz(dataset["path"], names)
+            source = str(dataset["path"])
+        else:
+            shapes = fixed_shapes(inputs, load.meta["model"].get("input_shapes"), None)
+            shaped = [{**i, "shape": shapes[i["name"]]} for i in inputs]
+            feeds, labels = random_inputs(shaped, int(dataset["num_samples"]), int(dataset["seed"])), None
+            source = f"random (seed {dataset['seed']}): for size and latency only, accuracy is meaningless"
+        overrides = load.meta["model"].get("input_shapes")
+        if overrides and kind == "npz" and load.meta["model"]["format"] != "frozen_graph":
+            # the data must have the shapes the model will be converted for
+            shapes = fixed_shapes(inputs, overrides, feeds)
+            inputs = [{**i, "shape": shapes[i["name"]]} for i in inputs]
+        feeds = check_inputs(feeds, inputs, source)
+        total = len(next(iter(feeds.values())))
+        if labels is not None:
+            labels = check_labels(labels, total, source)
+        if total < 2:
+            raise InputError(f"The dataset {source} has {total} sample(s): calibration and evaluation need >= 2.")
+        shuffled = np.random.default_rng(int(dataset["seed"])).permutation(total)
+        n_eval = max(1, min(int(round(total * float(dataset["eval_fraction"]))), total - 1))
+        eval_idx = shuffled[:n_eval][: int(dataset["max_eval_samples"])]
+        rest = shuffled[n_eval:]  # never evaluated on: calibration and evaluation stay disjoint
+        order = rest[np.random.default_rng(seed).permutation(len(rest))]  # calibrate.seed draws from the rest
+        pool, pool_labels = feeds, labels
+        evaluation = {k: v[eval_idx] for k, v in feeds.items()}
+        labels = labels[eval_idx] if labels is not None else None
+    # Disjoint slices of the calibration pool: calibration, a second calibration subset for the stability check,
+    # and held-out samples the int8_mixed search judges its trials on. None of them is in the evaluation set.
+    calib_idx = order[:num]
+    second_idx = order[num : 2 * num] if stable else order[:0]
+    holdout_idx = order[num + len(second_idx) :][:n_holdout]
+    if stable and len(second_idx) < len(calib_idx):
+        raise InputError(
+            f"calibrate.stability=true needs two disjoint calibration subsets of {len(calib_idx)} samples, but "
+            f"the dataset {source} leaves only {len(order)} samples outside evaluation. Lower "
+            "`calibrate.num_samples` or give more samples."
+        )
+    calib = {k: v[calib_idx] for k, v in pool.items()}
+    out = Path(out_dir)
+    save_samples(out / "calib.npz", calib, None)
+    save_samples(out / "eval.npz", evaluation, labels)
+    files = {"calib": "calib.npz", "eval": "eval.npz"}
+    if stable:
+        save_samples(out / "calib_b.npz", {k: v[second_idx] for k, v in pool.items()}, None)
+        files["calib_b"] = "calib_b.npz"
+    holdout = {k: v[holdout_idx] for k, v in pool.items()}
+    save_samples(out / "holdout.npz", holdout, pool_labels[holdout_idx] if pool_labels is not None else None)
+    files["holdout"] = "holdout.npz"
+    meta = {
+        "calibration": {
+            "count": len(next(iter(calib.values()))),
+            "requested": num,
+            "seed": seed,  # calibrate.seed: which calibration samples were drawn
+            # dataset.seed: which samples were held out for evaluation (digits: scikit-learn's fixed test split)
+            "split_seed": None if kind == "digits" else int(dataset["seed"]),
+            "source": source,
+            "checksum": _checksum(calib),
+            "stability": [len(calib_idx), len(second_idx)] if stable else None,
+        },
+        "holdout": {
+            "count": len(holdout_idx),
+            "labels": pool_labels is not None,
+            "source": f"{source}: calibration pool, disjoint from the calibration and evaluation samples",
+            "checksum": _checksum(holdout),
+        },
+        "evaluation": {"count": len(next(iter(evaluation.values()))), "labels": labels is not None},
+        "random": kind == "random",
+        "label_output": dataset.get("label_output"),  # dataset.label_output, for stages that score class outputs
+    }
+    return StageResult(files=files, meta=meta)

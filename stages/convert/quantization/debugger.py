@@ -1,0 +1,181 @@
+"""Per-layer quantization error from tf.lite.experimental.QuantizationDebugger, on a bounded calibration sample.
+
+The debugger calibrates once and then quantizes the calibrated model as often as asked (`mlir_quantize`), so the
+same object also serves the int8_mixed search: each trial is a re-quantization with other ops denylisted, not a
+new conversion. int16x8 models cannot be instrumented (see `int16_table`). Rows are sorted by RMSE / scale (the
+debugger's usual ranking) but carry the activation range, which catches what that ranking misses: one outlier
+channel stretching a tensor's scale (docs/quantization.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+# Columns of the per-layer table (report.json, layers.csv, the worst-layers plot).
+LAYER_COLUMNS = (
+    "name",
+    "op",
+    "rmse",
+    "scale",
+    "rmse_over_scale",
+    "max_abs_error",
+    "range_min",
+    "range_max",
+    "num_elements",
+)
+_INTEGER_RANGE = {"int8": (-128, 127), "int16x8": (-32767, 32767)}
+
+
+def debug_dataset(handle: Any, calib: dict[str, np.ndarray], samples: int) -> Any:
+    """The first `samples` calibration samples, one at a time, in the model's input order."""
+    names = [i.name for i in handle.inputs]
+    count = min(int(samples), len(next(iter(calib.values()))))
+
+    def generate() -> Any:
+        for i in range(count):
+            yield [calib[name][i : i + 1] for name in names]
+
+    return generate
+
+
+def open_debugger(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: int) -> Any:
+    """A QuantizationDebugger for the variant's int8 converter settings, calibrated on the whole calibration set."""
+    import tensorflow as tf
+
+    from stages.convert.converter import make_converter
+
+    converter = make_converter(handle, {**variant, "io_dtype": "float32"}, calib)
+    return tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=debug_dataset(handle, calib, samples)
+    )
+
+
+def int16_table(
+    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: int
+) -> list[dict[str, Any]]:
+    """int16x8 rows: each int16 tensor against the fp32 model's tensor of the same name, on the same samples.
+
+    The converter quantizes int16x8 with its older quantizer, which cannot add the debugger's NumericVerify ops,
+    so these errors accumulate along the graph instead of being isolated per layer (docs/quantization.md).
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from stages.convert.converter import make_converter
+
+    models = [
+        make_converter(handle, {**variant, "mode": mode, "io_dtype": "float32"}, calib).convert()
+        for mode in ("fp32", "int16x8")
+    ]
+    builtin = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES  # a delegate would not keep intermediate tensors
+    ref, quant = (
+        Interpreter(model_content=m, experimental_preserve_all_tensors=True, experimental_op_resolver_type=builtin)
+        for m in models
+    )
+    ref_index = {t["name"]: t["index"] for t in ref.get_tensor_details()}
+    targets = []
+    for op in quant._get_ops_details():
+        for index in (int(i) for i in op["outputs"]):
+            detail = quant._get_tensor_details(index, 0)
+            if np.dtype(detail["dtype"]) == np.int16 and detail["name"] in ref_index:
+                targets.append((op["op_name"], detail))
+    sums: dict[int, list[float]] = {d["index"]: [0.0, 0.0, 0.0] for _, d in targets}  # squared error, count, max
+    for interpreter in (ref, quant):
+        interpreter.allocate_tensors()
+    for sample in debug_dataset(handle, calib, samples)():
+        for interpreter in (ref, quant):
+            for detail, array in zip(interpreter.get_input_details(), sample, strict=True):
+                interpreter.set_tensor(detail["index"], array.astype(detail["dtype"]))
+            interpreter.invoke()
+        for _, detail in targets:
+            scale, zero_point = detail["quantization"]
+            got = (quant.get_tensor(detail["index"]).astype(np.float64) - zero_point) * scale
+            diff = got - ref.get_tensor(ref_index[detail["name"]]).astype(np.float64).reshape(got.shape)
+            acc = sums[detail["index"]]
+            acc[0] += float(np.sum(diff**2))
+            acc[1] += diff.size
+            acc[2] = max(acc[2], float(np.max(np.abs(diff))) if diff.size else 0.0)
+    rows = []
+    for op, detail in targets:
+        squared, count, worst = sums[detail["index"]]
+        scale, zero_point = detail["quantization"]
+        per_sample = count / max(min(int(samples), len(next(iter(calib.values())))), 1)
+        rows.append(_row(detail["name"], op, squared / max(count, 1), scale, zero_point, worst, per_sample, "int16x8"))
+    return sorted(rows, key=lambda r: -(r["rmse_over_scale"] or 0.0))
+
+
+def _row(
+    name: str, op: str, mse: float, scale: float, zero_point: float, worst: float, elements: float, mode: str
+) -> dict[str, Any]:
+    low, high = _INTEGER_RANGE.get(mode, _INTEGER_RANGE["int8"])
+    rmse = math.sqrt(max(mse, 0.0))
+    return {
+        "name": name,
+        "op": op,
+        "rmse": _round(rmse),
+        "scale": _round(scale),
+        "rmse_over_scale": _round(rmse / scale) if scale else None,
+        "max_abs_error": _round(worst),
+        "range_min": _round((low - zero_point) * scale),
+        "range_max": _round((high - zero_point) * scale),
+        "num_elements": int(elements),
+    }
+
+
+def layer_table(debugger: Any, mode: str) -> list[dict[str, Any]]:
+    """One row per quantized op's output: the debugger's own CSV dump plus RMSE/scale and the activation range."""
+    debugger.run()
+    buffer = io.StringIO()
+    debugger.layer_statistics_dump(buffer)
+    rows = [
+        _row(
+            raw["tensor_name"],
+            raw["op_name"],
+            float(raw["mean_squared_error"]),
+            float(raw["scale"]),
+            float(raw["zero_point"]),
+            float(raw["max_abs_error"]),
+            float(raw["num_elements"]),
+            mode,
+        )
+        for raw in csv.DictReader(io.StringIO(buffer.getvalue()))
+    ]
+    return sorted(rows, key=lambda r: -(r["rmse_over_scale"] or 0.0))
+
+
+def _round(value: float) -> float | None:
+    return float(f"{value:.6g}") if math.isfinite(value) else None
+
+
+def write_csv(rows: list[dict[str, Any]], path: Any) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, LAYER_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def record_layers(
+    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], settings: dict[str, Any], out_dir: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """`quantization` metadata and files for an integer variant; a debugger failure is noted, never fatal."""
+    samples = int(settings.get("debug_samples", 32))
+    if not settings.get("debugger", True):
+        return {"layers": None, "debugger": "disabled (quantization.debugger=false)"}, {}
+    try:
+        if variant["mode"] == "int8":
+            rows = layer_table(open_debugger(handle, variant, calib, samples), "int8")
+        else:
+            rows = int16_table(handle, variant, calib, samples)
+    except Exception as err:  # noqa: BLE001 - the debugger is a diagnostic; the variant itself converted
+        return {"layers": None, "debugger": f"failed: {type(err).__name__}: {str(err)[:300]}"}, {}
+    from pathlib import Path
+
+    write_csv(rows, Path(out_dir) / "layers.csv")
+    method = "per layer (QuantizationDebugger)" if variant["mode"] == "int8" else "accumulated (against fp32)"
+    count = min(samples, len(next(iter(calib.values()))))
+    info = {"layers": rows, "debugger": f"{method}, {count} calibration samples"}
+    return info, {"layers": "layers.csv"}

@@ -1,0 +1,104 @@
+"""Judge a candidate .tflite the way `verify` and the engine do: `compare` against the original model, then the
+variant's own gates (`evaluate_gates`), on samples the caller chooses (the search's held-out samples, or the
+evaluation set for the stability check)."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.engine.gates import evaluate_gates, verdict
+from stages.result import StageResult
+from stages.verify.metrics import accuracy, choose_label_output, compare
+
+# Gates that say something about output quality; `finite_outputs` alone never makes a trial pass.
+_QUALITY = (
+    "max_accuracy_drop",
+    "min_argmax_agreement",
+    "min_detection_match",
+    "max_rmse",
+    "max_relative_rmse",
+    "max_abs_err",
+)
+
+
+class Judge:
+    """The original model's outputs on `feeds`, computed once; then metrics and gates for any candidate."""
+
+    def __init__(
+        self,
+        load: StageResult,
+        split: StageResult,
+        feeds: dict[str, np.ndarray],
+        labels: np.ndarray | None,
+        names: dict[str, str],
+        gates: dict[str, Any],
+        random_data: bool = False,
+        label_output: str | None = None,
+    ) -> None:
+        from stages.load.model.access import full_model_outputs
+        from stages.verify.detection_metrics import find_detection_outputs
+
+        self.load, self.split, self.feeds, self.labels, self.names = load, split, feeds, labels, names
+        self.gates, self.random_data = dict(gates or {}), random_data
+        self.reference, _ = full_model_outputs(load, split, feeds)
+        self.detections = find_detection_outputs(self.reference)
+        # As in the reference stage: padded detection scores are not class scores.
+        self.label_output = None if self.detections else choose_label_output(self.reference, label_output, labels)[0]
+        self.reference_accuracy = (
+            accuracy(self.reference[self.label_output], labels)
+            if self.label_output is not None and labels is not None
+            else None
+        )
+
+    def metrics(self, flatbuffer: bytes) -> dict[str, Any]:
+        from stages.litert_runtime import SignatureModel
+        from stages.split.stage import run_tail
+
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "trial.tflite"
+            path.write_bytes(flatbuffer)
+            head = SignatureModel(path, self.names)(self.feeds)
+        final = run_tail(self.split, head, self.feeds, self.load)
+        metrics = compare(self.reference, final, self.labels, self.label_output)
+        if self.detections:  # as verify does
+            from stages.verify.detection_metrics import match_detections
+
+            metrics.pop("argmax_agreement", None)
+            metrics["detection"] = match_detections(self.reference, final, self.detections)
+        if "accuracy" in metrics and self.reference_accuracy is not None:
+            metrics["accuracy_delta"] = round(metrics["accuracy"] - self.reference_accuracy, 6)
+        return metrics
+
+    def judge(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], bool, float]:
+        """(gates, passed, shortfall): passed needs a quality gate evaluated and every gate held; shortfall sums
+        each gate's normalised violation (0 when passed), so trials that all fail can still be ranked."""
+        gates = evaluate_gates(self.gates, metrics, self.random_data)
+        shortfall = 0.0
+        for name, gate in gates.items():
+            if not gate["evaluated"] or gate["passed"]:
+                continue
+            limit, value = gate["limit"], gate["value"]
+            if isinstance(limit, bool) or not isinstance(limit, int | float) or math.isnan(float(value)):
+                shortfall += 1e6  # non-finite outputs or a NaN error: as far from passing as it gets
+                continue
+            miss = (float(limit) - float(value)) if name.startswith("min_") else (float(value) - float(limit))
+            shortfall += max(miss, 0.0) / max(abs(float(limit)), 1e-3)
+        passed = verdict(gates) == "passed"
+        return gates, passed, shortfall
+
+
+def summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The few figures a trial table shows."""
+    out: dict[str, Any] = {k: metrics[k] for k in ("accuracy", "accuracy_delta", "argmax_agreement") if k in metrics}
+    if metrics.get("rmse"):
+        out["max_rmse"] = float(f"{max(metrics['rmse'].values()):.6g}")
+    if (metrics.get("detection") or {}).get("matched_fraction") is not None:
+        out["detection_match"] = metrics["detection"]["matched_fraction"]
+    if metrics.get("relative_rmse"):
+        out["max_relative_rmse"] = float(f"{max(metrics['relative_rmse'].values()):.6g}")
+    return out

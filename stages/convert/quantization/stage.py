@@ -1,0 +1,177 @@
+"""What the convert stage adds for integer variants (per-layer table, stability check) and the int8_mixed
+variant's conversion, which is a search instead of one converter call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.calibrate.stage import load_samples
+from stages.convert.quantization.debugger import layer_table, open_debugger, record_layers, write_csv
+from stages.convert.quantization.judge import Judge, summary
+from stages.result import StageError, StageResult
+
+
+def io_names(handle: Any) -> dict[str, str]:
+    """Signature key -> original tensor name, as the convert stage records them."""
+    return {i.key: i.name for i in [*handle.inputs, *handle.outputs]}
+
+
+def integer_info(
+    cfg: dict[str, Any],
+    out_dir: str,
+    load: StageResult,
+    split: StageResult,
+    calibrate: StageResult,
+    tflite: Path,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """`quantization` metadata of a converted int8/int16x8 variant: the debugger's table and, when
+    `calibrate.stability=true`, the same variant calibrated on a second, disjoint subset."""
+    from stages.convert.converter import make_converter
+    from stages.load.model.access import head_handle
+
+    variant, handle = cfg["variant"], head_handle(load, split)
+    calib, _ = load_samples(calibrate.path("calib"))
+    info, files = record_layers(handle, variant, calib, cfg.get("quantization") or {}, out_dir)
+    if "calib_b" in calibrate.files:
+
+        def requantize(second: dict[str, np.ndarray]) -> bytes:
+            return bytes(make_converter(handle, variant, second).convert())
+
+        info["stability"] = stability(load, split, calibrate, variant, tflite, requantize)
+    return info, files
+
+
+def stability(
+    load: StageResult,
+    split: StageResult,
+    calibrate: StageResult,
+    variant: dict[str, Any],
+    tflite: Path,
+    requantize: Callable[[dict[str, np.ndarray]], bytes],
+) -> dict[str, Any]:
+    """Metrics on the evaluation set of the variant as converted and as calibrated on the second subset, and
+    their spread: a gate passed by a lucky calibration subset shows as a large spread or a disagreement."""
+    from stages.load.model.access import head_handle
+
+    second, _ = load_samples(calibrate.path("calib_b"))
+    feeds, labels = load_samples(calibrate.path("eval"))
+    random_data = bool(calibrate.meta.get("random"))
+    names = io_names(head_handle(load, split))
+    judge = Judge(load, split, feeds, labels, names, {}, random_data, calibrate.meta.get("label_output"))
+    first_metrics = judge.metrics(tflite.read_bytes())
+    second_metrics = judge.metrics(requantize(second))
+    a, b = summary(first_metrics), summary(second_metrics)
+    return {
+        "subsets": calibrate.meta["calibration"].get("stability"),
+        "a": a,
+        "b": b,
+        "spread": {k: round(abs(a[k] - b[k]), 6) for k in a if k in b},
+        # Judged by the engine with the variant's current gates (pipelines/output/report.py): `gates_agree`.
+        "metrics": [first_metrics, second_metrics],
+    }
+
+
+def aeq_backend(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray]) -> Any:
+    """AI Edge Quantizer moves, from the fp32 conversion of the same model (quantization/aeq_moves.py)."""
+    from stages.convert.converter import make_converter
+    from stages.convert.quantization.aeq_moves import AeqBackend
+
+    fp32 = bytes(make_converter(handle, {**variant, "mode": "fp32"}, calib).convert())
+    return AeqBackend(fp32, calib, {i.name: i.key for i in handle.inputs})
+
+
+def convert_mixed(
+    cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
+) -> StageResult:
+    """Full int8 first; then the search (stages.convert.quantization.mixed_search) over ops to keep in float."""
+    from stages.convert.quantization.mixed_search import advice, run_search
+    from stages.convert.quantization.moves import ConverterBackend
+    from stages.convert.variant_checks import check_calibration, check_variant, inspect_tflite
+    from stages.litert_runtime import SignatureModel, describe_io
+    from stages.load.model.access import head_handle
+
+    variant, settings = cfg["variant"], dict(cfg["variant"]["search"])
+    name = variant["name"]
+    if variant["mode"] != "int8" or variant.get("io_dtype", "float32") != "float32":
+        raise StageError(
+            f"Variant '{name}' searches ops to keep in float starting from int8 with float input/output; it has "
+            f"mode {variant['mode']} and io_dtype {variant.get('io_dtype')}. Set `variants.{name}.mode=int8 "
+            f"variants.{name}.io_dtype=float32`, or remove its `search` block."
+        )
+    holdout = calibrate.meta.get("holdout") or {}
+    if not holdout.get("count"):
+        raise StageError(
+            f"Variant '{name}' judges its trials on held-out samples, disjoint from calibration and evaluation, "
+            "but the dataset left none after calibration. Lower `calibrate.num_samples` or give more samples."
+        )
+    handle = head_handle(load, split)
+    calib, _ = load_samples(calibrate.path("calib"))
+    check_calibration(variant, calib)
+    feeds, labels = load_samples(calibrate.path("holdout"))
+    names = io_names(handle)
+    started = time.perf_counter()
+    debug_samples = int((cfg.get("quantization") or {}).get("debug_samples", 32))
+    debugger = open_debugger(handle, variant, calib, debug_samples)
+    layers = layer_table(debugger, "int8")
+    backends: list[Any] = []
+    for kind in settings.get("backends") or ["converter"]:
+        if kind == "converter":
+            backends.append(ConverterBackend(debugger, bytes(debugger.get_nondebug_quantized_model())))
+        else:
+            backends.append(aeq_backend(handle, variant, calib))
+    # The engine keeps gates out of what stages receive (and so out of cache keys); the search aims at its own
+    # copy, `search.gates`, which the variant's config interpolates from its gates.
+    gates = settings.get("gates") or {}
+    judge = Judge(
+        load, split, feeds, labels, names, gates, bool(calibrate.meta.get("random")), calibrate.meta.get("label_output")
+    )
+    best, trials = run_search(backends, judge, layers, settings)
+    convert_s = time.perf_counter() - started
+    out = Path(out_dir)
+    path = out / "model.tflite"
+    path.write_bytes(best.flatbuffer)
+    write_csv(layers, out / "layers.csv")
+    io = describe_io(SignatureModel(path, names))
+    contents = inspect_tflite(path)
+    if best.backend == "converter":  # AEQ models may have integer I/O, read with their own (scale, zero_point)
+        expected = {**contents, "float_ops": {}} if best.moves else contents  # the float ops it was asked to keep
+        check_variant(variant, io, expected, {i.name: i.dtype for i in [*handle.inputs, *handle.outputs]})
+    index = trials.index(best)
+    quantization: dict[str, Any] = {
+        "layers": layers,
+        "debugger": f"{min(debug_samples, len(next(iter(calib.values()))))} calibration samples",
+        "backend": best.backend,
+        "moves": [f"{m.target} -> {m.kind}" for m in best.moves],
+        "float_ops": sorted({op for m in best.moves if m.kind == "float" for op in m.ops}),
+        "float_tensors": [m.target for m in best.moves if m.kind == "float"],
+        "float_weight_fraction": round(best.float_fraction, 4),
+        "trials": [t.to_json(i) for i, t in enumerate(trials)],
+        "chosen_trial": index,
+        "search": {
+            **settings,
+            "passed": best.passed,
+            "samples": holdout,
+            "seconds": round(convert_s, 3),
+            "reference_accuracy": judge.reference_accuracy,
+        },
+    }
+    if not best.passed:
+        quantization["advice"] = advice(name, best, trials, float(settings["max_float_fraction"]))
+    if "calib_b" in calibrate.files:
+        chosen = best
+
+        def requantize(second: dict[str, np.ndarray]) -> bytes:
+            if chosen.backend != "converter":
+                return aeq_backend(handle, variant, second).build(chosen.moves)
+            other = open_debugger(handle, variant, second, 1)
+            return ConverterBackend(other, bytes(other.get_nondebug_quantized_model())).build(chosen.moves)
+
+        quantization["stability"] = stability(load, split, calibrate, variant, path, requantize)
+    meta = {"variant": variant, "io": io, "contents": contents, "names": names, "quantization": quantization}
+    metrics = {"size_bytes": path.stat().st_size, "convert_s": round(convert_s, 3)}
+    return StageResult(files={"tflite": "model.tflite", "layers": "layers.csv"}, meta=meta, metrics=metrics)

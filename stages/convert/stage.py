@@ -1,0 +1,139 @@
+"""Convert stage: one TFLite variant of the (head of the) model, then check it is what was asked for.
+
+Roads, simplest first, the one that worked recorded in `meta.convert_path`: the model as loaded (unknown
+non-batch dims fixed from `model.input_shapes` or the data, see `stages.load.shapes`), then with batch 1 (recurrent
+layers become TFLite's fused kernels only with a fixed batch). A variant that does not apply to the model
+(integer I/O on a model whose inputs are all integer) is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.calibrate.stage import load_samples
+from stages.convert.converter import captured_stderr, convert_flatbuffer, failure_message, make_converter
+from stages.convert.variant_checks import INTEGER_COMPUTE, check_calibration, check_variant, inspect_tflite
+from stages.load.shapes import fixed_shapes
+from stages.result import StageError, StageResult
+
+__all__ = ["check_calibration", "check_variant", "convert", "inspect_tflite", "make_converter", "not_applicable"]
+
+
+def not_applicable(variant: dict[str, Any], inputs: list[dict[str, Any]]) -> str | None:
+    """Why the variant does not apply to a model with these inputs, or None."""
+    io = variant.get("io_dtype", "float32")
+    if (
+        variant["mode"] in INTEGER_COMPUTE
+        and io != "float32"
+        and all(np.dtype(i["dtype"]).kind in "iub" for i in inputs)
+    ):
+        names = [i["name"] for i in inputs]
+        return (
+            f"{io} input/output does not apply: every input of the model ({names}) is integer or boolean "
+            "(ids, indices, masks), and those pass through unquantized in every variant"
+        )
+    return None
+
+
+def _roads(handle: Any, shapes: dict[str, list[int | None]]) -> list[tuple[str, dict[str, Any]]]:
+    roads = [("as_loaded", shapes)]
+    if any(s and s[0] is None for s in shapes.values()):
+        roads.append(("batch1", {k: [1, *s[1:]] for k, s in shapes.items()}))
+    return roads
+
+
+def _kept_log(log: Path, out: Path, variant: str) -> Path:
+    """A failed stage's folder is discarded: keep its converter log next to the cache entries."""
+    kept = out.parent / "failed-logs" / f"{out.name.removeprefix('.tmp-')}-{variant}.log"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(log, kept)
+    return kept
+
+
+def _convert(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], out: Path) -> tuple[bytes, str, Any]:
+    log = out / "converter.log"
+    shapes = fixed_shapes([i.to_json() for i in handle.inputs], None, calib)
+    roads = _roads(handle, shapes)
+    for index, (road, road_shapes) in enumerate(roads):
+        fixed = {k: tuple(v) for k, v in road_shapes.items()}
+        shaped = handle.retrace(fixed) if road == "batch1" and handle.retrace else handle.with_shapes(fixed)
+        with log.open("a") as sink:
+            sink.write(f"=== road {road}: input shapes {road_shapes}\n")
+        try:
+            with captured_stderr(log):
+                flatbuffer, via = convert_flatbuffer(shaped, variant, calib, out)
+            return flatbuffer, f"{road}/{via}", shaped
+        except StageError:
+            raise
+        except Exception as err:  # noqa: BLE001 - ConverterError and friends; the log keeps everything
+            with log.open("a") as sink:
+                sink.write(f"{type(err).__name__}: {err}\n")
+            if index == len(roads) - 1:
+                text = log.read_text(errors="replace")
+                kept = _kept_log(log, out, variant["name"])
+                raise StageError(failure_message(variant["name"], text, kept)) from None
+        finally:
+            for tmp in out.glob("savedmodel-*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
+def convert(
+    cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
+) -> StageResult:
+    from stages.litert_runtime import SignatureModel, describe_io
+    from stages.load.model.access import head_handle
+
+    variant = cfg["variant"]
+    handle = head_handle(load, split)
+    skipped = not_applicable(variant, [i.to_json() for i in handle.inputs])
+    if skipped:
+        return StageResult(meta={"skipped": skipped, "variant": variant})
+    if variant.get("backend") == "aeq":  # LiteRT's AI Edge Quantizer: fp32 conversion, then a recipe
+        from stages.convert.quantization.aeq import convert_aeq
+
+        return convert_aeq(variant, out_dir, load, split, calibrate)
+    if variant.get("search"):  # int8_mixed: a search over ops to keep in float (stages/convert/quantization/)
+        from stages.convert.quantization.stage import convert_mixed
+
+        return convert_mixed(cfg, out_dir, load, split, calibrate)
+    calib, _ = load_samples(calibrate.path("calib"))
+    check_calibration(variant, calib)
+    overrides = load.meta["model"].get("input_shapes") if load.meta["model"]["format"] != "frozen_graph" else None
+    if overrides:
+        fixed = fixed_shapes([i.to_json() for i in handle.inputs], overrides, calib)
+        handle = handle.with_shapes({k: tuple(v) for k, v in fixed.items()})
+    out = Path(out_dir)
+    started = time.perf_counter()
+    flatbuffer, road, shaped = _convert(handle, variant, calib, out)
+    convert_s = time.perf_counter() - started
+    path = out / "model.tflite"
+    path.write_bytes(flatbuffer)
+    names = {i.key: i.name for i in [*handle.inputs, *handle.outputs]}
+    io = describe_io(SignatureModel(path, names))
+    contents = inspect_tflite(path)
+    check_variant(variant, io, contents, {i.name: i.dtype for i in [*handle.inputs, *handle.outputs]})
+    meta = {
+        "variant": variant,
+        "io": io,
+        "contents": contents,
+        "names": names,
+        "convert_path": road,
+        "load_path": load.meta.get("load_path"),
+        "input_shapes": {i.name: list(i.shape) for i in shaped.inputs},
+    }
+    metrics = {"size_bytes": len(flatbuffer), "convert_s": round(convert_s, 3)}
+    files = {"tflite": "model.tflite", "log": "converter.log"}
+    if (
+        variant["mode"] in INTEGER_COMPUTE
+    ):  # per-layer debugger table, calibration stability (stages/convert/quantization/)
+        from stages.convert.quantization.stage import integer_info
+
+        meta["quantization"], extra = integer_info(cfg, out_dir, load, split, calibrate, path)
+        files.update(extra)
+    return StageResult(files=files, meta=meta, metrics=metrics)

@@ -1,0 +1,66 @@
+"""Load stage: find (or build) the source model, load it once to check it, and record its named I/O."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from stages.result import InputError, StageResult
+
+_SUFFIXES = {"keras": (".keras", ".h5", ".hdf5"), "frozen_graph": (".pb", ".pbtxt")}
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _build(model: dict[str, Any], out_dir: Path) -> Path:
+    module_name, _, fn_name = model["build"].rpartition(".")
+    build = getattr(importlib.import_module(module_name), fn_name)
+    suffix = ".keras" if model["format"] == "keras" else ".pb" if model["format"] == "frozen_graph" else ""
+    target = out_dir / f"model{suffix}"
+    build(str(target), **(model.get("build_args") or {}))
+    return target
+
+
+def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
+    from stages.load.model import load_handle
+
+    model = dict(cfg["model"])
+    files: dict[str, str] = {}
+    if model.get("path"):
+        path = Path(model["path"]).expanduser().resolve()
+    elif model.get("build"):
+        path = _build(model, Path(out_dir))
+        files["model"] = path.name
+    else:
+        raise InputError("No model given: set `model.path` (and `model=keras|saved_model|frozen_graph`).")
+    if not path.exists():
+        raise InputError(f"The model path {path} does not exist. Set `model.path` to your model file or directory.")
+    model["path"] = str(path)
+    model["name"] = model.get("name") or path.name.split(".")[0]
+    try:
+        handle = load_handle(model)
+    except InputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - loaders raise anything from OSError to protobuf errors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        expected = ", ".join(_SUFFIXES.get(model["format"], ("a SavedModel directory",)))
+        raise InputError(
+            f"Could not load {path} as a {model['format']} model ({type(err).__name__}: {first[:300]}). "
+            f"Check that `model={model['format']}` matches its format (expected {expected}) and that the file "
+            "was copied completely; if it loads in TensorFlow itself, please report this message."
+        ) from None
+    meta = {
+        "model": {
+            **model,
+            "size_bytes": _size(path),
+            "inputs": [i.to_json() for i in handle.inputs],
+            "outputs": [o.to_json() for o in handle.outputs],
+        },
+        # Which loader worked (SavedModels fall back v2 -> v2_signatures -> v1_session) and why others did not.
+        "load_path": handle.load_path,
+        "load_notes": handle.notes,
+    }
+    return StageResult(files=files, meta=meta)

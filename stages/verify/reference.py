@@ -1,0 +1,88 @@
+"""Reference stage: the original model's outputs on the evaluation set, its accuracy and latency.
+
+Computed once per model and shared by every variant's verification.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.benchmark.timing import summarize
+from stages.calibrate.stage import load_samples
+from stages.result import InputError, StageResult
+from stages.verify.metrics import accuracy, choose_label_output
+
+
+def reference(
+    cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
+) -> StageResult:
+    from stages.load.model.access import full_model_outputs, head_handle
+    from stages.verify.detection_metrics import find_detection_outputs
+
+    feeds, labels = load_samples(calibrate.path("eval"))
+    outputs, latency_fn = full_model_outputs(load, split, feeds)
+    check_finite(outputs)
+    arrays = {f"output/{k}": v for k, v in outputs.items()}
+    if split.meta.get("head_outputs"):
+        # The TF head on the same inputs: what each variant's converted head is compared against.
+        arrays |= {f"head/{k}": v for k, v in head_handle(load, split).run(feeds).items()}
+    np.savez(Path(out_dir) / "reference.npz", **arrays)
+    detections = find_detection_outputs(outputs)
+    # Padded detection scores are not class scores: no argmax agreement or accuracy on them.
+    if detections:
+        label_output, label_choice = None, "detection outputs: judged by IoU-matched detections"
+    else:
+        label_output, label_choice = choose_label_output(outputs, cfg.get("label_output"), labels)
+    if cfg.get("label_output") and label_output is None:
+        raise InputError(f"{label_choice}. Set `dataset.label_output` to one of {sorted(outputs)} or drop it.")
+    metrics: dict[str, Any] = {}
+    if label_output is not None and labels is not None:
+        metrics["accuracy"] = accuracy(outputs[label_output], labels)
+    bench = cfg["benchmark"]
+    if bench["enabled"]:
+        # One evaluation sample at a time, cycled: data-dependent work (NMS, sequence length) is timed as real.
+        count = len(next(iter(feeds.values())))
+        ones = [{k: v[i : i + 1] for k, v in feeds.items()} for i in range(min(count, 64))]
+        for i in range(3):
+            latency_fn(ones[i % len(ones)])
+        samples: list[float] = []
+        deadline = time.perf_counter() + bench["min_seconds"]
+        while len(samples) < 20 or time.perf_counter() < deadline:
+            one = ones[len(samples) % len(ones)]
+            start = time.perf_counter()
+            latency_fn(one)
+            samples.append((time.perf_counter() - start) * 1e3)
+            if len(samples) >= 500:
+                break
+        metrics["latency_ms"] = summarize(samples)
+    meta = {
+        "label_output": label_output,
+        "label_output_choice": label_choice,
+        "outputs": sorted(outputs),
+        "detections": detections,
+    }
+    return StageResult(files={"outputs": "reference.npz"}, meta=meta, metrics=metrics)
+
+
+def check_finite(outputs: dict[str, np.ndarray]) -> None:
+    """The original model's own outputs must be finite on the evaluation data: every figure compares with them."""
+    for name, values in outputs.items():
+        if values.dtype.kind != "f" or not len(values):
+            continue
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            raise InputError(
+                f"The original model's output '{name}' is NaN or infinite for {int(bad.sum())} of {len(values)} "
+                "samples of the evaluation data, so no variant can be compared with it. Check the model (an "
+                "unguarded log, division or overflow) and that the data is scaled as in training."
+            )
+
+
+def load_reference(result: StageResult, prefix: str = "output/") -> dict[str, np.ndarray]:
+    """The saved reference arrays: final outputs (`output/`) or, for a cut graph, the TF head's (`head/`)."""
+    with np.load(result.path("outputs"), allow_pickle=False) as data:
+        return {k.removeprefix(prefix): data[k] for k in data.files if k.startswith(prefix)}
