@@ -59,7 +59,7 @@ def variant_metrics(entry: dict[str, Any]) -> dict[str, float]:
     for key in ("init_ms", "first_invoke_ms", "peak_rss_mb", "interpreter_peak_mb"):
         if key in m:
             metrics[f"benchmark/{key}"] = m[key]
-    for stage, values in m.items():  # a user-added per-variant stage's own metrics (pipelines/report.py)
+    for stage, values in m.items():  # a user-added per-variant stage's own metrics (pipelines/output/report.py)
         if isinstance(values, dict) and stage not in ("rmse", "relative_rmse", "max_abs_err", "latency_ms", "head"):
             for key, value in values.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
