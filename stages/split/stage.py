@@ -147,6 +147,18 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     if mode == "manual" and not scfg.get("outputs"):
         raise InputError("`split=manual` needs the cut: `split.outputs=[tensor_or_layer,...]`.")
     handle = source_handle(load)
+    if not handle.frozen:
+        # Freezing failed (a serving function that assigns a variable): the graph keeps variable handles, which
+        # the graph cutter cannot carry into a head. The convert stage converts such a model whole, through
+        # its SavedModel.
+        if mode == "manual":
+            raise InputError(
+                "`split=manual` needs a graph whose variables can be frozen into constants, and this model's "
+                f"could not be ({load.meta.get('load_path')}). Convert it whole (`split=auto`), or export a "
+                "serving function without variable assignments."
+            )
+        meta["converter_note"] = "variables kept (freezing failed): converted whole, not cut"
+        return StageResult(meta=meta)
     if mode != "manual" and load.meta["model"]["format"] != "frozen_graph":
         from stages.split.graph_cut import try_builtins
 
