@@ -20,7 +20,7 @@ import numpy as np
 
 from stages.postprocess.anchors import convert_boxes, pyramid_anchors
 from stages.postprocess.boxes import anchors_for_shape, decode_boxes
-from stages.postprocess.nms import nms
+from stages.postprocess.nms import nms, top_padded
 
 # The kwargs that name head tensors: `split=auto` cuts the graph exactly there (see stages.split.stage).
 TENSOR_ARGS = ("boxes", "classification")
@@ -112,14 +112,7 @@ def detect_single(
         best = scores[:, classes].max(axis=1)
         index = _select(boxes, best, pre_nms_top_k, score_threshold, iou_threshold, max_detections, positive_only)
         labels = np.asarray(classes)[np.argmax(scores[index][:, classes], axis=1)] if len(index) else index
-    picked = scores[index, labels]
-    top = np.argsort(-picked, kind="stable")[:max_detections]
-    count = len(top)
-    out_boxes = np.full((max_detections, 4), -1.0, np.float32)
-    out_scores = np.full((max_detections,), -1.0, np.float32)
-    out_labels = np.full((max_detections,), -1, np.int32)
-    out_boxes[:count], out_scores[:count], out_labels[:count] = boxes[index[top]], picked[top], labels[top]
-    return out_boxes, out_scores, out_labels, count
+    return top_padded(boxes, scores, index, labels, max_detections)
 
 
 def detect(

@@ -74,16 +74,23 @@ def filter_detections_single(
         best = np.max(classification, axis=1)
         anchor_idx = select(best)
         labels = np.argmax(classification, axis=1)[anchor_idx]
-    scores = classification[anchor_idx, labels]
-    top = np.argsort(-scores, kind="stable")[:max_detections]
+    out_boxes, out_scores, out_labels, _ = top_padded(boxes, classification, anchor_idx, labels, max_detections)
+    return out_boxes, out_scores, out_labels
+
+
+def top_padded(
+    boxes: np.ndarray, scores: np.ndarray, index: np.ndarray, labels: np.ndarray, max_detections: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The `max_detections` best of the kept (box index, label) pairs by score, padded with -1 (the padded
+    detection contract every tail returns): boxes, scores, labels and how many are real."""
+    picked = scores[index, labels]
+    top = np.argsort(-picked, kind="stable")[:max_detections]
     count = len(top)
     out_boxes = np.full((max_detections, 4), -1.0, np.float32)
     out_scores = np.full((max_detections,), -1.0, np.float32)
     out_labels = np.full((max_detections,), -1, np.int32)
-    out_boxes[:count] = boxes[anchor_idx[top]]
-    out_scores[:count] = scores[top]
-    out_labels[:count] = labels[top]
-    return out_boxes, out_scores, out_labels
+    out_boxes[:count], out_scores[:count], out_labels[:count] = boxes[index[top]], picked[top], labels[top]
+    return out_boxes, out_scores, out_labels, count
 
 
 def filter_detections(

@@ -142,12 +142,9 @@ def convert_as_saved(model: dict[str, Any], path: str) -> Exception | None:
         )
     else:
         return None
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    try:
-        converter.convert()
-    except Exception as err:  # noqa: BLE001 - ConverterError, or anything the MLIR bridge raises
-        return err
-    return None
+    from stages.split.graph_cut import builtins_verdict
+
+    return builtins_verdict(converter)
 
 
 def verdict(handle: Any, graph_def: Any, model: dict[str, Any], path: str) -> Verdict | None:

@@ -257,7 +257,13 @@ def try_builtins(handle: Any) -> Exception | None:
     """Convert `handle` with TFLite builtins only (fp32); the ConverterError, or None when it converts."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([handle.fn], tf.Module())
+    return builtins_verdict(tf.lite.TFLiteConverter.from_concrete_functions([handle.fn], tf.Module()))
+
+
+def builtins_verdict(converter: Any) -> Exception | None:
+    """Run `converter` with TFLite builtins only: the error it raises (the converter's verdict), or None."""
+    import tensorflow as tf
+
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
         converter.convert()

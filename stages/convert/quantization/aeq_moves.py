@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.convert.quantization.moves import _PLUMBING, Move, op_graph
+from stages.convert.quantization.moves import Move, op_graph, tensor_moves
 from stages.result import StageError
 
 KINDS = ("int16", "float")
@@ -37,14 +37,7 @@ class AeqBackend:
         self.base = aeq.builtin_recipe("a8w8")
 
     def moves(self, layers: list[dict[str, Any]]) -> list[Move]:
-        found = []
-        for row in layers:
-            if row["name"] not in self.kinds:
-                continue
-            readers = [c for c in self.consumers.get(row["name"], []) if self.kinds.get(c) not in _PLUMBING]
-            ops = tuple(dict.fromkeys([row["name"], *readers]))
-            found += [Move(self.name, kind, row["name"], ops) for kind in KINDS]
-        return found
+        return tensor_moves(self.name, KINDS, layers, self.kinds, self.consumers)
 
     def float_weights(self, moves: tuple[Move, ...]) -> float:
         ops = {op for m in moves if m.kind == "float" for op in m.ops}

@@ -66,6 +66,25 @@ def op_graph(flatbuffer: bytes) -> tuple[dict[str, str], dict[str, list[str]], d
     return kinds, consumers, weights
 
 
+def tensor_moves(
+    backend: str,
+    kinds: tuple[str, ...],
+    layers: list[dict[str, Any]],
+    op_kinds: dict[str, str],
+    consumers: dict[str, list[str]],
+) -> list[Move]:
+    """One move per kind for each tensor of the per-layer table: its writer plus the compute ops that read it
+    (a tensor kept out of int8 on one side only would be requantized on the other)."""
+    found = []
+    for row in layers:
+        if row["name"] not in op_kinds:
+            continue
+        readers = [c for c in consumers.get(row["name"], []) if op_kinds.get(c) not in _PLUMBING]
+        ops = tuple(dict.fromkeys([row["name"], *readers]))
+        found += [Move(backend, kind, row["name"], ops) for kind in kinds]
+    return found
+
+
 class ConverterBackend:
     """The TFLite converter's selective quantization: `QuantizationDebugOptions(denylisted_nodes=...)`.
 
@@ -82,14 +101,7 @@ class ConverterBackend:
         self.total_weights = max(sum(self.weights.values()), 1)
 
     def moves(self, layers: list[dict[str, Any]]) -> list[Move]:
-        found = []
-        for row in layers:
-            if row["name"] not in self.kinds:
-                continue
-            readers = [c for c in self.consumers.get(row["name"], []) if self.kinds.get(c) not in _PLUMBING]
-            ops = tuple(dict.fromkeys([row["name"], *readers]))
-            found.append(Move(self.name, "float", row["name"], ops))
-        return found
+        return tensor_moves(self.name, ("float",), layers, self.kinds, self.consumers)
 
     def denylist(self, moves: tuple[Move, ...]) -> list[str]:
         return sorted({op for move in moves for op in move.ops})
