@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def _variant_entry(
         target.parent.mkdir(parents=True, exist_ok=True)
         copy_atomic(converted.path("tflite"), target)
         entry.update(size_bytes=converted.metrics["size_bytes"], tflite_path=str(target.relative_to(run_dir)))
+        if "log" in converted.files and converted.path("log").exists():  # TensorFlow's own converter output
+            copy_atomic(converted.path("log"), target.with_name("converter.log"))
         entry["metrics"].update({k: v for k, v in converted.metrics.items() if k != "size_bytes"})  # convert_s, ...
         entry["io"] = converted.meta["io"]
         entry["ops"] = converted.meta["contents"]["ops"]
@@ -100,10 +103,22 @@ def _variant_entry(
         entry["status"] = status
         if status == "unverified":
             entry["reason"] = unverified_reason(entry["gates"])
-    entry["error"] = error
+    entry["error"] = _with_log_in_run_dir(error, run_dir / "variants" / name) if error else None
     if reference.get("size_bytes") and entry["size_bytes"]:
         entry["size_ratio"] = round(entry["size_bytes"] / reference["size_bytes"], 4)
     return entry
+
+
+def _with_log_in_run_dir(error: str, variant_dir: Path) -> str:
+    """A failed conversion's raw converter log (kept beside the cache, whose failed entries are discarded) is
+    copied into the run directory, and the message points there."""
+    found = re.search(r"(/\S+/failed-logs/\S+?\.log)", error)
+    if not found or not Path(found.group(1)).is_file():
+        return error
+    target = variant_dir / "converter.log"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    copy_atomic(Path(found.group(1)), target)
+    return error.replace(found.group(1), str(target))
 
 
 def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Path) -> dict[str, Any]:
