@@ -241,6 +241,7 @@ CASES: list[tuple[str, Builder, int, str]] = [
 ]
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: tier 4
 @pytest.mark.parametrize(("args", "code", "phrase"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input(tmp_path: Path, models: dict[str, Path], args: Builder, code: int, phrase: str) -> None:
     overrides = [*QUICK, *args(tmp_path, models), f"runtime.cache_dir={tmp_path / 'cache'}"]
@@ -261,6 +262,7 @@ def test_catalogue_is_large_and_documented() -> None:
     assert not missing, f"docs/errors.md lacks {missing}"
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: tier 4
 def test_debug_shows_the_traceback(tmp_path: Path, models: dict[str, Path]) -> None:
     result = cli([*QUICK, *_frozen(models, inputs="[imgae]"), "runtime.debug=true"], tmp_path, timeout=300)
     assert result.returncode == 2

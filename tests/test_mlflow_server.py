@@ -57,6 +57,7 @@ def test_a_pipeline_run_over_http_logs_runs_and_uploads_the_tflite(
     assert list((root / "artifacts").rglob("model.tflite"))  # stored where the server was told to keep them
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: tier 4
 def test_an_unreachable_server_is_a_configuration_error(tmp_path: Path) -> None:
     proc = cli([*FAST, f"tracking.uri=http://127.0.0.1:{free_port()}"], cwd=tmp_path, timeout=300)
     assert proc.returncode == 2

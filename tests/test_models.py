@@ -264,6 +264,7 @@ def test_int8_that_fell_back_to_float_is_an_error(tmp_path: Path) -> None:
     assert tf.__version__  # the real TensorFlow converter, no mocks
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: tier 4
 def test_cli_two_input_npz_all_variants_by_name(tmp_path: Path, run_cli: Any) -> None:
     _two_input_model(tmp_path / "two.keras")
     np.savez(tmp_path / "data.npz", **_two_input_data(200))
@@ -308,6 +309,7 @@ def test_relative_rmse_gate_is_scale_free() -> None:
     assert not result["passed"] and result["value"] > 1
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: tier 4
 def test_failed_gate_fails_that_variant_only(tmp_path: Path, run_cli: Any, tiny_keras: Path) -> None:
     result = run_cli(
         "model=keras",

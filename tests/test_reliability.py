@@ -28,6 +28,7 @@ def _model(tiny_keras: Path) -> list[str]:
     return ["model=keras", f"model.path={tiny_keras}"]
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: tier 4
 def test_segfault_in_one_variant_leaves_the_others_passed(tmp_path: Path, tiny_keras: Path) -> None:
     result = cli(
         [
@@ -49,6 +50,7 @@ def test_segfault_in_one_variant_leaves_the_others_passed(tmp_path: Path, tiny_k
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: tier 4
 def test_hanging_variant_is_stopped_and_the_others_pass(tmp_path: Path, tiny_keras: Path) -> None:
     result = cli(
         [
@@ -94,6 +96,7 @@ def _kill_after(proc: subprocess.Popen[str], marker: str, timeout: float = 240) 
     return "".join(seen)
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: tier 4
 def test_killed_runs_resume_and_reuse_finished_stages(tmp_path: Path, tiny_keras: Path) -> None:
     args = [*QUICK, *_model(tiny_keras), f"runtime.cache_dir={tmp_path / 'cache'}"]
     points = ["calibrate              done", "convert[fp32]          done"]
@@ -112,6 +115,7 @@ def test_killed_runs_resume_and_reuse_finished_stages(tmp_path: Path, tiny_keras
     assert {v["status"] for v in report["variants"].values()} == {"passed"}
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: tier 4
 def test_truncated_cache_file_is_detected_and_recomputed(tmp_path: Path, tiny_keras: Path) -> None:
     args = [*QUICK, "variants=[fp32]", *_model(tiny_keras), f"runtime.cache_dir={tmp_path / 'cache'}"]
     assert cli([*args, "hydra.run.dir=first"], tmp_path, timeout=300).returncode == 0

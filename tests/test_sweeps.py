@@ -184,6 +184,7 @@ def test_ray_sweep_nests_every_job(tmp_path: Path, tmp_path_factory: pytest.Temp
     assert len(json.loads((sweep_dir / "sweep_report.json").read_text())["rows"]) == 2
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: tier 4
 def test_a_sweep_whose_parent_run_cannot_open_stops_every_job_with_exit_2(tmp_path: Path) -> None:
     from tests.mlflow_server import free_port
 
