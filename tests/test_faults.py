@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 
 from pipelines.engine.environment import disk_errno_in_text, tracking_failure_kind
 from pipelines.tracking.run_recovery import FOUND_BY_TAG, OWNER_TAG, close_dead_runs, owner_alive, owner_tag
-from tests.conftest import REPO, cli
+from tests.conftest import REPO, cli, read_until, start_cli
 from tests.mlflow_server import mlflow_server_process
 
 QUICK = ["benchmark.enabled=false", "variants=[fp32,int8]", "dataset=random", "dataset.num_samples=64"]
@@ -104,29 +103,6 @@ def test_runs_of_dead_owners_are_closed_with_their_children(tmp_path: Path) -> N
 # --- slow: every fault through the CLI -------------------------------------------------------------------------
 
 
-def _start(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipelines", *args],
-        cwd=cwd,
-        env={**inherited, "PYTHONPATH": str(REPO), **(env or {})},
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 300) -> str:
-    seen, deadline = [], time.monotonic() + timeout
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        seen.append(line)
-        if marker in line or time.monotonic() > deadline:
-            break
-    return "".join(seen)
-
-
 def _no_half_written(run_dir: Path, cache: Path) -> None:
     assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name], list(run_dir.rglob("*"))
     assert not list(cache.glob("*/.tmp-*")), list(cache.glob("*/.tmp-*"))
@@ -146,8 +122,8 @@ def test_tracking_server_killed_mid_run_keeps_the_report_then_the_rerun_logs_it(
             "tracking.experiment=faults",
             "hydra.run.dir=run",
         ]
-        proc = _start(args, tmp_path)
-        seen = _read_until(proc, "reference              done")  # the parent run is open, variants to come
+        proc = start_cli(args, tmp_path)
+        seen = read_until(proc, "reference              done")  # the parent run is open, variants to come
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
         seen += proc.communicate(timeout=300)[0]
@@ -176,8 +152,8 @@ def test_tracking_server_killed_mid_run_keeps_the_report_then_the_rerun_logs_it(
 def test_kill_9_leaves_a_run_that_the_next_run_closes(tmp_path: Path, tiny_keras: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [*QUICK, *_model(tiny_keras), f"runtime.cache_dir={tmp_path / 'cache'}", f"tracking.uri={uri}"]
-    proc = _start([*args, "hydra.run.dir=killed"], tmp_path)
-    seen = _read_until(proc, "calibrate              done")
+    proc = start_cli([*args, "hydra.run.dir=killed"], tmp_path)
+    seen = read_until(proc, "calibrate              done")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert "calibrate" in seen, seen[-2000:]
@@ -305,8 +281,8 @@ def test_kill_9_of_a_sweep_leaves_runs_that_the_next_sweep_closes(tmp_path: Path
         "calibrate.seed=0,1",
         "hydra.sweep.dir=sweep",
     ]
-    proc = _start(args, tmp_path)
-    seen = _read_until(proc, "calibrate              done")
+    proc = start_cli(args, tmp_path)
+    seen = read_until(proc, "calibrate              done")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert "calibrate" in seen, seen[-2000:]
@@ -327,8 +303,8 @@ def test_kill_9_of_a_sweep_leaves_runs_that_the_next_sweep_closes(tmp_path: Path
 def test_sigterm_to_the_process_group_closes_the_runs_as_killed(tmp_path: Path, tiny_keras: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     args = [*QUICK, *_model(tiny_keras), f"runtime.cache_dir={tmp_path / 'cache'}", f"tracking.uri={uri}"]
-    proc = _start([*args, "hydra.run.dir=run"], tmp_path)
-    seen = _read_until(proc, "calibrate              done")
+    proc = start_cli([*args, "hydra.run.dir=run"], tmp_path)
+    seen = read_until(proc, "calibrate              done")
     os.killpg(proc.pid, signal.SIGTERM)  # as a scheduler stops a job: the worker processes get it too
     seen += proc.communicate(timeout=120)[0]
     assert proc.returncode == 130, seen[-3000:]

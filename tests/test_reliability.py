@@ -7,13 +7,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli
+from tests.conftest import cli, read_until, start_cli
 
 QUICK = [
     "tracking.enabled=false",
@@ -70,30 +68,12 @@ def test_hanging_variant_is_stopped_and_the_others_pass(tmp_path: Path, tiny_ker
     assert "did not finish within 45 s" in report["variants"]["int8"]["error"]
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipelines", *args],
-        cwd=cwd,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 def _kill_after(proc: subprocess.Popen[str], marker: str, timeout: float = 240) -> str:
     """Read the run's progress until `marker` appears, then SIGKILL its whole process group (worker too)."""
-    seen, deadline = [], time.monotonic() + timeout
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        seen.append(line)
-        if marker in line or time.monotonic() > deadline:
-            break
+    seen = read_until(proc, marker, timeout)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    return "".join(seen)
+    return seen
 
 
 @pytest.mark.slow  # a CLI run in a subprocess: tier 4
@@ -101,7 +81,7 @@ def test_killed_runs_resume_and_reuse_finished_stages(tmp_path: Path, tiny_keras
     args = [*QUICK, *_model(tiny_keras), f"runtime.cache_dir={tmp_path / 'cache'}"]
     points = ["calibrate              done", "convert[fp32]          done"]
     for number, marker in enumerate(points):
-        log = _kill_after(_start([*args, f"hydra.run.dir=killed{number}"], tmp_path), marker)
+        log = _kill_after(start_cli([*args, f"hydra.run.dir=killed{number}"], tmp_path), marker)
         assert marker in log, log[-2000:]
         assert not (tmp_path / f"killed{number}" / "report.json").exists()
     final = cli([*args, "hydra.run.dir=final"], tmp_path, timeout=300)
@@ -144,7 +124,7 @@ def test_two_runs_at_once_on_one_cache_and_fresh_sqlite(tmp_path: Path, tiny_ker
         f"tracking.uri={uri}",
         "tracking.experiment=race",
     ]
-    procs = [_start([*args, f"hydra.run.dir=run{i}"], tmp_path) for i in range(2)]
+    procs = [start_cli([*args, f"hydra.run.dir=run{i}"], tmp_path) for i in range(2)]
     outputs = [p.communicate(timeout=400)[0] for p in procs]
     for proc, output in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, output[-3000:]
