@@ -42,7 +42,8 @@ from pipelines.engine.preflight import check_output_dirs, preflight
 from pipelines.engine.runner import run_dag
 from pipelines.engine.schema import register_configs
 from pipelines.engine.worker import Worker
-from pipelines.output.report import build_report, format_table, write_plot, write_report
+from pipelines.output.report import build_report, write_plot, write_report
+from pipelines.output.table import format_table
 from pipelines.tracking.lineage import prepare as prepare_lineage
 from pipelines.tracking.publish import disk_failure_in_stages, remove_partial_files, track_run
 
@@ -154,8 +155,8 @@ def _execute(
 
 def _open_tracker(cfg: dict[str, Any], run_dir: Path) -> Any:
     """Start the MLflow tracker (in its own process); inside a sweep, nest under the sweep's parent run."""
+    from pipelines.tracking.background import BackgroundTracker
     from pipelines.tracking.sweep import job_context
-    from pipelines.tracking.tracker import BackgroundTracker
 
     uri = cfg["tracking"]["uri"]
     experiment = cfg["tracking"]["experiment"] or cfg["model"]["name"] or "tflite-pipeline"
@@ -207,7 +208,7 @@ def main() -> None:
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     if _tracked_single_run(sys.argv[1:]):
-        from pipelines.tracking.tracker import prewarm
+        from pipelines.tracking.background import prewarm
 
         prewarm()
     try:
@@ -220,7 +221,7 @@ def main() -> None:
         )
         sys.exit(EXIT_INTERRUPTED)
     finally:
-        from pipelines.tracking.tracker import discard_prewarmed
+        from pipelines.tracking.background import discard_prewarmed
 
         discard_prewarmed()
 

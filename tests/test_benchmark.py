@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pipelines.output.plots import label_groups, pareto_front, plot_tradeoffs
-from pipelines.output.report import format_table, latency_warnings
+from pipelines.output.report import latency_warnings
+from pipelines.output.table import format_table
 from stages.benchmark.stage import benchmark, run_child, thread_counts
 from stages.result import InputError, StageError, StageResult
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.output.report import header, table_rows
+from pipelines.output.table import header, table_rows
 from pipelines.tracking.dashboard import (
     NOTE_LIMIT,
     comparison_table,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.output.report import header, table_rows
+from pipelines.output.table import header, table_rows
 from pipelines.tracking.dashboard import parent_note, summary_metrics, variant_note
 from tests.conftest import cli
 from tests.mlflow_server import mlflow_server

@@ -24,6 +24,11 @@ def _import_target(target: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def warm() -> None:
+    """Import TensorFlow, the seconds every stage's first call would otherwise spend before its work."""
+    import tensorflow  # noqa: F401
+
+
 def _serve(conn: Connection, log_path: str | None) -> None:
     """Child main loop: receive (target, kwargs), reply ('ok', result) or ('error', info)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -98,6 +103,7 @@ class Worker:
         self._max_rss_mb = max_rss_mb
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._warming = False
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
@@ -107,6 +113,15 @@ class Worker:
         child.close()
         self._conn = parent
 
+    def warm_up(self) -> None:
+        """Start the child and let it import TensorFlow now, without waiting: the engine calls this before it
+        waits for something else (the MLflow store), so the two take their seconds side by side."""
+        if self._proc is None or not self._proc.is_alive():
+            self._start()
+            assert self._conn is not None
+            self._conn.send(("pipelines.engine.worker.warm", {}))
+            self._warming = True
+
     def call(self, target: str, kwargs: dict[str, Any], timeout_s: float, what: str) -> Any:
         """Run one stage; raise StageFailed (it raised) or StageCrashed (the process died or hung)."""
         if self._proc is None or not self._proc.is_alive():
@@ -114,6 +129,14 @@ class Worker:
         assert self._conn is not None
         self._conn.send((target, kwargs))
         deadline = time.monotonic() + timeout_s
+        if self._warming:  # the warm-up's reply comes first; its time does not count against the stage
+            self._warming = False
+            while not self._conn.poll(0.05):
+                if not self._proc.is_alive():
+                    break
+            else:
+                self._conn.recv()
+                deadline = time.monotonic() + timeout_s
         while not self._conn.poll(0.05):
             if not self._proc.is_alive():
                 code = self._proc.exitcode
@@ -148,8 +171,11 @@ class Worker:
             self._proc.join(timeout=5)
         self._proc = None
         self._conn = None
+        self._warming = False
 
     def close(self) -> None:
+        if self._warming and self._proc is not None:  # nothing ran yet: no need to wait for TensorFlow's import
+            self._proc.kill()
         if self._conn is not None:
             self._conn.close()  # the child sees EOF and exits
         if self._proc is not None:
@@ -158,6 +184,7 @@ class Worker:
                 self._proc.kill()
         self._proc = None
         self._conn = None
+        self._warming = False
 
     def __enter__(self) -> Worker:
         return self

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipelines.output.report import format_table, header, table_rows
+from pipelines.output.table import format_table, header, table_rows
 from pipelines.tracking import lineage
 
 NOTE_TAG = "mlflow.note.content"  # what MLflow's run page renders as the run's description (markdown)

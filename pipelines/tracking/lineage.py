@@ -49,7 +49,7 @@ def model_config(variant: str, outcomes: dict[str, Any]) -> dict[str, Any]:
 
 def prepare(report: dict[str, Any], outcomes: dict[str, Any], run_dir: Path) -> None:
     """Record the datasets in the report and write each servable variant's `model_config.json`."""
-    from pipelines.output.report import write_atomic
+    from pipelines.output.files import write_atomic
 
     calibrate = outcomes.get("calibrate")
     if calibrate is not None and calibrate.result is not None:

@@ -127,9 +127,9 @@ def _close_run(uri: str, run_id: str, status: str) -> int:
 def close_in_fresh_process(uri: str, run_id: str, status: str) -> None:
     """Close a run tree from a new tracking process (MLflow stays out of the main process), for when the
     tracking process is gone (a signal to the whole process group); never raises."""
-    from pipelines.tracking.tracker import _new_pool
+    from pipelines.tracking.background import new_pool
 
-    pool = _new_pool()
+    pool = new_pool()
     try:
         pool.apply_async(_close_run, (uri, run_id, status)).get(timeout=60)
     except Exception:  # noqa: BLE001 - the next run of this configuration closes it (close_dead_runs)

@@ -80,7 +80,8 @@ class SweepCallback(Callback):
         parent, uri, experiment, error, error_exit = None, None, None, None, 2
         if _select(config, "tracking.enabled"):
             from pipelines.engine.errors import EXIT_ENVIRONMENT, ConfigError, EnvironmentFailure
-            from pipelines.tracking.tracker import config_hash, start_sweep_run
+            from pipelines.tracking.sweep_run import start_sweep_run
+            from pipelines.tracking.tracker import config_hash
 
             uri = absolute_uri(str(config.tracking.uri))
             experiment = _select(config, "tracking.experiment") or _select(config, "model.name") or "tflite-pipeline"
@@ -291,7 +292,7 @@ def finish_sweep(interrupted: bool = False) -> int | None:
     problem = _write_summary(sweep_dir, summary)
     if ctx.parent_run_id and ctx.tracking_uri:
         from pipelines.tracking.dashboard import fit_note, sweep_metrics
-        from pipelines.tracking.tracker import end_sweep_run
+        from pipelines.tracking.sweep_run import end_sweep_run
 
         status = "KILLED" if interrupted else "FINISHED" if exit_code == 0 else "FAILED"
         try:

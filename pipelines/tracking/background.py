@@ -1,0 +1,187 @@
+"""The MlflowTracker in a process of its own: MLflow's import and the store's opening overlap the pipeline's
+work, a crash or kill of the CLI never leaves that process behind, and runs a killed CLI left open are closed."""
+
+from __future__ import annotations
+
+import atexit
+import os
+from pathlib import Path
+from typing import Any
+
+from pipelines.engine.errors import ConfigError, EnvironmentFailure
+from pipelines.tracking.tracker import MlflowTracker, config_hash
+
+_session: MlflowTracker | None = None  # lives in the tracking process
+
+
+def _remote(method: str, *args: Any) -> Any:
+    """Entry point in the tracking process: `open` creates the session, other methods are forwarded to it."""
+    global _session
+    if method == "warm":
+        import mlflow  # noqa: F401 - the slow part, done before the config is even composed
+
+        return None
+    if method == "open":
+        import logging
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep "creating tables" off the console
+        uri, experiment, cfg, run_name, parent_run_id, run_dir = args
+        _session = MlflowTracker(uri, experiment)
+        run_id = _session.start(cfg, run_name, parent_run_id)
+        # Registered after MLflow's own exit hook, so it runs first: that hook would end the open run FINISHED
+        # when this process exits after the CLI was killed. Only the CLI's finish/abort close runs (a killed
+        # run is closed by the next run, pipelines/tracking/run_recovery.py).
+        atexit.register(os._exit, 0)
+        _claim_and_recover(_session, cfg, run_dir)
+        return run_id
+    assert _session is not None
+    try:
+        return getattr(_session, method)(*args)
+    except Exception as err:  # noqa: BLE001 - MLflow, requests and sqlite errors may not unpickle in the caller
+        from pipelines.engine.environment import TrackingFailed, first_line
+
+        raise TrackingFailed(first_line(err)) from None
+
+
+def _claim_and_recover(session: MlflowTracker, cfg: dict[str, Any], run_dir: Path | None) -> None:
+    """Tag the new parent run with its owner process, then close runs of this configuration or run directory
+    that a killed process left RUNNING (pipelines/tracking/run_recovery.py)."""
+    from pipelines.tracking.run_recovery import close_dead_runs_quietly, owner_tags
+
+    tags = owner_tags(run_dir)
+    try:
+        session.mlflow.set_tags(tags)
+    except Exception:  # noqa: BLE001 - without the tags only the recovery of this run after kill -9 is lost
+        return
+    active = session.mlflow.active_run()
+    if active is not None and session.parent_id is not None:
+        match = {"config_hash": config_hash(cfg), **({"run_dir": tags["run_dir"]} if "run_dir" in tags else {})}
+        close_dead_runs_quietly(session.uri, active.info.experiment_id, match, session.parent_id)
+
+
+_prewarmed: Any = None
+_OPEN_TIMEOUT_S = 300
+_CALL_TIMEOUT_S = 600
+
+
+def new_pool() -> Any:
+    """A one-process pool: its worker keeps the session between calls, and `terminate` ends it at once."""
+    from multiprocessing import get_context
+
+    return get_context("spawn").Pool(1, initializer=_tracking_process_init, initargs=(os.getpid(),))
+
+
+def _tracking_process_init(cli_pid: int) -> None:
+    """In the tracking process: leave the CLI's process group, so that Ctrl-C or a SIGTERM to the group reaches
+    only the CLI, which then closes the MLflow runs through this process (a pool worker killed while idle would
+    also leave the pool's queue locked, hanging `terminate`); and exit as soon as the CLI is gone (kill -9)."""
+    import threading
+    import time
+
+    os.setsid()
+
+    def exit_with_cli() -> None:
+        while os.getppid() == cli_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=exit_with_cli, daemon=True).start()
+
+
+def prewarm() -> None:
+    """Start the tracking process and its MLflow import now, while Hydra composes the config."""
+    global _prewarmed
+    if _prewarmed is None:
+        _prewarmed = new_pool()
+        _prewarmed.apply_async(_remote, ("warm",))
+
+
+def _take_pool() -> Any:
+    global _prewarmed
+    pool, _prewarmed = _prewarmed, None
+    return pool if pool is not None else new_pool()
+
+
+def discard_prewarmed() -> None:
+    global _prewarmed
+    if _prewarmed is not None:
+        _prewarmed.terminate()
+        _prewarmed = None
+
+
+class BackgroundTracker:
+    """The MlflowTracker in a process of its own, opened at once and waited for only when needed.
+
+    Importing MLflow and opening its store take seconds; in their own process they overlap the pipeline's work
+    (most of a re-run whose stages all come from the cache) instead of adding to it. `wait_started` is called
+    before the first stage that must compute, so an unusable store still fails before any work.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        cfg: dict[str, Any],
+        run_name: str,
+        parent: str | None,
+        run_dir: Path | None = None,
+    ) -> None:
+        self.uri = uri
+        self.parent_id: str | None = None
+        self._closed = False
+        self.page: str | None = None  # set by `finish`: how to open the parent run's page
+        self._pool = _take_pool()
+        self._opened = self._pool.apply_async(_remote, ("open", uri, experiment, cfg, run_name, parent, run_dir))
+
+    def wait_started(self) -> str:
+        """The parent run's id; raises ConfigError when the store cannot be used."""
+        from multiprocessing import TimeoutError as PoolTimeout
+
+        if self.parent_id is None:
+            try:
+                self.parent_id = self._opened.get(timeout=_OPEN_TIMEOUT_S)
+            except PoolTimeout:
+                self._pool.terminate()
+                raise ConfigError(
+                    f"The MLflow tracking store at '{self.uri}' did not answer within {_OPEN_TIMEOUT_S} s. Check "
+                    "that the server is up, or run without tracking: `tracking.enabled=false`."
+                ) from None
+            except (ConfigError, EnvironmentFailure):
+                self._pool.terminate()
+                raise
+        return self.parent_id
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """A call in the tracking process; a timeout (e.g. that process died) is reported, not waited out."""
+        self.wait_started()
+        return self._pool.apply_async(_remote, (method, *args)).get(timeout=_CALL_TIMEOUT_S)
+
+    def log_variant(self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path) -> str:
+        return str(self._call("log_variant", name, entry, params, run_dir))
+
+    def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
+        self.page = self._call("finish", report, run_dir, status)
+        self._closed = True
+        self._pool.terminate()  # everything is committed; MLflow's exit handlers would only cost time
+
+    def abort(self, status: str = "FAILED", reach_store: bool = True) -> None:
+        """End the parent run and its children (FAILED, or KILLED when interrupted) if it was opened; never
+        raises (we are already failing). If the tracking process is gone (a signal to the whole process group),
+        a fresh one closes them. `reach_store=False` (a server known to be down) does not wait for it."""
+        from pipelines.tracking.run_recovery import close_in_fresh_process
+
+        if self._closed:
+            return
+        self._closed = True
+        opened = self.parent_id is not None or (self._opened.ready() and self._opened.successful())
+        if opened and reach_store:
+            try:
+                self._pool.apply_async(_remote, ("abort", status)).get(timeout=60)
+            except Exception:  # noqa: BLE001
+                try:
+                    parent_id = self.parent_id or self._opened.get(timeout=1)
+                except Exception:  # noqa: BLE001
+                    parent_id = None
+                if parent_id:
+                    close_in_fresh_process(self.uri, parent_id, status)
+        self._pool.terminate()
