@@ -71,6 +71,16 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 @pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One stage cache for the whole session, so the default example's digits CNN is trained once and every
+    run of it after that reuses the model. Under pytest-xdist the workers share it too (the folder above each
+    worker's own): entries are written under a file lock per key, as parallel sweep jobs write them."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return str(root / "shared-cache")
+
+
+@pytest.fixture(scope="session")
 def tiny_keras(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-conv classifier on 8x8x1 inputs with 10 classes, saved as .keras (untrained, seeded)."""
     import keras

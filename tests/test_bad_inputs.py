@@ -203,13 +203,13 @@ CASES: list[tuple[str, Builder, int, str]] = [
         "dataset_nan",
         lambda t, m: _data(t, m, x=np.where(_images() > 0.9, np.nan, _images())),
         2,
-        "NaN or infinite values in input 'image'",
+        "NaN or infinite values in array 'x'",
     ),
     (
         "dataset_inf",
         lambda t, m: _data(t, m, x=np.where(_images() > 0.9, -np.inf, _images())),
         2,
-        "NaN or infinite values in input 'image'",
+        "NaN or infinite values in array 'x'",
     ),
     ("dataset_one_sample", lambda t, m: _data(t, m, x=_images(1)), 2, "need >= 2"),
     (

@@ -83,7 +83,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def tracked(server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+def tracked(server: str, tmp_path_factory: pytest.TempPathFactory, shared_cache: str) -> tuple[dict[str, Any], str]:
     """The digits example (fp32 and int8) tracked to the server: its report and what the CLI printed."""
     work = tmp_path_factory.mktemp("dashboard-run")
     proc = cli(
@@ -91,7 +91,7 @@ def tracked(server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict
             "variants=[fp32,int8]",
             *FAST,
             f"tracking.uri={server}",
-            f"runtime.cache_dir={tmp_path_factory.getbasetemp() / 'shared-cache'}",
+            f"runtime.cache_dir={shared_cache}",
             f"hydra.run.dir={work / 'run'}",
         ],
         cwd=work,
@@ -166,9 +166,7 @@ def test_the_parent_run_page_shows_the_comparison_table_in_a_browser(
 
 
 @pytest.mark.slow
-def test_a_sweep_parent_gets_every_jobs_figures_and_the_sweep_table(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_a_sweep_parent_gets_every_jobs_figures_and_the_sweep_table(tmp_path: Path, shared_cache: str) -> None:
     from mlflow.tracking import MlflowClient
 
     proc = cli(
@@ -177,7 +175,7 @@ def test_a_sweep_parent_gets_every_jobs_figures_and_the_sweep_table(
             "variants=[fp32]",
             "benchmark.enabled=false",
             "calibrate.num_samples=20",
-            f"runtime.cache_dir={tmp_path_factory.getbasetemp() / 'shared-cache'}",
+            f"runtime.cache_dir={shared_cache}",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
             "variants.fp32.gates.min_argmax_agreement=0.5,1.01",
         ],

@@ -81,7 +81,8 @@ def _stop(marker: str) -> None:
     importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
     reason="the Ray launcher is an extra: pip install -e '.[ray]'",
 )
-def test_sweeps_md_existing_cluster_command(tmp_path: Path) -> None:
+@pytest.mark.xdist_group("ray")  # one Ray at a time on this machine
+def test_sweeps_md_existing_cluster_command(tmp_path: Path, shared_cache: str) -> None:
     """docs/sweeps.md: `ray start --head`, then `hydra.launcher.ray.init.address=...` (no `+`, no workaround)."""
     port = _free_port()
     temp = Path(f"/tmp/rt{os.getpid()}")  # Ray's socket paths must stay short; this dir marks our processes
@@ -100,7 +101,7 @@ def test_sweeps_md_existing_cluster_command(tmp_path: Path) -> None:
                 "variants=[fp32]",
                 "benchmark.enabled=false",
                 "calibrate.num_samples=20",
-                f"runtime.cache_dir={tmp_path / 'cache'}",
+                f"runtime.cache_dir={shared_cache}",
                 f"hydra.sweep.dir={tmp_path / 'sweep'}",
                 "calibrate.seed=0,1",
             ],

@@ -9,7 +9,9 @@ import pytest
 
 
 @pytest.mark.slow
-def test_a_stage_and_a_variant_added_by_config_alone_run_and_are_reported(run_cli, tmp_path: Path) -> None:
+def test_a_stage_and_a_variant_added_by_config_alone_run_and_are_reported(
+    run_cli, tmp_path: Path, shared_cache: str
+) -> None:
     variant, pipeline = tmp_path / "conf_extra" / "variants", tmp_path / "conf_extra" / "pipeline"
     variant.mkdir(parents=True)
     pipeline.mkdir()
@@ -26,6 +28,7 @@ def test_a_stage_and_a_variant_added_by_config_alone_run_and_are_reported(run_cl
         "pipeline=with_census",
         "tracking.enabled=false",
         "benchmark.enabled=false",
+        f"runtime.cache_dir={shared_cache}",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(next(tmp_path.glob("outputs/runs/*/*/report.json")).read_text())

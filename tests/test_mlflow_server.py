@@ -23,13 +23,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 @pytest.mark.slow
 def test_a_pipeline_run_over_http_logs_runs_and_uploads_the_tflite(
-    server: tuple[str, Path], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    server: tuple[str, Path], tmp_path: Path, shared_cache: str
 ) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
     url, root = server
-    cache = tmp_path_factory.getbasetemp() / "shared-cache"
+    cache = shared_cache
     proc = cli(
         [
             *FAST,

@@ -99,8 +99,9 @@ def test_a_budget_too_small_fails_with_the_best_trial_and_advice(outlier_model: 
     assert stability["subsets"] == [100, 100] and "accuracy" in stability["spread"]
 
 
-def test_the_default_example_keeps_nothing_in_float(workdir: Path) -> None:
-    out = cli(["variants=[int8_mixed]", "benchmark.enabled=false", "tracking.enabled=false"], workdir)
+def test_the_default_example_keeps_nothing_in_float(workdir: Path, shared_cache: str) -> None:
+    args = ["variants=[int8_mixed]", "benchmark.enabled=false", "tracking.enabled=false"]
+    out = cli([*args, f"runtime.cache_dir={shared_cache}"], workdir)
     mixed = _report(workdir)["variants"]["int8_mixed"]
     assert mixed["status"] == "passed", out.stdout + out.stderr
     assert mixed["quantization"]["float_ops"] == [] and len(mixed["quantization"]["trials"]) == 1

@@ -71,7 +71,7 @@ def _run(tmp_path: Path, url: str, cache: Path, name: str, *extra: str) -> tuple
 
 @pytest.mark.slow
 def test_champion_moves_on_no_regression_and_stays_put_for_a_worse_model(
-    server: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    server: str, tmp_path: Path, shared_cache: str
 ) -> None:
     import mlflow
     import numpy as np
@@ -79,7 +79,7 @@ def test_champion_moves_on_no_regression_and_stays_put_for_a_worse_model(
 
     from stages.calibrate.datasets import digits_split
 
-    cache = tmp_path_factory.getbasetemp() / "shared-cache"
+    cache = Path(shared_cache)
     client = MlflowClient(tracking_uri=server)
     code, first, out = _run(tmp_path, server, cache, "first")
     assert code == 0, out[-3000:]

@@ -17,11 +17,6 @@ from tests.conftest import cli
 FAST = ["variants=[fp32]", "benchmark.enabled=false", "calibrate.num_samples=20"]
 
 
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One stage cache for the whole session: the digits CNN is trained once, then every job reuses it."""
-    return str(tmp_path_factory.getbasetemp() / "shared-cache")
-
-
 def runs_by_parent(tracking_uri: str) -> tuple[Any, dict[str, list[Any]]]:
     from mlflow.tracking import MlflowClient
 
@@ -118,7 +113,7 @@ def test_parallel_jobs_wait_for_and_reuse_each_others_cache_entries(tmp_path: Pa
 
 @pytest.mark.slow
 def test_joblib_sweep_nests_every_job_and_a_failing_job_fails_only_the_parent(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    tmp_path: Path, shared_cache: str
 ) -> None:
     sweep_dir = tmp_path / "sweep"
     proc = cli(
@@ -127,7 +122,7 @@ def test_joblib_sweep_nests_every_job_and_a_failing_job_fails_only_the_parent(
             "hydra/launcher=joblib",
             "hydra.launcher.n_jobs=2",
             *FAST,
-            f"runtime.cache_dir={shared_cache(tmp_path_factory)}",
+            f"runtime.cache_dir={shared_cache}",
             f"hydra.sweep.dir={sweep_dir}",
             "variants.fp32.gates.min_argmax_agreement=0.5,0.9,1.01",
         ],
@@ -159,7 +154,8 @@ def test_joblib_sweep_nests_every_job_and_a_failing_job_fails_only_the_parent(
     importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
     reason="the Ray launcher is an extra: pip install -e '.[ray]'",
 )
-def test_ray_sweep_nests_every_job(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.mark.xdist_group("ray")  # one Ray at a time on this machine
+def test_ray_sweep_nests_every_job(tmp_path: Path, shared_cache: str) -> None:
     sweep_dir = tmp_path / "sweep"
     proc = cli(
         [
@@ -168,7 +164,7 @@ def test_ray_sweep_nests_every_job(tmp_path: Path, tmp_path_factory: pytest.Temp
             "+hydra.launcher.ray.init.num_cpus=2",
             "+hydra.launcher.ray.init.include_dashboard=false",
             *FAST,
-            f"runtime.cache_dir={shared_cache(tmp_path_factory)}",
+            f"runtime.cache_dir={shared_cache}",
             f"hydra.sweep.dir={sweep_dir}",
             "variants.fp32.gates.min_argmax_agreement=0.5,0.9",
         ],

@@ -126,6 +126,13 @@ def preflight(cfg: dict[str, Any], run_dir: Path) -> None:
                 ".npz with key "
                 "`x` (or one key per input name) and optional labels `y`."
             )
+        from stages.calibrate.datasets import check_npz  # numpy only
+        from stages.result import InputError
+
+        try:
+            check_npz(str(dataset["path"]))
+        except InputError as err:
+            raise ConfigError(str(err)) from None
     check_variants(cfg.get("variants") or {})
     if cfg.get("benchmark", {}).get("enabled"):
         from stages.benchmark.stage import check_settings  # stdlib + numpy only
