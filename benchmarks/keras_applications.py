@@ -4,6 +4,12 @@ through the CLI; prints a table of what passed (issue 10).
     python benchmarks/keras_applications.py                 # a few small ones
     python benchmarks/keras_applications.py --all           # the whole family (hours on 2 cores)
     python benchmarks/keras_applications.py MobileNetV2 ResNet50
+    python benchmarks/keras_applications.py --all --jobs 2 --resume --out benchmarks/results/keras_applications
+
+`--resume` keeps the rows already in `--out`'s JSON and runs only the architectures missing there. The code is
+copied before the first run, so editing the tree while the family runs does not change what is measured. The
+per-layer QuantizationDebugger table is off (`quantization.debugger=false`): it is a diagnostic that does not
+change a verdict, and on the largest models it would double the int8 time.
 
 fp32 must match Keras per output to 1e-4 (its `max_rmse` gate, plus the max |error| shown here); int8 passes,
 fails a gate, or says in plain words why it cannot be full-integer.
@@ -16,9 +22,10 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from _common import PYTHON, REPO, run_measured
+from _common import PYTHON, REPO, load_avg, run_measured, snapshot
 
 SMALL = ["MobileNet", "MobileNetV2", "MobileNetV3Small", "EfficientNetB0", "DenseNet121", "ConvNeXtTiny"]
 # Architectures whose minimum input is above 96 (with weights=None), and the size they get.
@@ -87,11 +94,12 @@ def architectures() -> list[str]:
     return sorted(names, key=lambda n: (PARAMS_M.get(n, 1e9), n))
 
 
-def one(name: str, work: Path) -> dict[str, object]:
+def one(name: str, work: Path, code: Path) -> dict[str, object]:
     size = MIN_SIZE.get(name, 96)
     model, data = work / f"{name}.keras", work / f"{name}.npz"
     started = time.perf_counter()
-    _, _, built = run_measured([PYTHON, "-c", BUILD, name, str(size), str(model), str(data)], cwd=work, timeout=1800)
+    build = [PYTHON, "-c", BUILD, name, str(size), str(model), str(data)]
+    _, _, built = run_measured(build, cwd=work, timeout=1800, code=code)
     row: dict[str, object] = {"model": name, "input": size}
     if built.returncode != 0:
         row["fp32"] = "build failed: " + (built.stdout.strip().splitlines() or ["?"])[-1][:80]
@@ -99,8 +107,10 @@ def one(name: str, work: Path) -> dict[str, object]:
     run_dir = work / f"run-{name}"
     args = [PYTHON, "-m", "pipelines", "model=keras", f"model.path={model}", "dataset=npz", f"dataset.path={data}"]
     args += ["variants=[fp32,int8]", "tracking.enabled=false", "benchmark.enabled=false", f"hydra.run.dir={run_dir}"]
-    args += [f"runtime.cache_dir={work / 'cache'}", "calibrate.num_samples=12"]
-    _, peak, proc = run_measured(args, cwd=work, timeout=7200)
+    args += [f"runtime.cache_dir={work / 'cache' / name}", "calibrate.num_samples=12", "quantization.debugger=false"]
+    _, peak, proc = run_measured(args, cwd=work, timeout=7200, code=code)
+    for path in (model, data):  # the largest models are gigabytes; keep the disk for the next ones
+        path.unlink(missing_ok=True)
     row["minutes"] = round((time.perf_counter() - started) / 60, 1)
     row["peak_mib"] = round(peak)
     report_file = run_dir / "report.json"
@@ -124,22 +134,31 @@ def main() -> None:
     parser.add_argument("names", nargs="*")
     parser.add_argument("--all", action="store_true")
     parser.add_argument("--out", type=Path, help="also write the table (markdown) and rows (json) here")
+    parser.add_argument("--jobs", type=int, default=1, help="architectures converted side by side")
+    parser.add_argument("--resume", action="store_true", help="keep --out's rows; run only the missing ones")
     args = parser.parse_args()
     names = architectures() if args.all else (args.names or SMALL)
-    rows = []
+    rows: list[dict[str, object]] = []
+    if args.resume and args.out and args.out.with_suffix(".json").exists():
+        rows = [r for r in json.loads(args.out.with_suffix(".json").read_text()) if r["model"] in names]
+        names = [n for n in names if n not in {r["model"] for r in rows}]
+    print(f"{len(names)} to run, {args.jobs} at a time; {load_avg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="keras-apps-") as tmp:
-        for name in names:
-            row = one(name, Path(tmp))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            if args.out:
-                write(rows, args.out)
+        code = snapshot(Path(tmp) / "code")
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for done in as_completed([pool.submit(one, n, Path(tmp), code) for n in names]):
+                row = done.result()
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                if args.out:
+                    write(rows, args.out)
     print(table(rows))
 
 
 def table(rows: list[dict[str, object]]) -> str:
     cols = ["model", "input", "fp32", "fp32_max_err", "fp32_path", "int8", "int8_max_err", "minutes", "peak_mib"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    rows = sorted(rows, key=lambda r: (PARAMS_M.get(str(r["model"]), 1e9), str(r["model"])))
     lines += ["| " + " | ".join(str(r.get(c, "-")).replace("|", "/") for c in cols) + " |" for r in rows]
     passed = sum(1 for r in rows if str(r.get("fp32", "")).startswith("passed"))
     return "\n".join(lines) + f"\n\nfp32 passed: {passed}/{len(rows)}"

@@ -20,6 +20,9 @@ from pipelines.tracking.dashboard import parent_note, summary_metrics, variant_n
 from tests.conftest import cli
 from tests.mlflow_server import mlflow_server
 
+# One xdist worker runs this module: its session/module fixtures are built once, not once per worker.
+pytestmark = pytest.mark.xdist_group("dashboard_e2e")
+
 FAST = ["calibrate.num_samples=20", "benchmark.warmup=2", "benchmark.min_runs=10", "benchmark.min_seconds=0"]
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_FLAGS = [

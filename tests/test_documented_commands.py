@@ -76,13 +76,18 @@ def _stop(marker: str) -> None:
             time.sleep(0.2)
 
 
+def tiny_run(model: Path) -> list[str]:
+    """A job that trains nothing (Ray runs TensorFlow on one thread per job): the command is what is tested."""
+    return ["model=keras", f"model.path={model}", "dataset=random", "variants=[fp32]", "benchmark.enabled=false"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None,
     reason="the Ray launcher is an extra: pip install -e '.[ray]'",
 )
 @pytest.mark.xdist_group("ray")  # one Ray at a time on this machine
-def test_sweeps_md_existing_cluster_command(tmp_path: Path, shared_cache: str) -> None:
+def test_sweeps_md_existing_cluster_command(tmp_path: Path, tiny_keras: Path) -> None:
     """docs/sweeps.md: `ray start --head`, then `hydra.launcher.ray.init.address=...` (no `+`, no workaround)."""
     port = _free_port()
     temp = Path(f"/tmp/rt{os.getpid()}")  # Ray's socket paths must stay short; this dir marks our processes
@@ -98,10 +103,8 @@ def test_sweeps_md_existing_cluster_command(tmp_path: Path, shared_cache: str) -
                 "-m",
                 "hydra/launcher=ray",
                 f"hydra.launcher.ray.init.address=127.0.0.1:{port}",
-                "variants=[fp32]",
-                "benchmark.enabled=false",
-                "calibrate.num_samples=20",
-                f"runtime.cache_dir={shared_cache}",
+                *tiny_run(tiny_keras),
+                f"runtime.cache_dir={tmp_path / 'cache'}",
                 f"hydra.sweep.dir={tmp_path / 'sweep'}",
                 "calibrate.seed=0,1",
             ],

@@ -20,6 +20,9 @@ from tests.conftest import cli
 from tests.keras_detector import DETECTOR_TAIL, detector_dataset, hydra_value, save_detector
 from tests.keras_text import save_transformer, token_dataset
 
+# One xdist worker runs this module: its session/module fixtures are built once, not once per worker.
+pytestmark = pytest.mark.xdist_group("keras3_models")
+
 
 @pytest.fixture(scope="session")
 def detector(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

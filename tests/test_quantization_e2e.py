@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import cli
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs this module: its session/module fixtures are built once, not once per worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("quantization_e2e")]
 
 
 @pytest.fixture(scope="session")

@@ -155,7 +155,8 @@ def test_joblib_sweep_nests_every_job_and_a_failing_job_fails_only_the_parent(
     reason="the Ray launcher is an extra: pip install -e '.[ray]'",
 )
 @pytest.mark.xdist_group("ray")  # one Ray at a time on this machine
-def test_ray_sweep_nests_every_job(tmp_path: Path, shared_cache: str) -> None:
+def test_ray_sweep_nests_every_job(tmp_path: Path, tiny_keras: Path) -> None:
+    """A job that trains nothing (Ray runs TensorFlow on one thread per job): the launcher is what is tested."""
     sweep_dir = tmp_path / "sweep"
     proc = cli(
         [
@@ -163,10 +164,13 @@ def test_ray_sweep_nests_every_job(tmp_path: Path, shared_cache: str) -> None:
             "hydra/launcher=ray",
             "+hydra.launcher.ray.init.num_cpus=2",
             "+hydra.launcher.ray.init.include_dashboard=false",
+            "model=keras",
+            f"model.path={tiny_keras}",
+            "dataset=random",
             *FAST,
-            f"runtime.cache_dir={shared_cache}",
+            f"runtime.cache_dir={tmp_path / 'cache'}",
             f"hydra.sweep.dir={sweep_dir}",
-            "variants.fp32.gates.min_argmax_agreement=0.5,0.9",
+            "calibrate.seed=0,1",
         ],
         cwd=tmp_path,
         env={"RAY_DEDUP_LOGS": "0"},
