@@ -40,13 +40,13 @@ def run_dag(
 ) -> dict[str, Outcome]:
     """Run every node whose upstream succeeded; one node's failure only skips what depends on it.
 
-    Before the first node that is not in the cache, the worker starts importing TensorFlow (so no stage's
-    timeout counts that import) and `before_work` is called once (the tracker uses it to fail fast on an
-    unusable store without delaying a fully cached re-run); the two take their seconds side by side.
+    `before_work` is called once, before the first node that is not in the cache (the tracker uses it to
+    fail fast on an unusable store without delaying a fully cached re-run); meanwhile the worker imports
+    TensorFlow, so the two take their seconds side by side. Without it nothing is warmed: stages that need no
+    TensorFlow (toy stages, a rerun that only times) do not pay for its import.
     """
     outcomes: dict[str, Outcome] = {}
     width = len(str(len(nodes)))
-    computing = False
     for index, node in enumerate(nodes, 1):
         prefix = f"[{index:>{width}}/{len(nodes)}] {node.id:<22}"
         failed = [nid for nid in node.needs if outcomes[nid].status == "error"]
@@ -58,11 +58,10 @@ def run_dag(
             continue
         upstream = {arg: outcomes[nid] for arg, nid in node.upstream.items()}
         key = node_key(node, {arg: o.key for arg, o in upstream.items()})
-        if not computing and not cache.has(node.stage, key):
-            computing = True
+        if before_work is not None and not cache.has(node.stage, key):
             worker.warm_up()
-            if before_work is not None:
-                before_work()  # raises (an unusable tracking store) before any work
+            before_work()  # raises (an unusable tracking store) before any work
+            before_work = None
         started = time.perf_counter()
         try:
             result, cached = _run_node(node, key, {a: o.result for a, o in upstream.items()}, cache, worker, timeout_s)
