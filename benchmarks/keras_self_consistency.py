@@ -21,8 +21,8 @@ def main(name: str) -> None:
     single = np.concatenate([model.predict(x[i : i + 1], verbose=0) for i in range(len(x))])
     nudged = model.predict(x * (1 + 1e-6), batch_size=len(x), verbose=0)
     features = keras.Model(model.input, model.layers[-1].input).predict(x, verbose=0)
-    weights, bias = model.layers[-1].get_weights()
-    logits = np.sort(features @ weights + bias, axis=1)
+    head = model.layers[-1].get_weights()  # a Dense with softmax (most), or a bare softmax Activation (MobileNetV3)
+    logits = np.sort(features @ head[0] + head[1] if head else features, axis=1)
     gap = float(np.median(logits[:, -1] - logits[:, -2]))
     print(f"{name}: max |logit| {np.abs(logits).max():.6g}, median top-2 gap {gap:.6g}")
     for label, other in (("batch 1 vs batch 12", single), ("input x(1+1e-6)", nudged)):
