@@ -6,7 +6,8 @@ through the CLI; prints a table of what passed (issue 10).
     python benchmarks/keras_applications.py MobileNetV2 ResNet50
     python benchmarks/keras_applications.py --all --jobs 2 --resume --out benchmarks/results/keras_applications
 
-`--resume` keeps the rows already in `--out`'s JSON and runs only the architectures missing there. The code is
+`--resume` keeps the rows already in `--out`'s JSON and runs only the architectures missing there (for the same
+`--bn-stats`: a row per architecture and setting). The code is
 copied before the first run, so editing the tree while the family runs does not change what is measured. The
 per-layer QuantizationDebugger table is off (`quantization.debugger=false`): it is a diagnostic that does not
 change a verdict, and on the largest models it would double the int8 time.
@@ -30,14 +31,11 @@ from _common import PYTHON, REPO, load_avg, run_measured, snapshot
 SMALL = ["MobileNet", "MobileNetV2", "MobileNetV3Small", "EfficientNetB0", "DenseNet121", "ConvNeXtTiny"]
 # Architectures whose minimum input is above 96 (with weights=None), and the size they get.
 MIN_SIZE: dict[str, int] = {}
-BUILD = """
-import sys, numpy as np, keras
-name, size, model_path, data_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-keras.utils.set_random_seed(0)
-model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10)
-model.save(model_path)
-rng = np.random.default_rng(0)
-np.savez(data_path, x=rng.integers(0, 256, (24, size, size, 3)).astype("float32"))
+BUILD = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from _keras_apps import build_and_save
+build_and_save(*sys.argv[1:])
 """
 
 
@@ -94,13 +92,13 @@ def architectures() -> list[str]:
     return sorted(names, key=lambda n: (PARAMS_M.get(n, 1e9), n))
 
 
-def one(name: str, work: Path, code: Path) -> dict[str, object]:
+def one(name: str, work: Path, code: Path, bn_stats: str) -> dict[str, object]:
     size = MIN_SIZE.get(name, 96)
     model, data = work / f"{name}.keras", work / f"{name}.npz"
     started = time.perf_counter()
-    build = [PYTHON, "-c", BUILD, name, str(size), str(model), str(data)]
+    build = [PYTHON, "-c", BUILD, name, str(size), str(model), str(data), bn_stats]
     _, _, built = run_measured(build, cwd=work, timeout=1800, code=code)
-    row: dict[str, object] = {"model": name, "input": size}
+    row: dict[str, object] = {"model": name, "input": size, "bn_stats": bn_stats}
     if built.returncode != 0:
         row["fp32"] = "build failed: " + (built.stdout.strip().splitlines() or ["?"])[-1][:80]
         return row
@@ -136,17 +134,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the table (markdown) and rows (json) here")
     parser.add_argument("--jobs", type=int, default=1, help="architectures converted side by side")
     parser.add_argument("--resume", action="store_true", help="keep --out's rows; run only the missing ones")
+    parser.add_argument(
+        "--bn-stats",
+        choices=["data", "init"],
+        default="data",
+        help="BatchNorm statistics: from the calibration images, as a trained model has (default), or as initialised",
+    )
     args = parser.parse_args()
     names = architectures() if args.all else (args.names or SMALL)
     rows: list[dict[str, object]] = []
     if args.resume and args.out and args.out.with_suffix(".json").exists():
-        rows = [r for r in json.loads(args.out.with_suffix(".json").read_text()) if r["model"] in names]
-        names = [n for n in names if n not in {r["model"] for r in rows}]
+        rows = json.loads(args.out.with_suffix(".json").read_text())  # every row stays in the table
+        done = {r["model"] for r in rows if r.get("bn_stats", "init") == args.bn_stats}
+        names = [n for n in names if n not in done]
     print(f"{len(names)} to run, {args.jobs} at a time; {load_avg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="keras-apps-") as tmp:
         code = snapshot(Path(tmp) / "code")
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            for done in as_completed([pool.submit(one, n, Path(tmp), code) for n in names]):
+            for done in as_completed([pool.submit(one, n, Path(tmp), code, args.bn_stats) for n in names]):
                 row = done.result()
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -156,10 +161,22 @@ def main() -> None:
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    cols = ["model", "input", "fp32", "fp32_max_err", "fp32_path", "int8", "int8_max_err", "minutes", "peak_mib"]
+    cols = [
+        "model",
+        "input",
+        "bn_stats",
+        "fp32",
+        "fp32_max_err",
+        "fp32_path",
+        "int8",
+        "int8_max_err",
+        "minutes",
+        "peak_mib",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     rows = sorted(rows, key=lambda r: (PARAMS_M.get(str(r["model"]), 1e9), str(r["model"])))
-    lines += ["| " + " | ".join(str(r.get(c, "-")).replace("|", "/") for c in cols) + " |" for r in rows]
+    cell = {"bn_stats": "init"}  # rows from before --bn-stats had the initial statistics
+    lines += ["| " + " | ".join(str(r.get(c, cell.get(c, "-"))).replace("|", "/") for c in cols) + " |" for r in rows]
     passed = sum(1 for r in rows if str(r.get("fp32", "")).startswith("passed"))
     return "\n".join(lines) + f"\n\nfp32 passed: {passed}/{len(rows)}"
 

@@ -118,7 +118,9 @@ def _execute(
     report = build_report(cfg, outcomes, run_dir)
     prepare_lineage(report, outcomes, run_dir)  # datasets and servable models, for MLflow and the registry
     report["wall_s"] = round(time.perf_counter() - started, 2)
-    write_plot(report, run_dir)  # while the tracking process may still be opening its store
+    write_plot(
+        report, run_dir, cache.root if runtime["use_cache"] else None
+    )  # while the tracking process may still be opening its store
     write_report(report, run_dir)  # the local report first: nothing has been sent to MLflow yet
     written["report"] = True
     tracking_problem = None if tracker is None else track_run(tracker, cfg, report, outcomes, run_dir, cache.root)

@@ -57,7 +57,8 @@ def mlflow_server_process(
         cwd=root,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ},
+        # No job runner: the tests use none, and its consumer processes would import MLflow beside the tests.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

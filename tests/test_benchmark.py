@@ -172,6 +172,32 @@ def test_plot_is_written(tmp_path: Path) -> None:
     assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_figure_is_drawn_once_per_content_and_copied_after(tmp_path: Path) -> None:
+    from pipelines.output.figure_cache import cached_figure
+    from pipelines.output.plots import tradeoff_inputs
+
+    report = {
+        "model": {"name": "m"},
+        "reference": {"metrics": {"accuracy": 0.9}},
+        "variants": {"fp32": _variant(1.0), "int8": {**_variant(0.01), "size_bytes": 250}},
+    }
+    drawn: list[Path] = []
+
+    def draw(inputs: dict, path: Path) -> Path | None:
+        drawn.append(path)
+        return plot_tradeoffs(inputs, path)
+
+    cache = tmp_path / "cache"
+    first = cached_figure(cache, tradeoff_inputs(report), tmp_path / "a" / "tradeoffs.png", draw)
+    again = cached_figure(cache, tradeoff_inputs(report), tmp_path / "b" / "tradeoffs.png", draw)
+    assert first is not None and again is not None and len(drawn) == 1
+    assert again.read_bytes() == first.read_bytes()
+    report["variants"]["int8"]["size_bytes"] = 500  # another figure: drawn, not copied
+    moved = cached_figure(cache, tradeoff_inputs(report), tmp_path / "c" / "tradeoffs.png", draw)
+    assert len(drawn) == 2 and moved is not None and moved.read_bytes() != first.read_bytes()
+    assert cached_figure(None, tradeoff_inputs(report), tmp_path / "d" / "tradeoffs.png", draw) and len(drawn) == 3
+
+
 def test_bad_settings_stop_the_cli_before_any_work(tmp_path: Path) -> None:
     import os
     import subprocess

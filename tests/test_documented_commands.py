@@ -77,8 +77,16 @@ def _stop(marker: str) -> None:
 
 
 def tiny_run(model: Path) -> list[str]:
-    """A job that trains nothing (Ray runs TensorFlow on one thread per job): the command is what is tested."""
-    return ["model=keras", f"model.path={model}", "dataset=random", "variants=[fp32]", "benchmark.enabled=false"]
+    """A job that trains and tracks nothing (Ray runs TensorFlow on one thread per job): the command is what is
+    tested."""
+    return [
+        "model=keras",
+        f"model.path={model}",
+        "dataset=random",
+        "variants=[fp32]",
+        "benchmark.enabled=false",
+        "tracking.enabled=false",
+    ]
 
 
 @pytest.mark.slow

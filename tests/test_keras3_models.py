@@ -31,7 +31,7 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _run(tmp_path: Path, *args: str) -> tuple[Any, dict[str, Any]]:
-    done = cli([*args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    done = cli([*args, "tracking.enabled=false", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     report_file = tmp_path / "run" / "report.json"
     assert report_file.exists(), done.stderr[-3000:]
     return done, json.loads(report_file.read_text())

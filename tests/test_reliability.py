@@ -56,7 +56,7 @@ def test_hanging_variant_is_stopped_and_the_others_pass(tmp_path: Path, tiny_ker
             *_model(tiny_keras),
             "pipeline.stages.convert._target_=tests.crashy.convert",
             "hydra.run.dir=run",
-            "runtime.stage_timeout_s=30",
+            "runtime.stage_timeout_s=20",
         ],
         tmp_path,
         timeout=300,
@@ -65,7 +65,7 @@ def test_hanging_variant_is_stopped_and_the_others_pass(tmp_path: Path, tiny_ker
     assert result.returncode == 1, result.stderr[-3000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["variants"]["fp32"]["status"] == "passed"
-    assert "did not finish within 30 s" in report["variants"]["int8"]["error"]
+    assert "did not finish within 20 s" in report["variants"]["int8"]["error"]
 
 
 def _kill_after(proc: subprocess.Popen[str], marker: str, timeout: float = 240) -> str:

@@ -134,6 +134,15 @@ def preflight(cfg: dict[str, Any], run_dir: Path) -> None:
         except InputError as err:
             raise ConfigError(str(err)) from None
     check_variants(cfg.get("variants") or {})
+    target = ((cfg.get("split") or {}).get("postprocess") or {}).get("_target_")
+    if target:
+        from stages.result import InputError
+        from stages.split.postprocess_target import check_findable  # finds the module, does not run it
+
+        try:
+            check_findable(str(target))
+        except InputError as err:
+            raise ConfigError(str(err)) from None
     if cfg.get("benchmark", {}).get("enabled"):
         from stages.benchmark.stage import check_settings  # stdlib + numpy only
         from stages.result import StageError

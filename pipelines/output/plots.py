@@ -134,6 +134,16 @@ def _where(report: dict[str, Any]) -> str:
     return ""
 
 
+def tradeoff_inputs(report: dict[str, Any]) -> dict[str, Any]:
+    """The part of the report `plot_tradeoffs` reads, in the report's shape (the figure cache's key)."""
+    fields = ("size_bytes", "metrics", "status", "benchmark")
+    return {
+        "model": {"name": report["model"]["name"]},
+        "reference": {"metrics": (report.get("reference") or {}).get("metrics") or {}},
+        "variants": {n: {f: v.get(f) for f in fields} for n, v in report["variants"].items()},
+    }
+
+
 def plot_tradeoffs(report: dict[str, Any], path: Path) -> Path | None:
     """Write the figure; None when no variant has the figures to plot."""
     variants = {n: v for n, v in report["variants"].items() if v.get("size_bytes") and _quality(v["metrics"])}

@@ -211,18 +211,25 @@ def latency_warnings(cfg: dict[str, Any], variants: dict[str, Any]) -> list[str]
     return warnings
 
 
-def write_plot(report: dict[str, Any], run_dir: Path) -> None:
-    """Draw the trade-off plot and record its name in the report (before `write_report`)."""
-    from pipelines.output.plots import plot_tradeoffs
+def write_plot(report: dict[str, Any], run_dir: Path, cache_root: Path | None = None) -> None:
+    """Draw the trade-off plot and each variant's worst layers, and record their names in the report (before
+    `write_report`). With `cache_root`, a figure drawn before from the same figures is copied, not redrawn."""
+    from pipelines.output.figure_cache import cached_figure
+    from pipelines.output.plots import plot_tradeoffs, plot_worst_layers, tradeoff_inputs
 
-    plot = plot_tradeoffs(report, run_dir / "tradeoffs.png")
+    plot = cached_figure(cache_root, tradeoff_inputs(report), run_dir / "tradeoffs.png", plot_tradeoffs)
     if plot is not None:
         report["plot"] = plot.name
-    from pipelines.output.plots import plot_worst_layers
-
     for name, entry in report["variants"].items():
         info = entry.get("quantization") or {}
-        layers = plot_worst_layers(name, info.get("layers"), run_dir / "variants" / name / "worst_layers.png")
+        if not info.get("layers"):
+            continue
+        layers = cached_figure(
+            cache_root,
+            {"variant": name, "layers": info["layers"]},
+            run_dir / "variants" / name / "worst_layers.png",
+            lambda inputs, path: plot_worst_layers(inputs["variant"], inputs["layers"], path),
+        )
         if layers is not None:
             info["layers_plot"] = str(layers.relative_to(run_dir))
 

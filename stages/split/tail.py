@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from stages.load.model.access import cached_graph_def, graph_def_for
-from stages.result import InputError, StageError, StageResult
+from stages.result import StageError, StageResult
+from stages.split.postprocess_target import cannot_import
 
 
 def load_postprocess(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -24,11 +25,7 @@ def load_postprocess(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     try:
         fn = getattr(importlib.import_module(module_name), fn_name)
     except (ImportError, AttributeError, ValueError) as err:
-        raise InputError(
-            f"`split.postprocess._target_={target}` cannot be imported ({type(err).__name__}: {err})."
-            " Give the dotted path of a function importable from the working directory, e.g. "
-            "stages.postprocess.nms.filter_detections."
-        ) from None
+        raise cannot_import(target, err) from None
     return fn, {k: v for k, v in cfg.items() if k != "_target_"}
 
 
