@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -94,3 +94,15 @@ def tiny_keras(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny.keras"
     keras.Model(inputs, outputs).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def mlflow_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """One real `mlflow server` (URL, root folder) for the HTTP tests: registry, dashboard, HTTP logging. Each
+    test logs to an experiment of its own. Their modules share the xdist group "mlflow_http", so one worker
+    starts the server once (about 10 s of CPU each time) instead of once per module."""
+    from tests.mlflow_server import mlflow_server
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with mlflow_server(root) as url:
+        yield url, root

@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ import pytest
 from pipelines.output.table import header, table_rows
 from pipelines.tracking.dashboard import parent_note, summary_metrics, variant_note
 from tests.conftest import cli
-from tests.mlflow_server import mlflow_server
 
-# One xdist worker runs this module: its session/module fixtures are built once, not once per worker.
-pytestmark = pytest.mark.xdist_group("dashboard_e2e")
+# One xdist worker runs this module and the other users of the session's MLflow server (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("mlflow_http")
 
 FAST = ["calibrate.num_samples=20", "benchmark.warmup=2", "benchmark.min_runs=10", "benchmark.min_seconds=0"]
 CHROMIUM = shutil.which("chromium")
@@ -80,9 +78,8 @@ def rendered_tables(url: str, profile: Path) -> tuple[list[list[list[str]]], str
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with mlflow_server(tmp_path_factory.mktemp("dashboard-server")) as url:
-        yield url
+def server(mlflow_http: tuple[str, Path]) -> str:
+    return mlflow_http[0]
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +91,7 @@ def tracked(server: str, tmp_path_factory: pytest.TempPathFactory, shared_cache:
             "variants=[fp32,int8]",
             *FAST,
             f"tracking.uri={server}",
+            "tracking.experiment=dashboard",
             f"runtime.cache_dir={shared_cache}",
             f"hydra.run.dir={work / 'run'}",
         ],

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import cli
-from tests.mlflow_server import free_port, mlflow_server
+from tests.mlflow_server import free_port
+
+pytestmark = pytest.mark.xdist_group("mlflow_http")  # the session's MLflow server (tests/conftest.py)
 
 FAST = ["variants=[fp32]", "benchmark.enabled=false", "calibrate.num_samples=20"]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    root = tmp_path_factory.mktemp("mlflow-server")
-    with mlflow_server(root) as url:
-        yield url, root
+def server(mlflow_http: tuple[str, Path]) -> tuple[str, Path]:
+    return mlflow_http
 
 
 @pytest.mark.slow

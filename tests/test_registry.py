@@ -5,7 +5,6 @@ candidate does not regress against the current champion on the same evaluation d
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,8 @@ import pytest
 from pipelines.engine.errors import ConfigError
 from pipelines.tracking.registry import check_config, choose
 from tests.conftest import cli
-from tests.mlflow_server import mlflow_server
+
+pytestmark = pytest.mark.xdist_group("mlflow_http")  # the session's MLflow server (tests/conftest.py)
 
 FAST = ["variants=[fp32,fp16]", "benchmark.enabled=false", "calibrate.num_samples=20"]
 
@@ -47,9 +47,8 @@ def test_registry_without_tracking_is_refused_before_any_work() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with mlflow_server(tmp_path_factory.mktemp("registry-server")) as url:
-        yield url
+def server(mlflow_http: tuple[str, Path]) -> str:
+    return mlflow_http[0]
 
 
 def _run(tmp_path: Path, url: str, cache: Path, name: str, *extra: str) -> tuple[int, dict, str]:
@@ -59,6 +58,7 @@ def _run(tmp_path: Path, url: str, cache: Path, name: str, *extra: str) -> tuple
             *FAST,
             f"tracking.uri={url}",
             "registry.name=digits",
+            "tracking.experiment=registry",
             f"runtime.cache_dir={cache}",
             f"hydra.run.dir={run_dir}",
             *extra,
