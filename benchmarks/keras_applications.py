@@ -120,6 +120,8 @@ def one(name: str, work: Path, code: Path, bn_stats: str) -> dict[str, object]:
         entry = report["variants"].get(variant, {})
         errs = entry.get("metrics", {}).get("max_abs_err") or {}
         row[f"{variant}_max_err"] = f"{max(errs.values()):.1e}" if errs else "-"
+        rmse = entry.get("metrics", {}).get("rmse") or {}  # what the fp32 gate `max_rmse` (1e-4) judges
+        row[f"{variant}_rmse"] = f"{max(rmse.values()):.1e}" if rmse else "-"
         failed = [g for g, v in (entry.get("gates") or {}).items() if v.get("passed") is False]
         detail = entry.get("error") or (f"gates failed: {failed}" if failed else "")
         row[variant] = entry.get("status", "?") + (f" ({str(detail)[:160]})" if detail else "")
@@ -182,8 +184,11 @@ def table(rows: list[dict[str, object]]) -> str:
 
 
 def write(rows: list[dict[str, object]], out: Path) -> None:
+    """The table under the markdown's hand-written preamble (what the rows mean; kept as it is), and the rows."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(table(rows) + "\n")
+    md = out.with_suffix(".md")
+    preamble = md.read_text().split("| model |")[0] if md.exists() else ""
+    md.write_text(preamble + table(rows) + "\n")
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
 
 
