@@ -286,6 +286,29 @@ def test_label_output_reaches_the_reference_through_the_cli(
     assert report["reference"]["metrics"]["accuracy"] > 0.8  # scored on the probabilities, not the embedding
     if override is None:
         assert "probs" in result.stdout + result.stderr  # the automatic choice is said, not silent
+    # The probe of the original model against itself ran on both outputs; this model is not sensitive.
+    diffs = report["reference"]["metrics"]["batch_vs_single"]
+    assert set(diffs) == {"probs", "embed"} and max(diffs.values()) < 1e-5, diffs
+    assert not any("disagrees with itself" in note for note in report["notes"])
+
+
+def test_a_model_that_disagrees_with_itself_gets_a_note_naming_the_output_and_size() -> None:
+    """Batch-dependent arithmetic (here: centring by the batch mean) makes batch and one-at-a-time outputs
+    differ; the reference says by how much and the report turns it into a note that fp32 cannot beat it."""
+    from pipelines.output.report import sensitivity_notes
+    from stages.verify.reference import self_disagreement
+
+    def centred(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = feeds["x"]
+        return {"scores": x - x.mean(axis=0, keepdims=True), "ids": np.argmax(x, axis=1)}
+
+    feeds = {"x": np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)}
+    diffs = self_disagreement(centred, feeds, centred(feeds))
+    assert set(diffs) == {"scores"} and diffs["scores"] > 0.1  # integer outputs are not compared
+    [note] = sensitivity_notes({"batch_vs_single": diffs})
+    assert "output 'scores' differs by up to" in note and "the model's, not the conversion's" in note
+    stable = self_disagreement(lambda f: {"scores": 2 * f["x"]}, feeds, {"scores": 2 * feeds["x"]})
+    assert stable == {"scores": 0.0} and sensitivity_notes({"batch_vs_single": stable}) == []
 
 
 def test_a_near_constant_output_does_not_turn_float_rounding_into_a_large_relative_error() -> None:

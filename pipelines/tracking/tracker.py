@@ -170,6 +170,8 @@ class MlflowTracker:
             mlflow.log_metric("reference/accuracy", ref["accuracy"])
         if "latency_ms" in ref:
             mlflow.log_metric("reference/latency_ms_p50", ref["latency_ms"]["p50"])
+        if ref.get("batch_vs_single"):  # how far the original model disagrees with itself (report notes)
+            mlflow.log_metric("reference/batch_vs_single_max", max(ref["batch_vs_single"].values()))
         for name in ("report.json", "report.md", "tradeoffs.png"):
             if (run_dir / name).exists():
                 mlflow.log_artifact(str(run_dir / name))

@@ -26,6 +26,7 @@ def reference(
     feeds, labels = load_samples(calibrate.path("eval"))
     outputs, latency_fn = full_model_outputs(load, split, feeds)
     check_finite(outputs)
+    batch_vs_single = self_disagreement(latency_fn, feeds, outputs)
     arrays = {f"output/{k}": v for k, v in outputs.items()}
     if split.meta.get("head_outputs"):
         # The TF head on the same inputs: what each variant's converted head is compared against.
@@ -39,7 +40,7 @@ def reference(
         label_output, label_choice = choose_label_output(outputs, cfg.get("label_output"), labels)
     if cfg.get("label_output") and label_output is None:
         raise InputError(f"{label_choice}. Set `dataset.label_output` to one of {sorted(outputs)} or drop it.")
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = {"batch_vs_single": batch_vs_single}
     if label_output is not None and labels is not None:
         metrics["accuracy"] = accuracy(outputs[label_output], labels)
     bench = cfg["benchmark"]
@@ -66,6 +67,28 @@ def reference(
         "detections": detections,
     }
     return StageResult(files={"outputs": "reference.npz"}, meta=meta, metrics=metrics)
+
+
+def self_disagreement(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per float output, max |difference| between the batch outputs and the same first samples run one at a
+    time. Why: a numerically sensitive model (deep, unnormalised: EfficientNetV2M with random weights differs
+    by 1.0) disagrees with itself by more than any float conversion's gate; the report then says so instead of
+    letting fp32 look mis-converted. Four samples: a few single-sample runs of the original model."""
+    count = min(4, len(next(iter(feeds.values()))))
+    if count < 2:
+        return {}
+    try:
+        single = [run({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(count)]
+    except Exception:  # noqa: BLE001 - a diagnostic: a model that cannot run one sample fails its timing instead
+        return {}
+    diffs = {}
+    for name, batch in outputs.items():
+        if batch.dtype.kind != "f" or any(name not in one for one in single):
+            continue
+        alone = np.concatenate([np.asarray(one[name]) for one in single])
+        if alone.shape == batch[:count].shape:
+            diffs[name] = float(np.max(np.abs(alone.astype(np.float64) - batch[:count])))
+    return diffs
 
 
 def check_finite(outputs: dict[str, np.ndarray]) -> None:
