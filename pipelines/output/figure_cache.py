@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,9 +38,14 @@ def cached_figure(
         return path
     drawn = draw(inputs, path)
     if drawn is not None:
+        # A temp name of this process's own: parallel sweep jobs may store the same figure at once.
+        tmp = stored.with_name(f".{stored.name}.{os.getpid()}.tmp")
         try:
             stored.parent.mkdir(parents=True, exist_ok=True)
-            copy_atomic(drawn, stored)
+            shutil.copyfile(drawn, tmp)
+            os.replace(tmp, stored)
         except OSError:  # the run's own figure is written; a cache that cannot keep a copy only costs time
             pass
+        finally:
+            tmp.unlink(missing_ok=True)
     return drawn
