@@ -135,6 +135,14 @@ def test_a_segfault_fails_one_variant_and_the_worker_is_replaced(tmp_path: Path)
     assert outcomes["report[a]"].status == outcomes["report[c]"].status == "ok"
 
 
+def test_a_kill_from_outside_is_told_as_the_likely_out_of_memory_killer(tmp_path: Path) -> None:
+    variants = {"a": {"factor": 2}, "b": {"factor": 3, "crash": "kill"}}
+    outcomes = _run(tmp_path, _stages(tmp_path / "log"), variants)
+    error = outcomes["scale[b]"].error or ""
+    assert "crashed (SIGKILL)" in error and "out-of-memory killer" in error and "GiB" in error
+    assert "variants=[fp32]" in error and outcomes["report[a]"].status == "ok"
+
+
 def test_a_damaged_cache_entry_is_recomputed(tmp_path: Path) -> None:
     log = tmp_path / "log"
     outcomes = _run(tmp_path, _stages(log))

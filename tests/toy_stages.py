@@ -28,7 +28,7 @@ def scale(cfg: dict[str, Any], out_dir: str, produce: StageResult) -> StageResul
     if variant.get("fail"):
         raise StageError(f"variant {variant['name']} was told to fail")
     if variant.get("crash"):
-        os.kill(os.getpid(), signal.SIGSEGV)
+        os.kill(os.getpid(), signal.SIGKILL if variant["crash"] == "kill" else signal.SIGSEGV)
     value = int(produce.path("value").read_text()) * int(variant["factor"])
     (Path(out_dir) / "scaled.txt").write_text(str(value))
     return StageResult(files={"scaled": "scaled.txt"}, metrics={"value": value, "pid": os.getpid()})

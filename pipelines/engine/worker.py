@@ -85,8 +85,24 @@ _CRASH_HINTS = {
 
 def crash_message(code: int | None, what: str) -> str:
     """'the worker process crashed (SIGSEGV) while running convert[int8]: the TensorFlow converter ...'."""
+    if code == -signal.SIGKILL:  # the engine's own kills (timeouts) say so elsewhere: this one came from outside
+        return f"the worker process {describe_exit(code)} while running {what}: {_killed_hint()}"
     hint = _CRASH_HINTS.get(what.split("[")[0])
     return f"the worker process {describe_exit(code)} while running {what}" + (f": {hint}" if hint else "")
+
+
+def _killed_hint() -> str:
+    """SIGKILL that the engine did not send: nearly always the kernel's out-of-memory killer."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        machine = f"this machine has {total:.0f} GiB"
+    except (ValueError, OSError):
+        machine = "check the machine's memory"
+    return (
+        f"something outside the pipeline killed it, usually the kernel's out-of-memory killer ({machine}; "
+        "the largest models need several times their weights' size while converting). Close other work, run "
+        "fewer variants per command (e.g. `variants=[fp32]`, then the others), or use a machine with more memory"
+    )
 
 
 def resident_mb(pid: int) -> float | None:
