@@ -168,6 +168,7 @@ def table(rows: list[dict[str, object]]) -> str:
         "input",
         "bn_stats",
         "fp32",
+        "fp32_rmse",
         "fp32_max_err",
         "fp32_path",
         "int8",
