@@ -116,6 +116,8 @@ def one(name: str, work: Path, code: Path, bn_stats: str) -> dict[str, object]:
         row["fp32"] = "no report: " + (proc.stdout.strip().splitlines() or ["?"])[-1][:100]
         return row
     report = json.loads(report_file.read_text())
+    # The original model against itself (batch vs one at a time): the report's note when it is unstable.
+    row["batch_vs_single"] = max((report["reference"]["metrics"].get("batch_vs_single") or {"-": 0.0}).values())
     for variant in ("fp32", "int8"):
         entry = report["variants"].get(variant, {})
         errs = entry.get("metrics", {}).get("max_abs_err") or {}
