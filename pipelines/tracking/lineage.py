@@ -123,11 +123,28 @@ def link_children(mlflow: Any, report: dict[str, Any], calibrated: set[str]) -> 
             continue
         used = ["calibration", "evaluation"] if name in calibrated else ["evaluation"]
         if any(c in inputs for c in used):
-            client.log_inputs(entry["mlflow_run_id"], datasets=[inputs[c] for c in used if c in inputs])
+            _log_inputs(client, entry["mlflow_run_id"], datasets=[inputs[c] for c in used if c in inputs])
         outputs = client.get_run(entry["mlflow_run_id"]).outputs
         models += [LoggedModelInput(o.model_id) for o in (outputs.model_outputs if outputs else [])]
     if inputs or models:
-        client.log_inputs(mlflow.active_run().info.run_id, datasets=list(inputs.values()), models=models)
+        _log_inputs(client, mlflow.active_run().info.run_id, datasets=list(inputs.values()), models=models)
+
+
+def _log_inputs(client: Any, run_id: str, **inputs: Any) -> None:
+    """`client.log_inputs`, again when another run registered the same dataset at the same moment. Why: MLflow's
+    sqlite store looks a dataset up, then inserts it; two runs (parallel sweep jobs, two commands on one store)
+    logging the same data into one experiment can both miss it, and the second insert fails with `UNIQUE
+    constraint failed: datasets...`. The failed transaction wrote nothing; the retry finds the dataset."""
+    import time
+
+    for attempt in range(3):
+        try:
+            client.log_inputs(run_id, **inputs)
+            return
+        except Exception as err:  # noqa: BLE001 - only the race is retried; anything else is raised as it was
+            if "UNIQUE constraint failed: datasets" not in str(err) or attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def log_model(mlflow: Any, name: str, entry: dict[str, Any], run_dir: Path) -> str | None:
