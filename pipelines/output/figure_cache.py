@@ -8,14 +8,17 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from pipelines.output.files import copy_atomic
 
 
+@cache
 def _drawing_code() -> str:
-    """What else decides the pixels: the plotting code and matplotlib's version."""
+    """What else decides the pixels: the plotting code and matplotlib's version (read once per process, not
+    once per figure)."""
     from importlib.metadata import version
 
     from pipelines.output import plots
