@@ -129,7 +129,22 @@ def test_efficientnet_style_model_keeps_its_signature(models: Any, tmp_path: Pat
     proc, report = run_case(models, tmp_path, "efficientnet_style", "[fp32,int8]")
     assert proc.returncode == 0, proc.stderr[-3000:]
     fp32 = assert_fp32_matches(report, {"probs"})
-    assert fp32["conversion"]["convert_path"] == "as_loaded/saved_model"
+    assert fp32["conversion"]["convert_path"] == "as_loaded/keras_export"  # Keras's export keeps the signature
+
+
+def test_frozen_function_that_loses_its_signature_falls_back_to_a_savedmodel(models: Any, tmp_path: Path) -> None:
+    """The same model without the Keras export road (as a SavedModel or a cut head would be): the frozen
+    function converts without a SignatureDef (swish's custom gradient does not save), so the SavedModel road
+    written here gives the file, with `serving_default`."""
+    from dataclasses import replace
+
+    from stages.convert.converter import convert_flatbuffer, has_signature
+    from stages.load.model.keras_model import load_keras
+
+    _, model, _ = models("efficientnet_style")
+    handle = replace(load_keras(str(model), True), export=None, retrace=None)
+    flatbuffer, via = convert_flatbuffer(handle, {"mode": "fp32", "name": "fp32"}, {}, tmp_path)
+    assert via == "saved_model" and has_signature(flatbuffer)
 
 
 def test_batchnorm_in_nested_sequential_exported_with_model_export(models: Any, tmp_path: Path) -> None:

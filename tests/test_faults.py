@@ -67,6 +67,10 @@ def test_impossible_counts_fail_before_any_work(tmp_path: Path, override: str, e
 def test_disk_errors_and_store_failures_are_told_apart() -> None:
     assert disk_errno_in_text("OSError: [Errno 28] No space left on device: '/c/x.npz'") == (28, "/c/x.npz")
     assert disk_errno_in_text("OSError: [Errno 30] Read-only file system") == (30, None)
+    # TensorFlow's C++ writers (a SavedModel exported for the converter) name the path and strerror only.
+    tf_error = "ResourceExhaustedError: /c/split/savedmodel-x/saved_model.pb.tmp51; No space left on device"
+    assert disk_errno_in_text(tf_error) == (28, "/c/split/savedmodel-x/saved_model.pb.tmp51")
+    assert disk_errno_in_text("ValueError: shapes (1, 2); (3,) do not match") is None
     assert disk_errno_in_text("ValueError: [Errno 2] No such file or directory: 'x'") is None  # input, not disk
     assert tracking_failure_kind("OperationalError: database or disk is full") == "the store is full"
     assert tracking_failure_kind("MlflowException: Max retries exceeded (Connection refused)") == (

@@ -7,6 +7,7 @@ the job once the environment is fixed (the same command: every finished stage co
 from __future__ import annotations
 
 import errno
+import os
 import re
 import shlex
 import shutil
@@ -24,6 +25,10 @@ DISK_ERRNOS = {
     errno.EIO: "the disk reported an I/O error",
 }
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\][^:]*(?::\s*'([^']+)')?")
+# TensorFlow's C++ file errors name no errno, only the path and strerror: "... /x/saved_model.pb.tmp; No space
+# left on device" (a SavedModel written for the converter).
+_STRERROR = {os.strerror(code): code for code in DISK_ERRNOS}
+_STRERROR_IN_TEXT = re.compile(rf"(\S+); ({'|'.join(map(re.escape, _STRERROR))})")
 
 
 class TrackingFailed(Exception):
@@ -49,7 +54,8 @@ def disk_errno_in_text(text: str) -> tuple[int, str | None] | None:
         code = int(match.group(1))
         if code in DISK_ERRNOS:
             return code, match.group(2)
-    return None
+    found = _STRERROR_IN_TEXT.search(text or "")
+    return (_STRERROR[found.group(2)], found.group(1)) if found else None
 
 
 def tracking_failure_kind(text: str) -> str:

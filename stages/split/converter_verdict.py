@@ -151,7 +151,8 @@ def verdict(handle: Any, graph_def: Any, model: dict[str, Any], path: str) -> Ve
     """None when the handle converts with builtins only; else the unsupported nodes of `graph_def`."""
     from stages.split.graph_cut import try_builtins
 
-    err = try_builtins(handle)
+    # The frozen function's road: its errors name the nodes of `graph_def` (the flat frozen graph).
+    err = try_builtins(handle, via="concrete_function")
     if err is None:
         return None
     found = map_errors(err, graph_def)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # Ops whose outputs are loop-frame or resource plumbing: never a sensible cut tensor.
@@ -253,11 +254,15 @@ def unsupported_from_error(err: Any, graph_def: Any) -> tuple[dict[str, str], li
     return found, unmapped
 
 
-def try_builtins(handle: Any) -> Exception | None:
-    """Convert `handle` with TFLite builtins only (fp32); the ConverterError, or None when it converts."""
-    import tensorflow as tf
+def try_builtins(handle: Any, workdir: Path | None = None, via: str | None = None) -> Exception | None:
+    """Convert `handle` with TFLite builtins only (fp32), by default on its leanest road
+    (`stages.convert.converter.roads`); the ConverterError, or None when it converts."""
+    import tempfile
 
-    return builtins_verdict(tf.lite.TFLiteConverter.from_concrete_functions([handle.fn], tf.Module()))
+    from stages.convert.converter import make_converter
+
+    with tempfile.TemporaryDirectory(prefix="builtins-", dir=workdir) as tmp:  # an exported SavedModel goes here
+        return builtins_verdict(make_converter(handle, {"mode": "fp32", "name": "fp32"}, {}, Path(tmp), via))
 
 
 def builtins_verdict(converter: Any) -> Exception | None:

@@ -147,6 +147,13 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     if mode == "manual" and not scfg.get("outputs"):
         raise InputError("`split=manual` needs the cut: `split.outputs=[tensor_or_layer,...]`.")
     handle = source_handle(load)
+    if mode != "manual" and load.meta["model"]["format"] != "frozen_graph":
+        from stages.split.graph_cut import try_builtins
+
+        # The converter's verdict, on the model's leanest road (a Keras model is not frozen for it): builtins
+        # run all of it, nothing to cut.
+        if (handle.export is not None or handle.frozen) and try_builtins(handle, Path(out_dir)) is None:
+            return StageResult(meta=meta)
     if not handle.frozen:
         # Freezing failed (a serving function that assigns a variable): the graph keeps variable handles, which
         # the graph cutter cannot carry into a head. The convert stage converts such a model whole, through
@@ -159,11 +166,6 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
             )
         meta["converter_note"] = "variables kept (freezing failed): converted whole, not cut"
         return StageResult(meta=meta)
-    if mode != "manual" and load.meta["model"]["format"] != "frozen_graph":
-        from stages.split.graph_cut import try_builtins
-
-        if try_builtins(handle) is None:  # the converter's verdict: builtins run all of it, nothing to cut
-            return StageResult(meta=meta)
     out = Path(out_dir)
     graph_def, ins, outs, graph_file = _graph_view(load, out)
     dtypes = tensor_dtypes(graph_def)

@@ -10,7 +10,6 @@ model or the split's head from `access`.
 
 from __future__ import annotations
 
-import gc
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -35,17 +34,9 @@ __all__ = [
 def _load_cached(fmt: str, path: str, stamp: tuple[int, int], options: str) -> ModelHandle:
     opts = json.loads(options)
     if fmt == "keras":
-        import keras
-
         from stages.load.model.keras_model import load_keras
 
-        handle = load_keras(path, opts.get("safe_mode", True))
-        if handle.frozen:
-            # The frozen function holds the weights as constants; dropping Keras's own copies lowers the peak
-            # of every later conversion in this process (ResNet50 int8: 4.7 -> 4.1 GB).
-            keras.backend.clear_session()
-            gc.collect()
-        return handle
+        return load_keras(path, opts.get("safe_mode", True))
     if fmt == "saved_model":
         from stages.load.model.saved_model import load_saved_model
 

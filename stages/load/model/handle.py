@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,49 +39,75 @@ class ModelHandle:
 
     `fn` is frozen (variables inlined as constants) unless freezing failed, in which case `keepalive` holds the
     loaded object that owns the variables. `load_path` says which loader produced it (shown in the report).
+
+    Keras handles freeze lazily: `live` (the model's own function, variables kept) runs the model, and
+    `export` writes it as a SavedModel that the converter freezes itself; `fn` is frozen only when a stage
+    needs the graph (a cut, the frozen-function road). Why: freezing in Python holds about ten copies of the
+    weights and converting the frozen function twenty more (ConvNeXtTiny, 114 MB of weights: 4.8 GB), while
+    the exported road peaks at 1.9 GB, which is what lets the largest models convert at all.
     """
 
-    fn: Any
+    _fn: Any
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     load_path: str = "frozen"
-    frozen: bool = True
+    _frozen: bool = True
     keepalive: Any = None
     notes: list[str] = field(default_factory=list)
     # Traces the source model again for fixed input shapes (Keras: a recurrent layer's state shape is fixed
     # only when the model itself is traced with a fixed batch); None where the source cannot be retraced.
     retrace: Callable[[dict[str, tuple[int | None, ...]]], ModelHandle] | None = None
+    live: Any = None
+    export: Callable[[Path], Path] | None = None
+
+    @property
+    def fn(self) -> Any:
+        """The frozen function (frozen now if this handle was waiting), or the live one if freezing failed."""
+        if self._fn is None:
+            self._fn, self._frozen, notes = freeze_or_keep(self.live, self.inputs)
+            self.notes.extend(notes)
+        return self._fn
+
+    @property
+    def frozen(self) -> bool:
+        return self.fn is not None and self._frozen
 
     def run(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
         """Run the original model on numpy inputs keyed by input name; outputs keyed by output name."""
         import tensorflow as tf
 
+        function = self.live if self.live is not None else self.fn
         count = len(next(iter(feeds.values())))
         chunks: dict[str, list[np.ndarray]] = {o.name: [] for o in self.outputs}
         fixed = self.inputs[0].shape[0] if self.inputs[0].shape else None
         step = fixed if fixed else batch_size
         for start in range(0, count, step):
             args = [tf.constant(feeds[i.name][start : start + step]) for i in self.inputs]
-            result = self.fn(*args)
+            result = function(*args)
             for out in self.outputs:
                 chunks[out.name].append(np.asarray(result[out.key]))
         return {name: np.concatenate(parts) for name, parts in chunks.items()}
 
     def with_shapes(self, shapes: dict[str, tuple[int | None, ...]]) -> ModelHandle:
         """The same function traced for more specific input shapes (fixed spatial dims, batch 1)."""
-        import tensorflow as tf
-
         if all(tuple(shapes.get(i.name, i.shape)) == tuple(i.shape) for i in self.inputs):
             return self
         inputs = [replace(i, shape=tuple(shapes.get(i.name, i.shape))) for i in self.inputs]
-        inner = self.fn
-        specs = [tf.TensorSpec(i.shape, i.dtype, name=i.key) for i in inputs]
+        if self.retrace is not None:  # trace the source model itself for the shapes (it stays lazily frozen)
+            return self.retrace(shapes)
+        return replace(self, _fn=_reshaped(self.fn, inputs), inputs=inputs, live=None, export=None)
 
-        @tf.function(input_signature=specs)
-        def serve(*args: Any) -> dict[str, Any]:
-            return dict(inner(*args))
 
-        return replace(self, fn=serve.get_concrete_function(), inputs=inputs)
+def _reshaped(inner: Any, inputs: list[TensorInfo]) -> Any:
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec(i.shape, i.dtype, name=i.key) for i in inputs]
+
+    @tf.function(input_signature=specs)
+    def serve(*args: Any) -> dict[str, Any]:
+        return dict(inner(*args))
+
+    return serve.get_concrete_function()
 
 
 def rekeyed(handle: ModelHandle, inputs: list[TensorInfo], outputs: list[TensorInfo], load_path: str) -> ModelHandle:

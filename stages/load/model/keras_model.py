@@ -1,18 +1,22 @@
-"""Keras files (.keras/.h5): the model called in inference mode, frozen, outputs keyed by output name."""
+"""Keras files (.keras/.h5): the model called in inference mode, outputs keyed by output name, frozen only when a
+stage needs the graph (see `ModelHandle`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from stages.load.model.handle import ModelHandle, freeze_or_keep, infos
+from stages.load.model.handle import ModelHandle, infos
 from stages.result import InputError
 
 
 def load_keras(path: str, safe_mode: bool, shapes: dict[str, tuple[int | None, ...]] | None = None) -> ModelHandle:
     """The model traced for its own input shapes, or for `shapes` ({input name: shape}) when given."""
     import keras
-    import tensorflow as tf
 
+    # Fresh Keras name state: the graph's scopes are then the same however many models this process loaded
+    # before (otherwise `dense` traces as `dense_1_1/...`, and a cut named by layer must match that).
+    keras.backend.clear_session()
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
     except ValueError as err:
@@ -24,7 +28,14 @@ def load_keras(path: str, safe_mode: bool, shapes: dict[str, tuple[int | None, .
                 "`model.safe_mode=false`."
             ) from None
         raise
-    inputs = infos([(t.name, tf.TensorSpec((shapes or {}).get(t.name, t.shape), t.dtype)) for t in model.inputs])
+    return _handle(model, shapes or {})
+
+
+def _handle(model: Any, shapes: dict[str, tuple[int | None, ...]]) -> ModelHandle:
+    """A lazily frozen handle on `model` traced for its input shapes, overridden per input name by `shapes`."""
+    import tensorflow as tf
+
+    inputs = infos([(t.name, tf.TensorSpec(shapes.get(t.name, t.shape), t.dtype)) for t in model.inputs])
     out_names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
     outputs_infos = infos([(n, tf.TensorSpec(t.shape, t.dtype)) for n, t in zip(out_names, model.outputs, strict=True)])
     specs = [tf.TensorSpec(i.shape, i.dtype, name=i.key) for i in inputs]
@@ -38,7 +49,18 @@ def load_keras(path: str, safe_mode: bool, shapes: dict[str, tuple[int | None, .
             result = [result]
         return {o.key: r for o, r in zip(outputs_infos, result, strict=True)}
 
-    fn, frozen, notes = freeze_or_keep(serve.get_concrete_function(), inputs)
-    handle = ModelHandle(fn, inputs, outputs_infos, "keras", frozen, None if frozen else model, notes)
-    handle.retrace = lambda fixed: load_keras(path, safe_mode, fixed)
+    def export(directory: Path) -> Path:
+        """Keras's own SavedModel export (variables tracked, inference mode): the converter freezes it."""
+        import keras
+
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serving_default", serve)
+        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+        archive.write_out(str(directory), options=options, verbose=False)
+        return directory
+
+    live = serve.get_concrete_function()
+    handle = ModelHandle(None, inputs, outputs_infos, "keras", live=live, export=export)
+    handle.retrace = lambda fixed: _handle(model, fixed)
     return handle
