@@ -1,9 +1,10 @@
 """The TFLite converter, driven the one way that keeps the signature: through a SavedModel written here.
 
-Keras models take Keras's own export first (`keras_export`: variables kept, the converter freezes them in C++),
-which peaks at a third of the memory of converting a function frozen in Python and is what lets the largest
-keras.applications models convert on a 23 GiB machine. Other handles, and Keras models that road fails on
-(recurrent layers need frozen variables), take the frozen concrete function.
+Keras models take Keras's own export first (`keras_export`: variables kept, the converter freezes them in C++)
+and SavedModels their own file (`saved_model_file`), which peaks at a third of the memory of converting a
+function frozen in Python and is what lets the largest keras.applications models convert on a 23 GiB machine.
+Frozen graphs, cut heads, inputs whose shapes had to be fixed, and models that road fails on (Keras recurrent
+layers need frozen variables) take the frozen concrete function.
 
 `from_concrete_functions` silently drops the SignatureDef when it cannot save the function itself (e.g.
 Keras's swish has a custom gradient whose captures do not save; EfficientNet then converts with 0 signatures)
@@ -72,11 +73,9 @@ def make_converter(
     via = via or next(roads(handle))
     if via == "concrete_function":
         converter = tf.lite.TFLiteConverter.from_concrete_functions([handle.fn], tf.Module())
-    elif via == "keras_export":
-        directory = Path(tempfile.mkdtemp(prefix="savedmodel-", dir=workdir))
-        converter = tf.lite.TFLiteConverter.from_saved_model(
-            str(handle.export(directory)), signature_keys=["serving_default"]
-        )
+    elif via == handle.export_road:
+        saved, key = handle.export(Path(tempfile.mkdtemp(prefix="savedmodel-", dir=workdir)))
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[key])
     else:
         directory = Path(tempfile.mkdtemp(prefix="savedmodel-", dir=workdir))
         converter = tf.lite.TFLiteConverter.from_saved_model(
@@ -120,12 +119,13 @@ def has_signature(flatbuffer: bytes) -> bool:
 
 
 def roads(handle: Any) -> Iterator[str]:
-    """The conversion roads for a handle, leanest first: Keras's export, the frozen function, our SavedModel.
+    """The conversion roads for a handle, leanest first: the source's SavedModel with its variables (Keras's
+    export, the user's file), the frozen function, our SavedModel of that function.
 
     Lazy: a Keras handle is frozen only when the road after its export is asked for.
     """
     if handle.export is not None:
-        yield "keras_export"
+        yield handle.export_road
     if handle.frozen:
         yield "concrete_function"
     yield "saved_model"

@@ -40,11 +40,12 @@ class ModelHandle:
     `fn` is frozen (variables inlined as constants) unless freezing failed, in which case `keepalive` holds the
     loaded object that owns the variables. `load_path` says which loader produced it (shown in the report).
 
-    Keras handles freeze lazily: `live` (the model's own function, variables kept) runs the model, and
-    `export` writes it as a SavedModel that the converter freezes itself; `fn` is frozen only when a stage
-    needs the graph (a cut, the frozen-function road). Why: freezing in Python holds about ten copies of the
-    weights and converting the frozen function twenty more (ConvNeXtTiny, 114 MB of weights: 4.8 GB), while
-    the exported road peaks at 1.9 GB, which is what lets the largest models convert at all.
+    Keras and SavedModel (`v2`) handles freeze lazily: `live` (the model's own function, variables kept) runs
+    the model, and `export` gives a SavedModel that the converter freezes itself (Keras's export; the user's
+    own file); `fn` is frozen only when a stage needs the graph (a cut, the frozen-function road). Why:
+    freezing in Python holds about ten copies of the weights and converting the frozen function twenty more
+    (ConvNeXtTiny, 114 MB of weights: 4.8 GB), while the exported road peaks at 1.9 GB, which is what lets
+    the largest models convert at all.
     """
 
     _fn: Any
@@ -58,7 +59,10 @@ class ModelHandle:
     # only when the model itself is traced with a fixed batch); None where the source cannot be retraced.
     retrace: Callable[[dict[str, tuple[int | None, ...]]], ModelHandle] | None = None
     live: Any = None
-    export: Callable[[Path], Path] | None = None
+    # A SavedModel of the source with its variables, for the converter to freeze itself: (directory, signature
+    # key) written under the given folder (Keras) or the user's own file (SavedModels); `export_road` names it.
+    export: Callable[[Path], tuple[str, str]] | None = None
+    export_road: str = "keras_export"
 
     @property
     def fn(self) -> Any:

@@ -49,7 +49,7 @@ def _handle(model: Any, shapes: dict[str, tuple[int | None, ...]]) -> ModelHandl
             result = [result]
         return {o.key: r for o, r in zip(outputs_infos, result, strict=True)}
 
-    def export(directory: Path) -> Path:
+    def export(directory: Path) -> tuple[str, str]:
         """Keras's own SavedModel export (variables tracked, inference mode): the converter freezes it."""
         import keras
 
@@ -58,7 +58,7 @@ def _handle(model: Any, shapes: dict[str, tuple[int | None, ...]]) -> ModelHandl
         archive.add_endpoint("serving_default", serve)
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
         archive.write_out(str(directory), options=options, verbose=False)
-        return directory
+        return str(directory), "serving_default"
 
     live = serve.get_concrete_function()
     handle = ModelHandle(None, inputs, outputs_infos, "keras", live=live, export=export)

@@ -1,6 +1,7 @@
 """SavedModels: loaded through the road that works for this file, recorded in the handle's `load_path`.
 
-1. `v2`: `tf.saved_model.load` (the object graph) and the chosen signature, variables frozen;
+1. `v2`: `tf.saved_model.load` (the object graph) and the chosen signature; converted from the file itself
+   (`saved_model_file`), frozen only when a stage needs the graph (see `ModelHandle`);
 2. `v1_session`: TF's v1 session loader, which reads only the MetaGraph and its signature (never the object
    graph: files from older Keras versions whose optimizer objects can no longer be revived load here), the
    graph frozen with the session's variable values;
@@ -11,6 +12,7 @@ Every road names inputs and outputs after the signature, so the report and compa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from stages.load.model.handle import ModelHandle, TensorInfo, freeze_or_keep, infos, rekeyed, signature_key
@@ -50,6 +52,15 @@ def _from_signatures(signatures: Any, path: str, signature: str, load_path: str,
         result = sig(**dict(zip(in_names, args, strict=True)))
         return {o.key: result[o.name] for o in outputs}
 
+    if load_path == "v2" and all(t.key == t.name for t in [*inputs, *outputs]):
+        # The converter can read the user's file itself, under the same names: freeze only if a stage asks.
+        def own_file(_: Path) -> tuple[str, str]:
+            return path, signature
+
+        live = serve.get_concrete_function()
+        return ModelHandle(
+            None, inputs, outputs, load_path, True, owner, live=live, export=own_file, export_road="saved_model_file"
+        )
     fn, frozen, notes = freeze_or_keep(serve.get_concrete_function(), inputs)
     return ModelHandle(fn, inputs, outputs, load_path, frozen, owner, notes)
 
@@ -102,7 +113,7 @@ def load_saved_model(path: str, signature: str) -> ModelHandle:
             tried.append(f"{road}: {_first_line(err)}")
             continue
         handle.notes[:0] = tried
-        if handle.frozen:
+        if handle.export is not None or handle.frozen:  # the converter reads the file itself, or it froze
             return handle
         tried.extend(f"{road}: {note}" for note in handle.notes[len(tried) :])
         kept = kept or handle
