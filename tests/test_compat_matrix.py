@@ -149,6 +149,36 @@ def test_frozen_function_that_loses_its_signature_falls_back_to_a_savedmodel(mod
     assert via == "saved_model" and has_signature(flatbuffer)
 
 
+def test_a_first_road_that_keeps_variables_gives_way_to_the_frozen_one(models: Any, tmp_path: Path) -> None:
+    """A SavedModel whose variables the converter keeps (VAR_HANDLE: LiteRT never initialises them, the outputs
+    are NaN) is not taken when the model can be frozen: the conversion goes on to the frozen road."""
+    from dataclasses import replace
+
+    import tensorflow as tf
+
+    import keras
+
+    from stages.convert.converter import convert_flatbuffer, holds_variables
+    from stages.load.model.keras_model import keras_handle
+
+    _, path, _ = models("efficientnet_style")
+    model = keras.models.load_model(path)
+    handle = keras_handle(model, {})
+
+    def trap(directory: Path) -> tuple[str, str]:  # the Keras model as a tf.Module attribute: variables kept
+        module = tf.Module()
+        module.owner = model
+        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+        tf.saved_model.save(module, str(directory), signatures={"serving_default": handle.live}, options=options)
+        return str(directory), "serving_default"
+
+    trapped = replace(handle, export=trap, retrace=None)
+    saved, key = trap(tmp_path / "trap")
+    assert holds_variables(tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[key]).convert())
+    flatbuffer, via = convert_flatbuffer(trapped, {"mode": "fp32", "name": "fp32"}, {}, tmp_path)
+    assert via in ("concrete_function", "saved_model") and not holds_variables(flatbuffer)
+
+
 def test_batchnorm_in_nested_sequential_exported_with_model_export(models: Any, tmp_path: Path) -> None:
     proc, report = run_case(models, tmp_path, "nested_batchnorm", "[fp32]")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -118,6 +118,14 @@ def has_signature(flatbuffer: bytes) -> bool:
     return bool(Interpreter(model_content=flatbuffer).get_signature_list())
 
 
+def holds_variables(flatbuffer: bytes) -> bool:
+    """Whether the converter kept resource variables (VAR_HANDLE ops) instead of freezing them: a file that
+    depends on LiteRT initialising state, which the frozen road avoids whenever the model can be frozen."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return any(op["op_name"] == "VAR_HANDLE" for op in Interpreter(model_content=flatbuffer)._get_ops_details())
+
+
 def roads(handle: Any) -> Iterator[str]:
     """The conversion roads for a handle, leanest first: the source's SavedModel with its variables (Keras's
     export, the user's file), the frozen function, our SavedModel of that function.
@@ -148,6 +156,9 @@ def convert_flatbuffer(
         except Exception as err:  # noqa: BLE001 - ConverterError, or calibration needing a lost signature
             print(f"{via} road: {type(err).__name__}: {err}", file=sys.stderr)
             first = first or err
+            continue
+        if via == handle.export_road and holds_variables(flatbuffer) and handle.frozen:
+            print(f"{via} road kept resource variables; the model freezes, so the frozen road", file=sys.stderr)
             continue
         if via == "saved_model" or has_signature(flatbuffer):
             return flatbuffer, via

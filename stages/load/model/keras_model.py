@@ -28,10 +28,10 @@ def load_keras(path: str, safe_mode: bool, shapes: dict[str, tuple[int | None, .
                 "`model.safe_mode=false`."
             ) from None
         raise
-    return _handle(model, shapes or {})
+    return keras_handle(model, shapes or {})
 
 
-def _handle(model: Any, shapes: dict[str, tuple[int | None, ...]]) -> ModelHandle:
+def keras_handle(model: Any, shapes: dict[str, tuple[int | None, ...]]) -> ModelHandle:
     """A lazily frozen handle on `model` traced for its input shapes, overridden per input name by `shapes`."""
     import tensorflow as tf
 
@@ -62,5 +62,5 @@ def _handle(model: Any, shapes: dict[str, tuple[int | None, ...]]) -> ModelHandl
 
     live = serve.get_concrete_function()
     handle = ModelHandle(None, inputs, outputs_infos, "keras", live=live, export=export)
-    handle.retrace = lambda fixed: _handle(model, fixed)
+    handle.retrace = lambda fixed: keras_handle(model, fixed)
     return handle
