@@ -121,9 +121,35 @@ def test_transformer_on_variable_length_token_ids(models: Any, tmp_path: Path) -
 def test_two_signatures_and_model_signature_picks_one(models: Any, tmp_path: Path) -> None:
     proc, report = run_case(models, tmp_path, "two_signatures", "[fp32]", "model.signature=embed")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    fp32 = assert_fp32_matches(report, {"embedding", "norm"})
-    # Converted from the user's file (the chosen signature), never frozen in Python.
-    assert fp32["conversion"]["convert_path"] == "as_loaded/saved_model_file"
+    assert_fp32_matches(report, {"embedding", "norm"})
+
+
+@pytest.mark.parametrize("case", ["two_signatures", "efficientnet_style"])
+def test_models_with_large_weights_convert_from_their_own_savedmodel_unfrozen(
+    models: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """Every model counted as large: the user's SavedModel file (its chosen signature) or Keras's export is
+    converted, the model is never frozen in Python, and the file matches the model per output name."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from stages.convert import converter
+    from stages.load.model import load_handle
+
+    monkeypatch.setattr(converter, "LEAN_FROM_BYTES", 1)
+    fmt, path, dataset = models(case)
+    signature = "embed" if case == "two_signatures" else None
+    handle = load_handle({"format": fmt, "path": str(path), "signature": signature, "safe_mode": True})
+    flatbuffer, via = converter.convert_flatbuffer(handle, {"mode": "fp32", "name": "fp32"}, {}, tmp_path)
+    assert via == {"two_signatures": "saved_model_file", "efficientnet_style": "keras_export"}[case]
+    assert handle._fn is None  # never frozen
+    data = np.load(dataset)
+    feeds = {i.name: data[i.name if len(handle.inputs) > 1 else "x"][:3] for i in handle.inputs}
+    expected = handle.run(feeds)
+    runner = Interpreter(model_content=flatbuffer).get_signature_runner()
+    got = runner(**{i.key: feeds[i.name] for i in handle.inputs})
+    for out in handle.outputs:
+        np.testing.assert_allclose(got[out.key], expected[out.name], atol=1e-4)
 
 
 def test_efficientnet_style_model_keeps_its_signature(models: Any, tmp_path: Path) -> None:
@@ -154,9 +180,8 @@ def test_a_first_road_that_keeps_variables_gives_way_to_the_frozen_one(models: A
     are NaN) is not taken when the model can be frozen: the conversion goes on to the frozen road."""
     from dataclasses import replace
 
-    import tensorflow as tf
-
     import keras
+    import tensorflow as tf
 
     from stages.convert.converter import convert_flatbuffer, holds_variables
     from stages.load.model.keras_model import keras_handle
@@ -165,7 +190,8 @@ def test_a_first_road_that_keeps_variables_gives_way_to_the_frozen_one(models: A
     model = keras.models.load_model(path)
     handle = keras_handle(model, {})
 
-    def trap(directory: Path) -> tuple[str, str]:  # the Keras model as a tf.Module attribute: variables kept
+    def trap() -> tuple[str, str]:  # the Keras model as a tf.Module attribute: variables kept
+        directory = tmp_path / f"trap{len(list(tmp_path.glob('trap*')))}"
         module = tf.Module()
         module.owner = model
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
@@ -173,7 +199,7 @@ def test_a_first_road_that_keeps_variables_gives_way_to_the_frozen_one(models: A
         return str(directory), "serving_default"
 
     trapped = replace(handle, export=trap, retrace=None)
-    saved, key = trap(tmp_path / "trap")
+    saved, key = trap()
     assert holds_variables(tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[key]).convert())
     flatbuffer, via = convert_flatbuffer(trapped, {"mode": "fp32", "name": "fp32"}, {}, tmp_path)
     assert via in ("concrete_function", "saved_model") and not holds_variables(flatbuffer)

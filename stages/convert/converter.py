@@ -1,10 +1,10 @@
 """The TFLite converter, driven the one way that keeps the signature: through a SavedModel written here.
 
-Keras models take Keras's own export first (`keras_export`: variables kept, the converter freezes them in C++)
-and SavedModels their own file (`saved_model_file`), which peaks at a third of the memory of converting a
-function frozen in Python and is what lets the largest keras.applications models convert on a 23 GiB machine.
-Frozen graphs, cut heads, inputs whose shapes had to be fixed, and models that road fails on (Keras recurrent
-layers need frozen variables) take the frozen concrete function.
+Models with 64 MB of weights or more take their own SavedModel first: Keras's export (`keras_export`: variables
+kept, the converter freezes them in C++) or the user's file (`saved_model_file`). That peaks at a third of the
+memory of converting a function frozen in Python and is what lets the largest keras.applications models convert
+on a 23 GiB machine. Smaller models, frozen graphs, cut heads and inputs whose shapes had to be fixed take the
+frozen concrete function first, which is faster on small graphs (see `roads`).
 
 `from_concrete_functions` silently drops the SignatureDef when it cannot save the function itself (e.g.
 Keras's swish has a custom gradient whose captures do not save; EfficientNet then converts with 0 signatures)
@@ -74,7 +74,7 @@ def make_converter(
     if via == "concrete_function":
         converter = tf.lite.TFLiteConverter.from_concrete_functions([handle.fn], tf.Module())
     elif via == handle.export_road:
-        saved, key = handle.export(Path(tempfile.mkdtemp(prefix="savedmodel-", dir=workdir)))
+        saved, key = handle.export()
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[key])
     else:
         directory = Path(tempfile.mkdtemp(prefix="savedmodel-", dir=workdir))
@@ -126,16 +126,28 @@ def holds_variables(flatbuffer: bytes) -> bool:
     return any(op["op_name"] == "VAR_HANDLE" for op in Interpreter(model_content=flatbuffer)._get_ops_details())
 
 
-def roads(handle: Any) -> Iterator[str]:
-    """The conversion roads for a handle, leanest first: the source's SavedModel with its variables (Keras's
-    export, the user's file), the frozen function, our SavedModel of that function.
+# Weights from which a model converts through its SavedModel first. Freezing in Python and converting the frozen
+# function peaks at about 40 bytes per weight byte (ConvNeXtTiny's 111 MB: 4.8 GB; ConvNeXtLarge's 790 MB ran
+# out of 23 GiB), the SavedModel road at about 15; below this the frozen function converts about three times
+# faster (the default example's CNN: 0.17 s against 0.5 s a conversion) and its peak is small anyway.
+LEAN_FROM_BYTES = 64 * 2**20
 
-    Lazy: a Keras handle is frozen only when the road after its export is asked for.
+
+def roads(handle: Any) -> Iterator[str]:
+    """The conversion roads for a handle, in the order they are tried: the frozen function, the source's own
+    SavedModel with its variables (Keras's export, the user's file) and our SavedModel of the function; a model
+    with `LEAN_FROM_BYTES` of weights or more takes its own SavedModel first.
+
+    Lazy: a model that goes its own SavedModel's way first is frozen only if that road fails.
     """
-    if handle.export is not None:
+    own = handle.export is not None
+    if own and handle.weight_bytes() >= LEAN_FROM_BYTES:
         yield handle.export_road
+        own = False
     if handle.frozen:
         yield "concrete_function"
+    if own:
+        yield handle.export_road
     yield "saved_model"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,8 +59,8 @@ class ModelHandle:
     retrace: Callable[[dict[str, tuple[int | None, ...]]], ModelHandle] | None = None
     live: Any = None
     # A SavedModel of the source with its variables, for the converter to freeze itself: (directory, signature
-    # key) written under the given folder (Keras) or the user's own file (SavedModels); `export_road` names it.
-    export: Callable[[Path], tuple[str, str]] | None = None
+    # key) of Keras's export (written once) or of the user's own file (SavedModels); `export_road` names it.
+    export: Callable[[], tuple[str, str]] | None = None
     export_road: str = "keras_export"
 
     @property
@@ -71,6 +70,12 @@ class ModelHandle:
             self._fn, self._frozen, notes = freeze_or_keep(self.live, self.inputs)
             self.notes.extend(notes)
         return self._fn
+
+    def weight_bytes(self) -> int:
+        """Bytes of the variables the live function reads (0 once only the frozen function is left)."""
+        if self.live is None:
+            return 0
+        return sum(v.shape.num_elements() * v.dtype.size for v in self.live.variables)
 
     @property
     def frozen(self) -> bool:

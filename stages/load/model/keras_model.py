@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.load.model.handle import ModelHandle, infos
+from stages.load.model.scratch import scratch_dir
 from stages.result import InputError
 
 
@@ -49,15 +50,25 @@ def keras_handle(model: Any, shapes: dict[str, tuple[int | None, ...]]) -> Model
             result = [result]
         return {o.key: r for o, r in zip(outputs_infos, result, strict=True)}
 
-    def export(directory: Path) -> tuple[str, str]:
-        """Keras's own SavedModel export (variables tracked, inference mode): the converter freezes it."""
+    written: list[Path] = []
+
+    def export() -> tuple[str, str]:
+        """Keras's own SavedModel export (variables tracked, inference mode), which the converter freezes.
+
+        Written once per process and handle, in a scratch folder removed when the process exits: every
+        conversion of the model (each variant, the quantization debugger's) reads the same one.
+        """
         import keras
 
+        if written and (written[0] / "saved_model.pb").exists():
+            return str(written[0]), "serving_default"
+        directory = scratch_dir("tflite-pipeline-export-")
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint("serving_default", serve)
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
         archive.write_out(str(directory), options=options, verbose=False)
+        written[:] = [directory]
         return str(directory), "serving_default"
 
     live = serve.get_concrete_function()

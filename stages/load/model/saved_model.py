@@ -12,7 +12,6 @@ Every road names inputs and outputs after the signature, so the report and compa
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from stages.load.model.handle import ModelHandle, TensorInfo, freeze_or_keep, infos, rekeyed, signature_key
@@ -54,7 +53,7 @@ def _from_signatures(signatures: Any, path: str, signature: str, load_path: str,
 
     if load_path == "v2" and all(t.key == t.name for t in [*inputs, *outputs]):
         # The converter can read the user's file itself, under the same names: freeze only if a stage asks.
-        def own_file(_: Path) -> tuple[str, str]:
+        def own_file() -> tuple[str, str]:
             return path, signature
 
         live = serve.get_concrete_function()
