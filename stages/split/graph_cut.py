@@ -255,7 +255,7 @@ def unsupported_from_error(err: Any, graph_def: Any) -> tuple[dict[str, str], li
 
 
 def try_builtins(handle: Any, workdir: Path | None = None, via: str | None = None) -> Exception | None:
-    """Convert `handle` with TFLite builtins only (fp32), by default on its leanest road
+    """Convert `handle` with TFLite builtins only (fp32), by default on its first conversion road
     (`stages.convert.converter.roads`); the ConverterError, or None when it converts."""
     import tempfile
 

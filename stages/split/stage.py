@@ -150,8 +150,8 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     if mode != "manual" and load.meta["model"]["format"] != "frozen_graph":
         from stages.split.graph_cut import try_builtins
 
-        # The converter's verdict, on the model's leanest road (a Keras model is not frozen for it): builtins
-        # run all of it, nothing to cut.
+        # The converter's verdict on the model's first conversion road (`stages.convert.converter.roads`: a large
+        # model is not frozen for it): builtins run all of it, nothing to cut.
         if (handle.export is not None or handle.frozen) and try_builtins(handle, Path(out_dir)) is None:
             return StageResult(meta=meta)
     if not handle.frozen:
