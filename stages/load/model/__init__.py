@@ -1,8 +1,8 @@
 """One view of every source model format: a TF function with named inputs and named outputs.
 
 Keras files, SavedModels (through their serving signature) and TF1 frozen graphs all become a
-`ModelHandle`: a concrete function (variables frozen to constants wherever TF can freeze them) which returns
-a dict keyed by output name, so the TFLite signature carries the original names and every comparison is by
+`ModelHandle`: a concrete function (variables frozen to constants when a stage needs it, see `ModelHandle`)
+which returns a dict keyed by output name, so the TFLite signature carries the original names and every comparison is by
 name, never by position. Handles are memoised per process: the persistent worker loads each model once, not
 once per variant. One module per format: `keras_model`, `saved_model`, `frozen_graph`; stages get the whole
 model or the split's head from `access`.

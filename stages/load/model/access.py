@@ -2,7 +2,8 @@
 
 `load` records where the model lives and `split` where (and whether) it is cut; `reference`, `convert` and the
 quantization search ask here instead of asking `split`, which asked `load`, which asked the loaders. Handles are
-frozen, loaded once per process (see `load_handle`), and the cut head is kept for the last cut asked for.
+loaded once per process (see `load_handle`) and frozen when a stage needs the graph; the cut head is kept for
+the last cut asked for.
 """
 
 from __future__ import annotations
