@@ -118,6 +118,9 @@ def one(name: str, work: Path, code: Path, bn_stats: str) -> dict[str, object]:
     report = json.loads(report_file.read_text())
     # The original model against itself (batch vs one at a time): the report's note when it is unstable.
     row["batch_vs_single"] = max((report["reference"]["metrics"].get("batch_vs_single") or {"-": 0.0}).values())
+    # How far it moves when its inputs move by one float step: the error gates allow 3x this (gates.py).
+    noise = (report["reference"]["metrics"].get("rounding_noise") or {}).get("rmse") or {}
+    row["noise_rmse"] = f"{max(noise.values()):.1e}" if noise else "-"
     for variant in ("fp32", "int8"):
         entry = report["variants"].get(variant, {})
         errs = entry.get("metrics", {}).get("max_abs_err") or {}
@@ -126,6 +129,9 @@ def one(name: str, work: Path, code: Path, bn_stats: str) -> dict[str, object]:
         row[f"{variant}_rmse"] = f"{max(rmse.values()):.1e}" if rmse else "-"
         failed = [g for g, v in (entry.get("gates") or {}).items() if v.get("passed") is False]
         detail = entry.get("error") or (f"gates failed: {failed}" if failed else "")
+        on_noise = [g for g, v in (entry.get("gates") or {}).items() if v.get("allowance")]
+        if on_noise and not detail:
+            detail = f"on rounding noise: {on_noise}"
         row[variant] = entry.get("status", "?") + (f" ({str(detail)[:160]})" if detail else "")
         row[f"{variant}_path"] = (entry.get("conversion") or {}).get("convert_path", "-")
     return row
@@ -172,6 +178,7 @@ def table(rows: list[dict[str, object]]) -> str:
         "fp32",
         "fp32_rmse",
         "fp32_max_err",
+        "noise_rmse",
         "fp32_path",
         "int8",
         "int8_max_err",

@@ -4,6 +4,11 @@ Gates are evaluated by the engine, not by `verify`, so a new limit re-judges cac
 `passed` only when at least one *quality* gate (accuracy, agreement, an error bound, a detection match) was
 evaluated and every evaluated gate held; when no quality gate could be evaluated it is `unverified`, never
 `passed`. A configured gate whose metric is missing is recorded as not evaluated, with the reason.
+
+The per-output error gates (`max_rmse`, `max_relative_rmse`, `max_abs_err`) allow for the original model's own
+rounding noise (`stages/verify/reference.py: rounding_noise`): an output passes when its error is within the
+limit, or within `rounding_noise_factor` times how far the original moves when its inputs move by one float
+step (never more than `NOISE_CAP` times the limit). A gate passed that way records the allowance it used.
 """
 
 from __future__ import annotations
@@ -32,6 +37,13 @@ QUALITY_GATES = (
     Gate("min_detection_match", True, "fraction of the original model's detections matched"),
     Gate("max_unmatched_fraction", False, "unmatched confident detections per reference detection"),
 )
+
+
+# Error gates and the per-output metric each reads (the same key in `rounding_noise`).
+ERROR_METRICS = {"max_rmse": "rmse", "max_relative_rmse": "relative_rmse", "max_abs_err": "max_abs_err"}
+# However noisy the original model, an error gate never allows more than this multiple of its limit: a model
+# whose output jumps on a one-step input change (a threshold, a sort) must not wave every error through.
+NOISE_CAP = 10.0
 
 
 # Gates that can fail a variant but say nothing of its quality, so they cannot pass it alone: finite outputs,
@@ -98,8 +110,46 @@ def _values(metrics: dict[str, Any], random_data: bool) -> dict[str, tuple[float
     return values
 
 
-def evaluate_gates(gates: dict[str, Any], metrics: dict[str, Any], random_data: bool = False) -> dict[str, Any]:
-    """{gate: {limit, value, passed, evaluated, reason}} for finiteness and every configured gate."""
+def noise_allowance(
+    limit: float, errors: dict[str, float], noise: dict[str, float], factor: float | None
+) -> dict[str, Any] | None:
+    """The limit each output is held to when the original model's rounding noise exceeds the configured one:
+    `{"limits": {output: limit}, "noise": {output: noise}, "factor": f}` for those outputs, or None when the
+    configured limit applies to every output (no noise measured, factor null, or noise below the limit)."""
+    if not factor or not noise:
+        return None
+    limits, used = {}, {}
+    for name in errors:
+        measured = noise.get(name)
+        if measured is None or not math.isfinite(measured):
+            continue
+        allowed = min(factor * measured, NOISE_CAP * limit)
+        if allowed > limit:
+            limits[name], used[name] = round(allowed, 9), round(measured, 9)
+    return {"limits": limits, "noise": used, "factor": factor} if limits else None
+
+
+def _error_record(limit: Any, errors: dict[str, float], allowance: dict[str, Any] | None) -> dict[str, Any]:
+    """An error gate's record: value is the worst output's error; each output is held to its own limit."""
+    record = _record(limit, worst(errors.values()), False, None)
+    if allowance is None or not record["evaluated"] or record["passed"]:
+        return record
+    allowed = allowance["limits"]
+    # False for NaN, as in _record.
+    held = all(float(err) <= allowed.get(name, limit) for name, err in errors.items())
+    if held:
+        record.update(passed=True, allowance=allowance)
+    return record
+
+
+def evaluate_gates(
+    gates: dict[str, Any],
+    metrics: dict[str, Any],
+    random_data: bool = False,
+    noise: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """{gate: {limit, value, passed, evaluated, reason}} for finiteness and every configured gate; `noise` is
+    the original model's `rounding_noise`, which the error gates allow for (module docstring)."""
     finite = bool(metrics.get("finite", True)) and bool((metrics.get("head") or {}).get("finite", True))
     results: dict[str, dict[str, Any]] = {
         "finite_outputs": {"limit": True, "value": finite, "passed": finite, "evaluated": True, "reason": None}
@@ -110,8 +160,24 @@ def evaluate_gates(gates: dict[str, Any], metrics: dict[str, Any], random_data: 
         if limit is None:
             continue
         value, reason = values[gate.name]
-        results[gate.name] = _record(limit, value, gate.higher_is_better, reason)
+        errors = _errors(metrics, gate.name)
+        if errors and value is not None:
+            metric = ERROR_METRICS[gate.name]
+            allowance = noise_allowance(
+                float(limit), errors, (noise or {}).get(metric) or {}, gates.get("rounding_noise_factor")
+            )
+            results[gate.name] = _error_record(limit, errors, allowance)
+        else:
+            results[gate.name] = _record(limit, value, gate.higher_is_better, reason)
     return results
+
+
+def _errors(metrics: dict[str, Any], gate: str) -> dict[str, float]:
+    """An error gate's per-output errors; empty for other gates and for detection models, whose error gates
+    read the converted head's cut tensors (the rounding noise is measured on the final outputs)."""
+    if gate not in ERROR_METRICS or metrics.get("detection"):
+        return {}
+    return dict(metrics.get(ERROR_METRICS[gate]) or {})
 
 
 def verdict(results: dict[str, dict[str, Any]]) -> str:
@@ -124,10 +190,10 @@ def verdict(results: dict[str, dict[str, Any]]) -> str:
 
 
 def judge(
-    gates: dict[str, Any], metrics: dict[str, Any], random_data: bool = False
+    gates: dict[str, Any], metrics: dict[str, Any], random_data: bool = False, noise: dict[str, Any] | None = None
 ) -> tuple[str, dict[str, dict[str, Any]]]:
     """The verdict and the gate records it rests on."""
-    results = evaluate_gates(gates, metrics, random_data)
+    results = evaluate_gates(gates, metrics, random_data, noise)
     return verdict(results), results
 
 

@@ -130,6 +130,10 @@ class Gates:
     # Detection models: the candidate's detections that match none of the original's, per original detection
     # (against an empty reference, every confident candidate counts): the false positives a variant adds.
     max_unmatched_fraction: Optional[float] = None
+    # The error gates (max_rmse, max_relative_rmse, max_abs_err) also pass an output whose error is within this
+    # multiple of the original model's own rounding noise (how far it moves when its inputs move by one float
+    # step; at most 10x the limit). The report notes every pass it makes. null: the limits as configured.
+    rounding_noise_factor: Optional[float] = 3.0
 
 
 class SearchStrategy(str, Enum):

@@ -73,12 +73,15 @@ def _variant_entry(
     status = None
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
-        status, entry["gates"] = judge(variant_cfg.get("gates") or {}, verified.metrics, random_data)
+        gates = variant_cfg.get("gates") or {}
+        noise = reference.get("rounding_noise")
+        status, entry["gates"] = judge(gates, verified.metrics, random_data, noise)
         stability = (entry.get("quantization") or {}).get("stability")
         if stability and "metrics" in stability:  # the two calibration subsets, judged by today's limits
             first, second = stability.pop("metrics")
-            gates = variant_cfg.get("gates") or {}
-            stability["gates_agree"] = judge(gates, first, random_data)[0] == judge(gates, second, random_data)[0]
+            stability["gates_agree"] = (
+                judge(gates, first, random_data, noise)[0] == judge(gates, second, random_data, noise)[0]
+            )
         searched = search_gate(entry)
         if searched is not None:  # int8_mixed: its search must have passed within its budget
             entry["gates"]["mixed_search_within_budget"] = searched
@@ -134,7 +137,10 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     convert_fp32 = outcomes.get("convert[fp32]")
     if convert_fp32 is not None and convert_fp32.result is not None:
         fp32_size = convert_fp32.result.metrics["size_bytes"]
-    reference_info = {"size_bytes": fp32_size or model.get("size_bytes")}
+    reference_info = {
+        "size_bytes": fp32_size or model.get("size_bytes"),
+        "rounding_noise": (ref.result.metrics.get("rounding_noise") if ref and ref.result else None) or {},
+    }
     random_data = bool(calib and calib.result and calib.result.meta.get("random"))
     report: dict[str, Any] = {
         "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
@@ -165,6 +171,7 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
             "latency hold."
         ]
     report["notes"] += sensitivity_notes(report["reference"]["metrics"])
+    report["notes"] += noise_notes(report["variants"])
     report["notes"] += [
         f"{name}: recipe entries that match no op of this model (they did nothing): "
         + ", ".join(f"regex {r['regex']!r} operation {r['operation']!r}" for r in v["recipe"]["unmatched"])
@@ -196,6 +203,27 @@ def sensitivity_notes(reference_metrics: dict[str, Any]) -> list[str]:
         "variant can match it more closely than that; an fp32 error of this size is the model's, not the "
         "conversion's."
     ]
+
+
+def noise_notes(variants: dict[str, Any]) -> list[str]:
+    """A note per error gate that passed only on the original model's rounding noise: the configured limit, the
+    error, and the noise it was allowed against, so a reader never takes the pass for a match within the limit."""
+    notes = []
+    for name, entry in variants.items():
+        for gate, record in (entry.get("gates") or {}).items():
+            allowance = record.get("allowance")
+            if not allowance:
+                continue
+            output = max(allowance["noise"], key=lambda o: allowance["noise"][o])
+            notes.append(
+                f"{name}: {gate} passed on the original model's rounding noise, not within its limit: the worst "
+                f"error is {record['value']:.2g} against a limit of {record['limit']:g}, but the original model's "
+                f"output '{output}' itself moves by {allowance['noise'][output]:.2g} when its inputs move by one "
+                f"float32 step (rounding the model amplifies), and no float implementation can match it more "
+                f"closely. Allowed: {allowance['factor']:g}x that noise (gates.rounding_noise_factor; null holds "
+                "the limit as configured)."
+            )
+    return notes
 
 
 def overall_status(statuses: list[str]) -> str:

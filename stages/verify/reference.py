@@ -14,7 +14,7 @@ import numpy as np
 from stages.benchmark.timing import summarize
 from stages.calibrate.stage import load_samples
 from stages.result import InputError, StageResult
-from stages.verify.metrics import accuracy, choose_label_output
+from stages.verify.metrics import accuracy, choose_label_output, compare
 
 
 def reference(
@@ -27,6 +27,7 @@ def reference(
     outputs, latency_fn = full_model_outputs(load, split, feeds)
     check_finite(outputs)
     batch_vs_single = self_disagreement(latency_fn, feeds, outputs)
+    noise = rounding_noise(latency_fn, feeds, outputs)
     arrays = {f"output/{k}": v for k, v in outputs.items()}
     if split.meta.get("head_outputs"):
         # The TF head on the same inputs: what each variant's converted head is compared against.
@@ -40,7 +41,7 @@ def reference(
         label_output, label_choice = choose_label_output(outputs, cfg.get("label_output"), labels)
     if cfg.get("label_output") and label_output is None:
         raise InputError(f"{label_choice}. Set `dataset.label_output` to one of {sorted(outputs)} or drop it.")
-    metrics: dict[str, Any] = {"batch_vs_single": batch_vs_single}
+    metrics: dict[str, Any] = {"batch_vs_single": batch_vs_single, "rounding_noise": noise}
     if label_output is not None and labels is not None:
         metrics["accuracy"] = accuracy(outputs[label_output], labels)
     bench = cfg["benchmark"]
@@ -89,6 +90,42 @@ def self_disagreement(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str,
         if alone.shape == batch[:count].shape:
             diffs[name] = float(np.max(np.abs(alone.astype(np.float64) - batch[:count])))
     return diffs
+
+
+NOISE_SAMPLES = 32  # evaluation samples nudged: one more batch run of the original model
+
+
+def rounding_noise(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """How far the original model's float outputs move when its float inputs move by one float step (each
+    element to its neighbouring float32 value, in a random direction): `rmse`, `relative_rmse` and
+    `max_abs_err` per output, as `compare` gives them.
+
+    Why: a deep network amplifies rounding. Any float implementation rounds differently from the original
+    (TFLite folds BatchNorm into the convolution weights), so it cannot agree with it more closely than the
+    original agrees with itself on inputs one rounding step away. On ResNet152 with BatchNorm statistics
+    from data, TensorFlow's own float32 output is 1.5e-4 RMSE from a float64 run of the same weights, LiteRT's
+    1.4e-4, and this measure gives 1.3e-4. The error gates allow a multiple of it
+    (`gates.rounding_noise_factor`, pipelines/engine/gates.py). Empty when no input is float or the run fails."""
+    count = min(NOISE_SAMPLES, len(next(iter(feeds.values()))))
+    rng = np.random.default_rng(0)
+    nudged: dict[str, np.ndarray] = {}
+    for name, values in feeds.items():
+        part = values[:count]
+        if part.dtype.kind == "f":
+            towards = np.where(rng.random(part.shape) < 0.5, -np.inf, np.inf).astype(part.dtype)
+            part = np.nextafter(part, towards)
+        nudged[name] = part
+    if count < 1 or not any(v.dtype.kind == "f" for v in feeds.values()):
+        return {}
+    try:
+        moved = run(nudged)
+    except Exception:  # noqa: BLE001 - a diagnostic: without it the gates are applied as configured
+        return {}
+    base = {k: v[:count] for k, v in outputs.items() if v.dtype.kind == "f" and k in moved}
+    if not base:
+        return {}
+    measured = compare(base, {k: np.asarray(moved[k]) for k in base}, None, None)
+    return {k: measured[k] for k in ("rmse", "relative_rmse", "max_abs_err")}
 
 
 def check_finite(outputs: dict[str, np.ndarray]) -> None:
