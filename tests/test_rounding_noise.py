@@ -99,6 +99,7 @@ def residual_net(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_fp32_of_a_deep_net_is_judged_against_its_measured_rounding_noise(
     run_cli, tmp_path: Path, residual_net: Path
 ) -> None:
