@@ -53,8 +53,14 @@ def main(names: list[str]) -> None:
         feed, out = handle.inputs[0], handle.outputs[0]
         tf32 = handle.run({feed.name: x})[out.name]  # what the pipeline's reference stage compares against
         noise = rounding_noise(handle.run, {feed.name: x}, {out.name: tf32})["rmse"][out.name]
-        truth = np.asarray(float64_twin(name, model).predict(x.astype(np.float64), verbose=0))
-        assert truth.dtype == np.float64, truth.dtype
+        try:
+            truth = np.asarray(float64_twin(name, model).predict(x.astype(np.float64), verbose=0))
+        except Exception as err:  # noqa: BLE001 - an architecture Keras cannot build in float64: say so, go on
+            print(f"| {name} | no float64 twin: {type(err).__name__}: {str(err)[:120]} |", flush=True)
+            continue
+        if truth.dtype != np.float64:
+            print(f"| {name} | no float64 twin: Keras computed it in {truth.dtype} |", flush=True)
+            continue
         flatbuffer = make_converter(handle, {"mode": "fp32", "name": "fp32"}, {}, None).convert()
         runner = Interpreter(model_content=flatbuffer).get_signature_runner()
         lite = np.concatenate([runner(**{feed.key: x[i : i + 1]})[out.key] for i in range(len(x))])
