@@ -11,6 +11,7 @@ Prints RMSE per pair over the 12 evaluation images (class probabilities), and th
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def float64_twin(name: str, model: object) -> object:
 def main(names: list[str]) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    from stages.convert.converter import make_converter
+    from stages.convert.converter import convert_flatbuffer
     from stages.load.model.keras_model import keras_handle
     from stages.verify.reference import rounding_noise
 
@@ -61,7 +62,8 @@ def main(names: list[str]) -> None:
         if truth.dtype != np.float64:
             print(f"| {name} | no float64 twin: Keras computed it in {truth.dtype} |", flush=True)
             continue
-        flatbuffer = make_converter(handle, {"mode": "fp32", "name": "fp32"}, {}, None).convert()
+        with tempfile.TemporaryDirectory() as work:  # the pipeline's conversion: the first road with a signature
+            flatbuffer, _ = convert_flatbuffer(handle, {"mode": "fp32", "name": "fp32"}, {}, Path(work))
         runner = Interpreter(model_content=flatbuffer).get_signature_runner()
         lite = np.concatenate([runner(**{feed.key: x[i : i + 1]})[out.key] for i in range(len(x))])
         row = [rmse(tf32, truth), rmse(lite, truth), rmse(lite, tf32), noise]
