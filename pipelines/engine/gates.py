@@ -161,7 +161,7 @@ def evaluate_gates(
             continue
         value, reason = values[gate.name]
         errors = _errors(metrics, gate.name)
-        if errors and value is not None:
+        if errors:
             metric = ERROR_METRICS[gate.name]
             allowance = noise_allowance(
                 float(limit), errors, (noise or {}).get(metric) or {}, gates.get("rounding_noise_factor")

@@ -219,8 +219,8 @@ def noise_notes(variants: dict[str, Any]) -> list[str]:
                 f"{name}: {gate} passed on the original model's rounding noise, not within its limit: the worst "
                 f"error is {record['value']:.2g} against a limit of {record['limit']:g}, but the original model's "
                 f"output '{output}' itself moves by {allowance['noise'][output]:.2g} when its inputs move by one "
-                f"float32 step (rounding the model amplifies), and no float implementation can match it more "
-                f"closely. Allowed: {allowance['factor']:g}x that noise (gates.rounding_noise_factor; null holds "
+                f"float32 step (rounding the model amplifies), so a float conversion is not expected to match it "
+                f"more closely. Allowed: {allowance['factor']:g}x that noise (gates.rounding_noise_factor; null holds "
                 "the limit as configured)."
             )
     return notes

@@ -106,6 +106,8 @@ def rounding_noise(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str, np
     from data, TensorFlow's own float32 output is 1.5e-4 RMSE from a float64 run of the same weights, LiteRT's
     1.4e-4, and this measure gives 1.2e-4. The error gates allow a multiple of it
     (`gates.rounding_noise_factor`, pipelines/engine/gates.py). Empty when no input is float or the run fails."""
+    if not any(v.dtype.kind == "f" and len(v) for v in feeds.values()):
+        return {}
     count = min(NOISE_SAMPLES, len(next(iter(feeds.values()))))
     rng = np.random.default_rng(0)
     nudged: dict[str, np.ndarray] = {}
@@ -115,8 +117,6 @@ def rounding_noise(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str, np
             towards = np.where(rng.random(part.shape) < 0.5, -np.inf, np.inf).astype(part.dtype)
             part = np.nextafter(part, towards)
         nudged[name] = part
-    if count < 1 or not any(v.dtype.kind == "f" for v in feeds.values()):
-        return {}
     try:
         moved = run(nudged)
     except Exception:  # noqa: BLE001 - a diagnostic: without it the gates are applied as configured
