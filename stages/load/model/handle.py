@@ -79,6 +79,8 @@ class ModelHandle:
 
     @property
     def frozen(self) -> bool:
+        """Whether `fn` has its variables as constants. Asking freezes a lazily frozen handle first (as `fn`
+        does), so `roads` asks only once the model's own SavedModel road has been tried."""
         return self.fn is not None and self._frozen
 
     def run(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
