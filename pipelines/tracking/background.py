@@ -10,6 +10,7 @@ from typing import Any
 
 from pipelines.engine.errors import ConfigError, EnvironmentFailure
 from pipelines.tracking.tracker import MlflowTracker, config_hash
+from pipelines.tracking.tracking_process import new_pool
 
 _session: MlflowTracker | None = None  # lives in the tracking process
 
@@ -62,30 +63,6 @@ def _claim_and_recover(session: MlflowTracker, cfg: dict[str, Any], run_dir: Pat
 _prewarmed: Any = None
 _OPEN_TIMEOUT_S = 300
 _CALL_TIMEOUT_S = 600
-
-
-def new_pool() -> Any:
-    """A one-process pool: its worker keeps the session between calls, and `terminate` ends it at once."""
-    from multiprocessing import get_context
-
-    return get_context("spawn").Pool(1, initializer=_tracking_process_init, initargs=(os.getpid(),))
-
-
-def _tracking_process_init(cli_pid: int) -> None:
-    """In the tracking process: leave the CLI's process group, so that Ctrl-C or a SIGTERM to the group reaches
-    only the CLI, which then closes the MLflow runs through this process (a pool worker killed while idle would
-    also leave the pool's queue locked, hanging `terminate`); and exit as soon as the CLI is gone (kill -9)."""
-    import threading
-    import time
-
-    os.setsid()
-
-    def exit_with_cli() -> None:
-        while os.getppid() == cli_pid:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=exit_with_cli, daemon=True).start()
 
 
 def prewarm() -> None:

@@ -127,7 +127,7 @@ def _close_run(uri: str, run_id: str, status: str) -> int:
 def close_in_fresh_process(uri: str, run_id: str, status: str) -> None:
     """Close a run tree from a new tracking process (MLflow stays out of the main process), for when the
     tracking process is gone (a signal to the whole process group); never raises."""
-    from pipelines.tracking.background import new_pool
+    from pipelines.tracking.tracking_process import new_pool
 
     pool = new_pool()
     try:
