@@ -4,7 +4,7 @@ comparing `model.format` themselves.
 An entry says how to load the format, what preflight checks in its file, whether `model.input_shapes` is
 applied by the loader or at conversion, how split sees its graph and whether the converter can read the file
 as saved. Importing this module imports no TensorFlow (the loaders import it when called), so preflight can
-ask it. A new format is one module here (load, check, and a converter on the file if it has one) and one
+ask it. A new format is one module beside this one (load, check, and a converter on the file if it has one) and one
 entry below (plus its `conf/model/<format>.yaml`).
 """
 
@@ -94,4 +94,5 @@ def model_format(name: str) -> SourceFormat:
 def shape_overrides(model: dict[str, Any]) -> dict[str, Any] | None:
     """`model.input_shapes` where conversion (and the calibration data) must apply them; None where the
     loader already did."""
-    return None if model_format(model["format"]).shapes_at_load else model.get("input_shapes")
+    overrides = model.get("input_shapes")
+    return overrides if overrides and not model_format(model["format"]).shapes_at_load else None
