@@ -8,13 +8,6 @@ from typing import Any
 
 from pipelines.engine.errors import ConfigError
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_WHAT = {
-    "keras": "a .keras or .h5 file",
-    "saved_model": "a SavedModel directory",
-    "frozen_graph": "a frozen .pb graph",
-}
-
 
 def _is_tflite(path: Path) -> bool:
     """TFLite flatbuffers carry the file identifier 'TFL3' at bytes 4..8."""
@@ -22,97 +15,37 @@ def _is_tflite(path: Path) -> bool:
         return fh.read(8)[4:8] == b"TFL3"
 
 
-def check_keras_file(path: Path) -> None:
-    """A Keras model is a zip (.keras v3) or an HDF5 file (Keras 2-era .h5); anything else, or a damaged one,
-    would reach Keras, whose messages mislead ("file not found" for a truncated .keras)."""
-    import zipfile
+def check_model(model: dict[str, Any]) -> None:
+    """Existence and readability of `model.path`, then the chosen `model=` format's own checks (the file's
+    signature, the names it needs: `stages.load.model.formats`, TensorFlow-free)."""
+    from stages.load.model.formats import model_format
+    from stages.result import InputError
 
-    if path.is_dir():
-        raise ConfigError(
-            f"The model path {path} is a directory, but `model=keras` expects a .keras or .h5 file. For a "
-            "SavedModel directory use `model=saved_model`."
-        )
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head == _HDF5_SIGNATURE:
-        try:
-            import h5py
-
-            with h5py.File(path, "r") as h5:
-                if "model_config" not in h5.attrs and "model_weights" not in h5:
-                    raise ConfigError(
-                        f"{path} is an HDF5 file but holds no Keras model (only weights?). Save the "
-                        "whole model "
-                        "with `model.save('model.h5')` or `model.save('model.keras')`."
-                    )
-        except OSError as err:
+    fmt = model_format(model["format"])
+    path = None
+    if model.get("path"):
+        path = Path(model["path"]).expanduser()
+        if not path.exists():
+            raise ConfigError(f"The model path {path} does not exist. Set `model.path` to your model ({fmt.what}).")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"The model path {path} is not readable: check its permissions.")
+        if path.is_file() and (path.suffix == ".tflite" or _is_tflite(path)):
             raise ConfigError(
-                f"{path} is not a valid HDF5 (.h5) Keras file: {str(err).strip()[:200]}. It is "
-                "damaged or was "
-                "copied incompletely: copy it again or re-save the model."
-            ) from None
-        return
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-                bad = archive.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError) as err:
-            names, bad = [], str(err)
-        if bad is None and "config.json" in names:
-            return
-        raise ConfigError(
-            f"{path} is not a valid .keras file: the zip archive is damaged or lacks config.json "
-            f"({bad or names[:5]}). "
-            "Copy it again or re-save the model with `model.save('model.keras')`."
-        )
-    if _is_tflite(path):
-        return  # reported by the caller
-    kind = {".keras": "a valid .keras file (a zip archive)", ".h5": "a valid HDF5 (.h5) file"}.get(
-        path.suffix, "a valid .keras file (a zip archive) nor a valid HDF5 .h5 file"
-    )
-    hint = " It looks like a frozen graph: use `model=frozen_graph`." if path.suffix in (".pb", ".pbtxt") else ""
-    raise ConfigError(
-        f"{path} is not {kind}: it is damaged, truncated or another format.{hint} Copy it again or "
-        "re-save it "
-        "with `model.save(...)`; a SavedModel directory needs `model=saved_model`, a .pb graph "
-        "`model=frozen_graph`."
-    )
-
-
-def check_model_path(model: dict[str, Any]) -> None:
-    """Existence, readability and the file's own signature against the chosen `model=` format."""
-    path = Path(model["path"]).expanduser()
-    fmt = model["format"]
-    if not path.exists():
-        raise ConfigError(f"The model path {path} does not exist. Set `model.path` to your model ({_WHAT[fmt]}).")
-    if not os.access(path, os.R_OK):
-        raise ConfigError(f"The model path {path} is not readable: check its permissions.")
-    if path.is_file() and (path.suffix == ".tflite" or _is_tflite(path)):
-        raise ConfigError(
-            f"{path} is already a TFLite model; this pipeline converts from the source model. Point "
-            "`model.path` "
-            "at the Keras file, SavedModel directory or frozen graph it came from."
-        )
-    if fmt == "saved_model" and not (path / "saved_model.pb").is_file():
-        raise ConfigError(
-            f"{path} is not a SavedModel directory (no saved_model.pb inside). Point `model.path` at the "
-            "directory that `tf.saved_model.save` wrote, or pick `model=keras`/`model=frozen_graph`."
-        )
-    if fmt == "frozen_graph" and path.is_dir():
-        raise ConfigError(f"The model path {path} is a directory; `model=frozen_graph` expects a .pb or .pbtxt file.")
-    if fmt == "keras":
-        check_keras_file(path)
+                f"{path} is already a TFLite model; this pipeline converts from the source model. Point "
+                "`model.path` "
+                "at the Keras file, SavedModel directory or frozen graph it came from."
+            )
+    elif not model.get("build"):
+        raise ConfigError("No model given: set `model.path` (with `model=keras`, `saved_model` or `frozen_graph`).")
+    try:
+        fmt.check(model, path)
+    except InputError as err:
+        raise ConfigError(str(err)) from None
 
 
 def preflight(cfg: dict[str, Any], run_dir: Path) -> None:
-    model, dataset = cfg["model"], cfg["dataset"]
-    if model.get("path"):
-        check_model_path(model)
-    elif not model.get("build"):
-        raise ConfigError("No model given: set `model.path` (with `model=keras`, `saved_model` or `frozen_graph`).")
-    if model["format"] == "frozen_graph" and not (model.get("inputs") and model.get("outputs")):
-        raise ConfigError("A frozen graph needs its tensor names: set `model.inputs=[...]` and `model.outputs=[...]`.")
+    dataset = cfg["dataset"]
+    check_model(cfg["model"])
     if dataset["kind"] == "npz":
         if not dataset.get("path"):
             raise ConfigError(

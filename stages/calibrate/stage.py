@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from stages.calibrate.datasets import check_labels, check_samples, digits_split, random_inputs, read_npz
+from stages.load.model.formats import shape_overrides
 from stages.load.shapes import fixed_shapes
 from stages.result import InputError, StageResult
 
@@ -101,8 +102,8 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
             shaped = [{**i, "shape": shapes[i["name"]]} for i in inputs]
             feeds, labels = random_inputs(shaped, int(dataset["num_samples"]), int(dataset["seed"])), None
             source = f"random (seed {dataset['seed']}): for size and latency only, accuracy is meaningless"
-        overrides = load.meta["model"].get("input_shapes")
-        if overrides and kind == "npz" and load.meta["model"]["format"] != "frozen_graph":
+        overrides = shape_overrides(load.meta["model"])
+        if overrides and kind == "npz":
             # the data must have the shapes the model will be converted for
             shapes = fixed_shapes(inputs, overrides, feeds)
             inputs = [{**i, "shape": shapes[i["name"]]} for i in inputs]

@@ -18,6 +18,7 @@ import numpy as np
 from stages.calibrate.stage import load_samples
 from stages.convert.converter import captured_stderr, convert_flatbuffer, failure_message, make_converter
 from stages.convert.variant_checks import INTEGER_COMPUTE, check_calibration, check_variant, inspect_tflite
+from stages.load.model.formats import shape_overrides
 from stages.load.shapes import fixed_shapes
 from stages.result import StageError, StageResult
 
@@ -104,7 +105,7 @@ def convert(
         return convert_mixed(cfg, out_dir, load, split, calibrate)
     calib, _ = load_samples(calibrate.path("calib"))
     check_calibration(variant, calib)
-    overrides = load.meta["model"].get("input_shapes") if load.meta["model"]["format"] != "frozen_graph" else None
+    overrides = shape_overrides(load.meta["model"])
     if overrides:
         fixed = fixed_shapes([i.to_json() for i in handle.inputs], overrides, calib)
         handle = handle.with_shapes({k: tuple(v) for k, v in fixed.items()})

@@ -6,9 +6,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from stages.load.model.formats import FORMATS, model_format
 from stages.result import InputError, StageResult
-
-_SUFFIXES = {"keras": (".keras", ".h5", ".hdf5"), "frozen_graph": (".pb", ".pbtxt")}
 
 
 def _size(path: Path) -> int:
@@ -18,7 +17,7 @@ def _size(path: Path) -> int:
 def _build(model: dict[str, Any], out_dir: Path) -> Path:
     module_name, _, fn_name = model["build"].rpartition(".")
     build = getattr(importlib.import_module(module_name), fn_name)
-    suffix = ".keras" if model["format"] == "keras" else ".pb" if model["format"] == "frozen_graph" else ""
+    suffix = (model_format(model["format"]).suffixes or ("",))[0]
     target = out_dir / f"model{suffix}"
     build(str(target), **(model.get("build_args") or {}))
     return target
@@ -35,7 +34,7 @@ def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
         path = _build(model, Path(out_dir))
         files["model"] = path.name
     else:
-        raise InputError("No model given: set `model.path` (and `model=keras|saved_model|frozen_graph`).")
+        raise InputError(f"No model given: set `model.path` (and `model={'|'.join(FORMATS)}`).")
     if not path.exists():
         raise InputError(f"The model path {path} does not exist. Set `model.path` to your model file or directory.")
     model["path"] = str(path)
@@ -46,7 +45,7 @@ def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
         raise
     except Exception as err:  # noqa: BLE001 - loaders raise anything from OSError to protobuf errors
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        expected = ", ".join(_SUFFIXES.get(model["format"], ("a SavedModel directory",)))
+        expected = model_format(model["format"]).expected
         raise InputError(
             f"Could not load {path} as a {model['format']} model ({type(err).__name__}: {first[:300]}). "
             f"Check that `model={model['format']}` matches its format (expected {expected}) and that the file "

@@ -126,41 +126,27 @@ def map_errors(err: Any, graph_def: Any) -> Verdict:
     return verdict
 
 
-def convert_as_saved(model: dict[str, Any], path: str) -> Exception | None:
-    """Builtins-only conversion of the SavedModel or Keras file as saved (functional control flow kept)."""
-    import tensorflow as tf
+def verdict(handle: Any, graph_def: Any, model: dict[str, Any] | None, path: str) -> Verdict | None:
+    """None when the handle converts with builtins only; else the unsupported nodes of `graph_def`.
 
-    if model["format"] == "saved_model":
-        converter = tf.lite.TFLiteConverter.from_saved_model(
-            path, signature_keys=[model.get("signature") or "serving_default"]
-        )
-    elif model["format"] == "keras":
-        import keras
-
-        converter = tf.lite.TFLiteConverter.from_keras_model(
-            keras.models.load_model(path, compile=False, safe_mode=model.get("safe_mode", True))
-        )
-    else:
-        return None
-    from stages.split.graph_cut import builtins_verdict
-
-    return builtins_verdict(converter)
-
-
-def verdict(handle: Any, graph_def: Any, model: dict[str, Any], path: str) -> Verdict | None:
-    """None when the handle converts with builtins only; else the unsupported nodes of `graph_def`."""
-    from stages.split.graph_cut import try_builtins
+    When the frozen function's errors name no node, the converter also reads the file as saved (functional
+    control flow kept) where `model`'s format allows it; `model` is None for a cut head (no second opinion).
+    """
+    from stages.load.model.formats import model_format
+    from stages.split.graph_cut import builtins_verdict, try_builtins
 
     # The frozen function's road: its errors name the nodes of `graph_def` (the flat frozen graph).
     err = try_builtins(handle, via="concrete_function")
     if err is None:
         return None
     found = map_errors(err, graph_def)
-    if not found.nodes and model["format"] in ("saved_model", "keras"):
-        second = convert_as_saved(model, path)
-        if second is not None:
-            again = map_errors(second, graph_def)
-            if again.nodes or again.where:
-                again.other = found.other + again.other
-                return again
+    if found.nodes or model is None:
+        return found
+    as_saved = model_format(model["format"]).saved_converter
+    second = builtins_verdict(as_saved(path, model)) if as_saved is not None else None
+    if second is not None:
+        again = map_errors(second, graph_def)
+        if again.nodes or again.where:
+            again.other = found.other + again.other
+            return again
     return found

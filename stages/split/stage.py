@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.load.model.access import head_from, io_shapes, model_path, source_handle
+from stages.load.model.formats import model_format
 from stages.result import InputError, StageError, StageResult
 from stages.split.tail import load_postprocess, run_tail, run_tf_tail
 
@@ -53,7 +54,7 @@ def _graph_view(load: StageResult, out_dir: Path) -> tuple[Any, dict[str, str], 
 
     model = load.meta["model"]
     norm = lambda n: tensor_name(*split_tensor(n))  # noqa: E731
-    if model["format"] == "frozen_graph":
+    if model_format(model["format"]).graph_file:
         graph_def = read_graph_def(model_path(load))
         ins = {i["name"]: norm(i["name"]) for i in model["inputs"]}
         outs = {o["name"]: norm(o["name"]) for o in model["outputs"]}
@@ -99,8 +100,7 @@ def _find_unsupported(handle: Any, graph_def: Any, load: StageResult, whole: boo
     """The converter's verdict on `handle` (the whole model, or a cut head: no second opinion from the file)."""
     from stages.split.converter_verdict import verdict
 
-    model = load.meta["model"] if whole else {"format": "graph"}
-    return verdict(handle, graph_def, model, model_path(load))
+    return verdict(handle, graph_def, load.meta["model"] if whole else None, model_path(load))
 
 
 def _no_cut_message(found: Any, why: str) -> str:
@@ -147,11 +147,13 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     if mode == "manual" and not scfg.get("outputs"):
         raise InputError("`split=manual` needs the cut: `split.outputs=[tensor_or_layer,...]`.")
     handle = source_handle(load)
-    if mode != "manual" and load.meta["model"]["format"] != "frozen_graph":
+    fmt = model_format(load.meta["model"]["format"])
+    if mode != "manual" and not fmt.graph_file:
         from stages.split.graph_cut import try_builtins
 
         # The converter's verdict on the model's first conversion road (`stages.convert.converter.roads`: a large
-        # model is not frozen for it): builtins run all of it, nothing to cut.
+        # model is not frozen for it): builtins run all of it, nothing to cut. A graph file's only road is its
+        # frozen function, which `_find_unsupported` converts below.
         if (handle.export is not None or handle.frozen) and try_builtins(handle, Path(out_dir)) is None:
             return StageResult(meta=meta)
     if not handle.frozen:
@@ -178,7 +180,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     else:
         found = _find_unsupported(handle, graph_def, load)
         if found is None or not (found.nodes or found.where):
-            if found is not None and found.other and load.meta["model"]["format"] == "frozen_graph":
+            if found is not None and found.other and fmt.graph_file:  # no other conversion road to fall back to
                 raise StageError(
                     f"The TFLite converter fails on this model for a reason that is not an unsupported op: "
                     f"{found.other[0][:400]}. Fix the model or its input shapes; splitting cannot help here."

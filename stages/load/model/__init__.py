@@ -4,8 +4,9 @@ Keras files, SavedModels (through their serving signature) and TF1 frozen graphs
 `ModelHandle`: a concrete function (variables frozen to constants when a stage needs it, see `ModelHandle`)
 which returns a dict keyed by output name, so the TFLite signature carries the original names and every comparison is by
 name, never by position. Handles are memoised per process: the persistent worker loads each model once, not
-once per variant. One module per format: `keras_model`, `saved_model`, `frozen_graph`; stages get the whole
-model or the split's head from `access`.
+once per variant. One module per format: `keras_model`, `saved_model`, `frozen_graph`, each an entry of the
+table in `formats`, which answers every question about a format; stages get the whole model or the split's head
+from `access`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from stages.load.model.formats import model_format
 from stages.load.model.frozen_graph import check_node_names, frozen_graph_handle, read_graph_def
 from stages.load.model.handle import ModelHandle, TensorInfo, signature_key
-from stages.result import InputError
 
 __all__ = [
     "ModelHandle",
@@ -32,18 +33,7 @@ __all__ = [
 
 @lru_cache(maxsize=4)
 def _load_cached(fmt: str, path: str, stamp: tuple[int, int], options: str) -> ModelHandle:
-    opts = json.loads(options)
-    if fmt == "keras":
-        from stages.load.model.keras_model import load_keras
-
-        return load_keras(path, opts.get("safe_mode", True))
-    if fmt == "saved_model":
-        from stages.load.model.saved_model import load_saved_model
-
-        return load_saved_model(path, opts.get("signature") or "serving_default")
-    if fmt == "frozen_graph":
-        return frozen_graph_handle(read_graph_def(path), opts["inputs"], opts["outputs"], opts.get("input_shapes"))
-    raise InputError(f"Unknown model format '{fmt}': use keras, saved_model or frozen_graph.")
+    return model_format(fmt).load(path, json.loads(options))
 
 
 def load_handle(model: dict[str, Any]) -> ModelHandle:
@@ -51,7 +41,7 @@ def load_handle(model: dict[str, Any]) -> ModelHandle:
     path = model["path"]
     stat = Path(path).stat()
     options = {k: model.get(k) for k in ("safe_mode", "signature", "inputs", "outputs", "input_shapes")}
-    if model["format"] != "frozen_graph":
+    if not model_format(model["format"]).shapes_at_load:
         options["input_shapes"] = None  # applied at conversion (stages.load.shapes), not at load
     for role in ("inputs", "outputs"):  # the load stage's meta lists them as TensorInfo dicts: keep the names
         names = options[role]

@@ -10,6 +10,19 @@ from stages.load.model.handle import ModelHandle, TensorInfo, infos
 from stages.result import InputError
 
 
+def check(model: dict[str, Any], path: Path | None) -> None:
+    """Preflight's check: a file, not a directory, and the tensor names a graph cannot tell by itself."""
+    if path is not None and path.is_dir():
+        raise InputError(f"The model path {path} is a directory; `model=frozen_graph` expects a .pb or .pbtxt file.")
+    if not (model.get("inputs") and model.get("outputs")):
+        raise InputError("A frozen graph needs its tensor names: set `model.inputs=[...]` and `model.outputs=[...]`.")
+
+
+def load(path: str, options: dict[str, Any]) -> ModelHandle:
+    """The loader as the format table calls it: the configured inputs, outputs and their shapes."""
+    return frozen_graph_handle(read_graph_def(path), options["inputs"], options["outputs"], options.get("input_shapes"))
+
+
 def read_graph_def(path: str) -> Any:
     import tensorflow as tf
 

@@ -12,10 +12,32 @@ Every road names inputs and outputs after the signature, so the report and compa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from stages.load.model.handle import ModelHandle, TensorInfo, freeze_or_keep, infos, rekeyed, signature_key
 from stages.result import InputError
+
+
+def check(model: dict[str, Any], path: Path | None) -> None:
+    """Preflight's check: the directory holds a saved_model.pb (a built model needs none)."""
+    if path is not None and not (path / "saved_model.pb").is_file():
+        raise InputError(
+            f"{path} is not a SavedModel directory (no saved_model.pb inside). Point `model.path` at the "
+            "directory that `tf.saved_model.save` wrote, or pick `model=keras`/`model=frozen_graph`."
+        )
+
+
+def load(path: str, options: dict[str, Any]) -> ModelHandle:
+    """The loader as the format table calls it (`options`: the model config's loader keys)."""
+    return load_saved_model(path, options.get("signature") or "serving_default")
+
+
+def saved_converter(path: str, model: dict[str, Any]) -> Any:
+    """The TFLite converter on the file itself, for the configured signature: split's second opinion."""
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_saved_model(path, signature_keys=[model.get("signature") or "serving_default"])
 
 
 def _first_line(err: BaseException) -> str:
