@@ -294,7 +294,7 @@ def test_cli_two_input_npz_all_variants_by_name(tmp_path: Path, run_cli: Any) ->
 
 
 def test_relative_rmse_gate_is_scale_free() -> None:
-    from pipelines.engine.gates import evaluate_gates
+    from stages.verify.gates import evaluate_gates
     from stages.verify.metrics import compare
 
     reference = {

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.engine.gates import NOISE_CAP, judge
 from pipelines.output.report import noise_notes
+from stages.verify.gates import NOISE_CAP, judge
 from stages.verify.reference import rounding_noise
 
 

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def judge(gates: dict, metrics: dict, random_data: bool = False) -> tuple[str, dict]:
-    from pipelines.engine.gates import judge as engine_judge
+    from stages.verify.gates import judge as engine_judge
 
     return engine_judge(gates, metrics, random_data)
 

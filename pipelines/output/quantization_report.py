@@ -27,21 +27,6 @@ def attach(entry: dict[str, Any], name: str, converted: StageResult, run_dir: Pa
     entry["quantization"] = info
 
 
-def search_gate(entry: dict[str, Any]) -> dict[str, Any] | None:
-    """int8_mixed: a gate that fails when the search spent its budget without passing on its own samples."""
-    search = (entry.get("quantization") or {}).get("search")
-    if not search:
-        return None
-    trials = len(entry["quantization"].get("trials") or [])
-    return {
-        "limit": search["max_trials"],
-        "value": trials,
-        "passed": bool(search["passed"]),
-        "evaluated": True,
-        "reason": None,
-    }
-
-
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """One line per variant with a search or a stability check, plus the advice of a failed search."""
     lines = []

@@ -1,5 +1,6 @@
-"""Assemble `report.json` (the contract in ARCHITECTURE.md) from the stages' outcomes and the judge's verdicts,
-and write it with report.md and the plots; the table itself is pipelines/output/table.py."""
+"""Assemble `report.json` (the contract in ARCHITECTURE.md) from the stages' outcomes and the judge's verdicts
+(stages/verify/judge.py: the report makes none), and write it with report.md and the plots; the table itself is
+pipelines/output/table.py."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipelines.engine.gates import judge, unverified_reason, verdict
 from pipelines.engine.runner import Outcome
 from pipelines.output.files import copy_atomic, write_atomic
 from pipelines.output.quantization_report import attach as attach_quantization
-from pipelines.output.quantization_report import search_gate
 from pipelines.output.table import format_markdown
+from stages.verify.gates import unverified_reason
+from stages.verify.judge import judge_variant, overall_status
 
 VARIANT_STAGES = ("convert", "verify", "benchmark")
 
@@ -73,19 +74,18 @@ def _variant_entry(
     status = None
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
-        gates = variant_cfg.get("gates") or {}
-        noise = reference.get("rounding_noise")
-        status, entry["gates"] = judge(gates, verified.metrics, random_data, noise)
-        stability = (entry.get("quantization") or {}).get("stability")
-        if stability and "metrics" in stability:  # the two calibration subsets, judged by today's limits
-            first, second = stability.pop("metrics")
-            stability["gates_agree"] = (
-                judge(gates, first, random_data, noise)[0] == judge(gates, second, random_data, noise)[0]
-            )
-        searched = search_gate(entry)
-        if searched is not None:  # int8_mixed: its search must have passed within its budget
-            entry["gates"]["mixed_search_within_budget"] = searched
-            status = verdict(entry["gates"])
+        judged = judge_variant(
+            variant_cfg.get("gates") or {},
+            verified.metrics,
+            random_data,
+            reference.get("rounding_noise"),
+            entry.get("quantization"),
+        )
+        status, entry["gates"] = judged.status, judged.gates
+        if judged.stability_agrees is not None:  # the raw subset metrics make way for the verdict on them
+            stability = entry["quantization"]["stability"]
+            del stability["metrics"]
+            stability["gates_agree"] = judged.stability_agrees
     if timed is not None and "latency_ms" in timed.metrics:
         entry["metrics"].update(timed.metrics)
         entry["benchmark"] = {
@@ -224,14 +224,6 @@ def noise_notes(variants: dict[str, Any]) -> list[str]:
                 "the limit as configured)."
             )
     return notes
-
-
-def overall_status(statuses: list[str]) -> str:
-    """passed when every variant that applies passed; failed on any failure or error; else unverified."""
-    if any(s in ("failed", "error") for s in statuses):
-        return "failed"
-    applied = [s for s in statuses if s != "skipped"]
-    return "passed" if applied and all(s == "passed" for s in applied) else "unverified"
 
 
 SLOWER_MARGIN = 1.05  # p50 more than 5% above fp32's: beyond run-to-run noise on a quiet host

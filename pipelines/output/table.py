@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.engine.gates import worst
 from pipelines.output.quantization_report import summary_lines
+from stages.verify.gates import worst
 
 
 def split_notes(split: dict[str, Any]) -> list[str]:

@@ -172,7 +172,7 @@ class MlflowTracker:
             mlflow.log_metric("reference/latency_ms_p50", ref["latency_ms"]["p50"])
         if ref.get("batch_vs_single"):  # how far the original model disagrees with itself (report notes)
             mlflow.log_metric("reference/batch_vs_single_max", max(ref["batch_vs_single"].values()))
-        if (ref.get("rounding_noise") or {}).get("rmse"):  # what the error gates allow for (pipelines/engine/gates.py)
+        if (ref.get("rounding_noise") or {}).get("rmse"):  # what the error gates allow for (stages/verify/gates.py)
             mlflow.log_metric("reference/rounding_noise_rmse_max", max(ref["rounding_noise"]["rmse"].values()))
         for name in ("report.json", "report.md", "tradeoffs.png"):
             if (run_dir / name).exists():

@@ -105,7 +105,7 @@ def rounding_noise(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str, np
     original agrees with itself on inputs one rounding step away. On ResNet152 with BatchNorm statistics
     from data, TensorFlow's own float32 output is 1.5e-4 RMSE from a float64 run of the same weights, LiteRT's
     1.4e-4, and this measure gives 1.2e-4. The error gates allow a multiple of it
-    (`gates.rounding_noise_factor`, pipelines/engine/gates.py). Empty when no input is float or the run fails."""
+    (`gates.rounding_noise_factor`, stages/verify/gates.py). Empty when no input is float or the run fails."""
     if not any(v.dtype.kind == "f" and len(v) for v in feeds.values()):
         return {}
     count = min(NOISE_SAMPLES, len(next(iter(feeds.values()))))

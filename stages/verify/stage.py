@@ -13,7 +13,7 @@ from typing import Any
 
 from stages.calibrate.stage import load_samples
 from stages.result import StageError, StageResult
-from stages.verify.metrics import compare
+from stages.verify.candidate import candidate_metrics
 from stages.verify.reference import load_reference
 
 
@@ -28,7 +28,6 @@ def verify(
 ) -> StageResult:
     from stages.litert_runtime import SignatureModel
     from stages.split.stage import run_tail
-    from stages.verify.detection_metrics import match_detections
 
     if convert.meta.get("skipped"):
         return StageResult(meta={"skipped": convert.meta["skipped"]})
@@ -37,20 +36,19 @@ def verify(
     head = model(feeds)
     final = run_tail(split, head, feeds, load)
     expected = load_reference(reference)
-    detections = reference.meta.get("detections")
     try:
-        metrics = compare(expected, final, labels, reference.meta["label_output"])
-        if detections:
-            metrics.pop("argmax_agreement", None)  # padded detection scores are not class scores
-            metrics["detection"] = match_detections(expected, final, detections)
-        expected_head = load_reference(reference, "head/")
-        if expected_head:
-            head_metrics = compare(expected_head, head, None, None)
-            metrics["head"] = {k: head_metrics[k] for k in ("rmse", "relative_rmse", "max_abs_err", "finite")}
+        metrics = candidate_metrics(
+            expected,
+            final,
+            labels,
+            reference.meta["label_output"],
+            reference.meta.get("detections"),
+            reference.metrics.get("accuracy"),
+            load_reference(reference, "head/"),
+            head,
+        )
     except ValueError as err:
         raise StageError(f"Verification of '{cfg['variant']['name']}' failed: {err}.") from None
-    if "accuracy" in metrics and "accuracy" in reference.metrics:
-        metrics["accuracy_delta"] = round(metrics["accuracy"] - reference.metrics["accuracy"], 6)
     details = {"samples": len(next(iter(feeds.values()))), "metrics": metrics}
     (Path(out_dir) / "verification.json").write_text(json.dumps(details, indent=2))
     return StageResult(files={"details": "verification.json"}, metrics=metrics)

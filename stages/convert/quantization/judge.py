@@ -1,6 +1,6 @@
-"""Judge a candidate .tflite the way `verify` and the engine do: `compare` against the original model, then the
-variant's own gates (`evaluate_gates`), on samples the caller chooses (the search's held-out samples, or the
-evaluation set for the stability check)."""
+"""Judge a candidate .tflite the way `verify` and the engine do, on samples the caller chooses (the search's
+held-out samples, or the evaluation set for the stability check): the same comparison (`candidate_metrics`) and
+the same gates (`stages/verify/gates.py`), so a trial that passes here passes there on the same figures."""
 
 from __future__ import annotations
 
@@ -11,19 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.engine.gates import evaluate_gates, verdict
 from stages.result import StageResult
-from stages.verify.metrics import accuracy, choose_label_output, compare
-
-# Gates that say something about output quality; `finite_outputs` alone never makes a trial pass.
-_QUALITY = (
-    "max_accuracy_drop",
-    "min_argmax_agreement",
-    "min_detection_match",
-    "max_rmse",
-    "max_relative_rmse",
-    "max_abs_err",
-)
+from stages.verify.candidate import candidate_metrics
+from stages.verify.gates import judge as judge_by_gates
+from stages.verify.metrics import accuracy, choose_label_output
 
 
 class Judge:
@@ -40,12 +31,14 @@ class Judge:
         random_data: bool = False,
         label_output: str | None = None,
     ) -> None:
-        from stages.load.model.access import full_model_outputs
+        from stages.load.model.access import full_model_outputs, head_handle
         from stages.verify.detection_metrics import find_detection_outputs
 
         self.load, self.split, self.feeds, self.labels, self.names = load, split, feeds, labels, names
         self.gates, self.random_data = dict(gates or {}), random_data
         self.reference, _ = full_model_outputs(load, split, feeds)
+        # As in the reference stage: for a cut graph, the TF head that the converted head is compared against.
+        self.reference_head = head_handle(load, split).run(feeds) if split.meta.get("head_outputs") else None
         self.detections = find_detection_outputs(self.reference)
         # As in the reference stage: padded detection scores are not class scores.
         self.label_output = None if self.detections else choose_label_output(self.reference, label_output, labels)[0]
@@ -64,20 +57,21 @@ class Judge:
             path.write_bytes(flatbuffer)
             head = SignatureModel(path, self.names)(self.feeds)
         final = run_tail(self.split, head, self.feeds, self.load)
-        metrics = compare(self.reference, final, self.labels, self.label_output)
-        if self.detections:  # as verify does
-            from stages.verify.detection_metrics import match_detections
-
-            metrics.pop("argmax_agreement", None)
-            metrics["detection"] = match_detections(self.reference, final, self.detections)
-        if "accuracy" in metrics and self.reference_accuracy is not None:
-            metrics["accuracy_delta"] = round(metrics["accuracy"] - self.reference_accuracy, 6)
-        return metrics
+        return candidate_metrics(
+            self.reference,
+            final,
+            self.labels,
+            self.label_output,
+            self.detections,
+            self.reference_accuracy,
+            self.reference_head,
+            head,
+        )
 
     def judge(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], bool, float]:
         """(gates, passed, shortfall): passed needs a quality gate evaluated and every gate held; shortfall sums
         each gate's normalised violation (0 when passed), so trials that all fail can still be ranked."""
-        gates = evaluate_gates(self.gates, metrics, self.random_data)
+        status, gates = judge_by_gates(self.gates, metrics, self.random_data)
         shortfall = 0.0
         for name, gate in gates.items():
             if not gate["evaluated"] or gate["passed"]:
@@ -88,8 +82,7 @@ class Judge:
                 continue
             miss = (float(limit) - float(value)) if name.startswith("min_") else (float(value) - float(limit))
             shortfall += max(miss, 0.0) / max(abs(float(limit)), 1e-3)
-        passed = verdict(gates) == "passed"
-        return gates, passed, shortfall
+        return gates, status == "passed", shortfall
 
 
 def summary(metrics: dict[str, Any]) -> dict[str, Any]:

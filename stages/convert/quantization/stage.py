@@ -71,7 +71,7 @@ def stability(
         "a": a,
         "b": b,
         "spread": {k: round(abs(a[k] - b[k]), 6) for k in a if k in b},
-        # Judged by the engine with the variant's current gates (pipelines/output/report.py): `gates_agree`.
+        # Judged after the stages by the variant's current gates (stages/verify/judge.py): `gates_agree`.
         "metrics": [first_metrics, second_metrics],
     }
 

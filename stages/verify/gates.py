@@ -1,9 +1,11 @@
 """The one judge: every verdict comes from an explicit list of gates, each recorded with its outcome.
 
-Gates are evaluated by the engine, not by `verify`, so a new limit re-judges cached results. A variant is
-`passed` only when at least one *quality* gate (accuracy, agreement, an error bound, a detection match) was
-evaluated and every evaluated gate held; when no quality gate could be evaluated it is `unverified`, never
-`passed`. A configured gate whose metric is missing is recorded as not evaluated, with the reason.
+It sits beside the metrics it reads but runs after the stages, not inside `verify`, so a new limit re-judges
+cached results: the report calls `judge_variant` (judge.py, which adds int8_mixed's search gate and the stability
+agreement), and the int8_mixed search judges its trials with `judge` here. A variant is `passed` only when at
+least one *quality* gate (accuracy, agreement, an error bound, a detection match) was evaluated and every evaluated
+gate held; when no quality gate could be evaluated it is `unverified`, never `passed`. A configured gate whose
+metric is missing is recorded as not evaluated, with the reason.
 
 The per-output error gates (`max_rmse`, `max_relative_rmse`, `max_abs_err`) allow for the original model's own
 rounding noise (`stages/verify/reference.py: rounding_noise`): an output passes when its error is within the
