@@ -143,21 +143,16 @@ def check_writable(cfg: dict[str, Any]) -> None:
             )
 
 
-_AEQ_MODES = ("w8", "w4", "a8w8", "a16w8", "recipe")
-
-
 def check_variants(variants: dict[str, Any]) -> None:
     """Each variant's mode belongs to its backend, and an AEQ recipe file exists and is a valid recipe."""
+    from stages.convert.schemes import check_mode_backend, scheme
+
     for name, variant in variants.items():
         backend, mode = variant.get("backend", "converter"), variant.get("mode")
-        if (backend == "aeq") != (mode in _AEQ_MODES):
-            wanted = "aeq" if mode in _AEQ_MODES else "converter"
-            raise ConfigError(
-                f"Variant '{name}' has mode `{mode}` with backend `{backend}`; mode {mode} belongs to the "
-                f"{wanted} backend (converter: fp32, fp16, dynamic, int8, int16x8; aeq: {', '.join(_AEQ_MODES)}). "
-                f"Set `variants.{name}.backend={wanted}` or pick a mode of that backend."
-            )
-        if mode == "recipe":
+        wrong = check_mode_backend(name, str(mode), backend)
+        if wrong:
+            raise ConfigError(wrong)
+        if scheme(str(mode)).user_recipe:
             from stages.convert.quantization.aeq import variant_recipe  # AEQ itself is imported only for recipes
             from stages.result import StageError
 

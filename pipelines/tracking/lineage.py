@@ -12,16 +12,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-CALIBRATED_MODES = ("int8", "int16x8")  # the modes whose conversion reads the calibration set
+from stages.convert.schemes import reads_calibration
+
 STAGES_DIR = Path(__file__).resolve().parents[2] / "stages"
 PYFUNC_FILE = Path(__file__).resolve().parent / "tflite_pyfunc.py"
 MODEL_CONFIG = "model_config.json"  # beside each variant's model.tflite: what the pyfunc needs to serve it
 
 
 def calibrated_variants(cfg: dict[str, Any]) -> set[str]:
-    """The variants whose conversion read the calibration set."""
-    modes = {name: str((v or {}).get("mode", name)) for name, v in cfg.get("variants", {}).items()}
-    return {name for name, mode in modes.items() if mode in CALIBRATED_MODES}
+    """The variants whose conversion read the calibration set, as their quantization scheme says
+    (stages/convert/schemes.py); their child runs get the calibration dataset as an input."""
+    variants = cfg.get("variants", {})
+    return {name for name, v in variants.items() if reads_calibration({"name": name, "mode": name, **(v or {})})}
 
 
 def model_config(variant: str, outcomes: dict[str, Any]) -> dict[str, Any]:

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from stages.convert.schemes import scheme
 from stages.result import StageError
 
-_INTEGER_COMPUTE = {"int8": ("int8",), "int16x8": ("int16", "int8")}
 _UNSUPPORTED = re.compile(
     r"'tf\.(\w+)' op is neither a custom op nor a flex op|failed to legalize operation 'tf\.(\w+)'"
 )
@@ -64,7 +64,7 @@ def make_converter(
     workdir: Path | None = None,
     via: str | None = None,
 ) -> Any:
-    """A TFLiteConverter configured for the variant (fp32, fp16, dynamic, int8, int16x8).
+    """A TFLiteConverter configured for the variant's converter scheme (stages/convert/schemes.py).
 
     `via`: one of `roads(handle)`, the first by default (see the module docstring).
     """
@@ -81,31 +81,24 @@ def make_converter(
         converter = tf.lite.TFLiteConverter.from_saved_model(
             str(save_for_conversion(handle, directory)), signature_keys=["serving_default"]
         )
-    mode = variant["mode"]
-    if mode == "fp32":
-        return converter
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "fp16":
-        converter.target_spec.supported_types = [tf.float16]
-    elif mode in _INTEGER_COMPUTE:
+    mode, chosen = variant["mode"], scheme(variant["mode"])
+    if chosen.optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if chosen.supported_types:
+        converter.target_spec.supported_types = [getattr(tf, t) for t in chosen.supported_types]
+    if chosen.ops_set:  # full integer: calibrated on the representative dataset
         converter.representative_dataset = _representative(calib, {i.name: i.key for i in handle.inputs})
-        integer = (
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
-            if mode == "int8"
-            else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-        )
         # allow_float_ops: ops without an integer kernel stay in float instead of failing the variant.
         converter.target_spec.supported_ops = [
-            integer,
+            getattr(tf.lite.OpsSet, chosen.ops_set),
             *([tf.lite.OpsSet.TFLITE_BUILTINS] * bool(variant.get("allow_float_ops"))),
         ]
         io = variant.get("io_dtype", "float32")
         if io != "float32":
-            allowed = {"int8": ("int8", "uint8"), "int16x8": ("int16",)}[mode]
-            if io not in allowed:
+            if io not in chosen.io_dtypes:
                 raise StageError(
-                    f"Variant '{variant['name']}' asks for {io} input/output, but {mode} supports {allowed} or "
-                    f"float32. Set `variants.{variant['name']}.io_dtype` to one of those."
+                    f"Variant '{variant['name']}' asks for {io} input/output, but {mode} supports "
+                    f"{chosen.io_dtypes} or float32. Set `variants.{variant['name']}.io_dtype` to one of those."
                 )
             converter.inference_input_type = getattr(tf, io)
             converter.inference_output_type = getattr(tf, io)

@@ -1,6 +1,10 @@
 """Convert stage: one TFLite variant of the (head of the) model, then check it is what was asked for.
 
-Roads, simplest first, the one that worked recorded in `meta.convert_path`: the model as loaded (unknown
+The variant's quantization scheme (stages/convert/schemes.py) picks the conversion path: its backend's (the
+TFLiteConverter here, AI Edge Quantizer in quantization/aeq.py) or the int8_mixed search (quantization/stage.py).
+Every path hands back a `Conversion`; the StageResult is built once, here.
+
+Converter roads, simplest first, the one that worked recorded in `meta.convert_path`: the model as loaded (unknown
 non-batch dims fixed from `model.input_shapes` or the data, see `stages.load.shapes`), then with batch 1 (recurrent
 layers become TFLite's fused kernels only with a fixed batch). A variant that does not apply to the model
 (integer I/O on a model whose inputs are all integer) is skipped with the reason.
@@ -16,8 +20,12 @@ from typing import Any
 import numpy as np
 
 from stages.calibrate.stage import load_samples
+from stages.convert.conversion import Conversion
 from stages.convert.converter import captured_stderr, convert_flatbuffer, failure_message, make_converter
-from stages.convert.variant_checks import INTEGER_COMPUTE, check_calibration, check_variant, inspect_tflite
+from stages.convert.quantization.aeq import convert_aeq
+from stages.convert.quantization.stage import convert_mixed, integer_info
+from stages.convert.schemes import scheme
+from stages.convert.variant_checks import check_calibration, check_variant, inspect_tflite
 from stages.load.model.formats import shape_overrides
 from stages.load.shapes import fixed_shapes
 from stages.result import StageError, StageResult
@@ -28,11 +36,7 @@ __all__ = ["check_calibration", "check_variant", "convert", "inspect_tflite", "m
 def not_applicable(variant: dict[str, Any], inputs: list[dict[str, Any]]) -> str | None:
     """Why the variant does not apply to a model with these inputs, or None."""
     io = variant.get("io_dtype", "float32")
-    if (
-        variant["mode"] in INTEGER_COMPUTE
-        and io != "float32"
-        and all(np.dtype(i["dtype"]).kind in "iub" for i in inputs)
-    ):
+    if scheme(variant["mode"]).compute and io != "float32" and all(np.dtype(i["dtype"]).kind in "iub" for i in inputs):
         names = [i["name"] for i in inputs]
         return (
             f"{io} input/output does not apply: every input of the model ({names}) is integer or boolean "
@@ -84,6 +88,35 @@ def _convert(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray],
     raise AssertionError("unreachable")
 
 
+def _converter_path(
+    cfg: dict[str, Any], out: Path, load: StageResult, split: StageResult, calibrate: StageResult, handle: Any
+) -> Conversion:
+    """The converter backend's path: one TFLiteConverter call (on the roads above) with the scheme's flags."""
+    variant = cfg["variant"]
+    calib, _ = load_samples(calibrate.path("calib"))
+    check_calibration(variant, calib)
+    overrides = shape_overrides(load.meta["model"])
+    if overrides:
+        fixed = fixed_shapes([i.to_json() for i in handle.inputs], overrides, calib)
+        handle = handle.with_shapes({k: tuple(v) for k, v in fixed.items()})
+    started = time.perf_counter()
+    flatbuffer, road, shaped = _convert(handle, variant, calib, out)
+    convert_s = time.perf_counter() - started
+    (out / "model.tflite").write_bytes(flatbuffer)
+    meta = {
+        "convert_path": road,
+        "load_path": load.meta.get("load_path"),
+        "input_shapes": {i.name: list(i.shape) for i in shaped.inputs},
+    }
+    names = {i.key: i.name for i in [*handle.inputs, *handle.outputs]}
+    return Conversion(names, convert_s, {"tflite": "model.tflite", "log": "converter.log"}, meta)
+
+
+# The conversion path of each backend (stages/convert/schemes.py); a converter variant with a `search` block
+# (int8_mixed) searches ops to keep in float instead (stages/convert/quantization/).
+_PATHS = {"converter": _converter_path, "aeq": convert_aeq, "search": convert_mixed}
+
+
 def convert(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
@@ -95,46 +128,19 @@ def convert(
     skipped = not_applicable(variant, [i.to_json() for i in handle.inputs])
     if skipped:
         return StageResult(meta={"skipped": skipped, "variant": variant})
-    if variant.get("backend") == "aeq":  # LiteRT's AI Edge Quantizer: fp32 conversion, then a recipe
-        from stages.convert.quantization.aeq import convert_aeq
-
-        return convert_aeq(variant, out_dir, load, split, calibrate)
-    if variant.get("search"):  # int8_mixed: a search over ops to keep in float (stages/convert/quantization/)
-        from stages.convert.quantization.stage import convert_mixed
-
-        return convert_mixed(cfg, out_dir, load, split, calibrate)
-    calib, _ = load_samples(calibrate.path("calib"))
-    check_calibration(variant, calib)
-    overrides = shape_overrides(load.meta["model"])
-    if overrides:
-        fixed = fixed_shapes([i.to_json() for i in handle.inputs], overrides, calib)
-        handle = handle.with_shapes({k: tuple(v) for k, v in fixed.items()})
-    out = Path(out_dir)
-    started = time.perf_counter()
-    flatbuffer, road, shaped = _convert(handle, variant, calib, out)
-    convert_s = time.perf_counter() - started
-    path = out / "model.tflite"
-    path.write_bytes(flatbuffer)
-    names = {i.key: i.name for i in [*handle.inputs, *handle.outputs]}
-    io = describe_io(SignatureModel(path, names))
-    contents = inspect_tflite(path)
-    check_variant(variant, io, contents, {i.name: i.dtype for i in [*handle.inputs, *handle.outputs]})
-    meta = {
-        "variant": variant,
-        "io": io,
-        "contents": contents,
-        "names": names,
-        "convert_path": road,
-        "load_path": load.meta.get("load_path"),
-        "input_shapes": {i.name: list(i.shape) for i in shaped.inputs},
-    }
-    metrics = {"size_bytes": len(flatbuffer), "convert_s": round(convert_s, 3)}
-    files = {"tflite": "model.tflite", "log": "converter.log"}
-    if (
-        variant["mode"] in INTEGER_COMPUTE
-    ):  # per-layer debugger table, calibration stability (stages/convert/quantization/)
-        from stages.convert.quantization.stage import integer_info
-
-        meta["quantization"], extra = integer_info(cfg, out_dir, load, split, calibrate, path)
+    chosen = scheme(variant["mode"])
+    path = "search" if variant.get("search") and chosen.backend == "converter" else chosen.backend
+    made = _PATHS[path](cfg, Path(out_dir), load, split, calibrate, handle)
+    tflite = Path(out_dir) / made.files["tflite"]
+    io = describe_io(SignatureModel(tflite, made.names))
+    contents = inspect_tflite(tflite)
+    if made.checked:
+        expected = {**contents, "float_ops": {}} if made.kept_float else contents
+        check_variant(variant, io, expected, {i.name: i.dtype for i in [*handle.inputs, *handle.outputs]})
+    meta = {"variant": variant, "io": io, "contents": contents, "names": made.names, **made.meta}
+    metrics = {"size_bytes": tflite.stat().st_size, "convert_s": round(made.seconds, 3), **made.metrics}
+    files = dict(made.files)
+    if chosen.debugger and path == "converter":  # per-layer table, calibration stability (quantization/)
+        meta["quantization"], extra = integer_info(cfg, out_dir, load, split, calibrate, tflite)
         files.update(extra)
     return StageResult(files=files, meta=meta, metrics=metrics)

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from stages.convert.schemes import scheme
 from stages.result import StageError
 
-# Full-integer modes and the dtypes their weights/activations use; QUANTIZE/DEQUANTIZE sit at float I/O.
-INTEGER_COMPUTE = {"int8": ("int8",), "int16x8": ("int16", "int8")}
+# In a full-integer model (a scheme with `compute` dtypes) only these touch floats, at the float I/O.
 _CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
 # Float ops common models leave behind, and where they come from (the converter has no integer rule for them).
 _ORIGINS = {
@@ -85,7 +85,8 @@ def check_variant(
     computes in.
     """
     mode, name = variant["mode"], variant["name"]
-    want_io = variant.get("io_dtype", "float32") if mode in INTEGER_COMPUTE else "float32"
+    compute = scheme(mode).compute
+    want_io = variant.get("io_dtype", "float32") if compute else "float32"
     for role in ("inputs", "outputs"):
         for tensor, detail in io[role].items():
             got = detail["dtype"]
@@ -99,8 +100,8 @@ def check_variant(
                 + f" Check `variants.{name}.io_dtype`."
             )
     weights, float_ops = contents.get("weight_dtypes", {}), contents.get("float_ops", {})
-    if mode in INTEGER_COMPUTE:
-        if not any(weights.get(d) for d in INTEGER_COMPUTE[mode]):
+    if compute:
+        if not any(weights.get(d) for d in compute):
             raise StageError(
                 f"Variant '{name}' asked for a full-integer {mode} model but the converter returned one that still "
                 f"computes in float, with no integer weights at all (weight dtypes {weights}). The converter does "
@@ -136,8 +137,12 @@ def check_variant(
 
 def check_calibration(variant: dict[str, Any], calib: dict[str, np.ndarray]) -> None:
     """Full-integer conversion needs varying, finite calibration samples; the converter would not complain."""
-    if variant["mode"] not in INTEGER_COMPUTE:
-        return
+    if scheme(variant["mode"]).compute:
+        check_samples(variant, calib)
+
+
+def check_samples(variant: dict[str, Any], calib: dict[str, np.ndarray]) -> None:
+    """Raise StageError unless every input has calibration samples that vary (a zero range is silent garbage)."""
     for name, array in calib.items():
         if len(array) == 0:
             raise StageError(

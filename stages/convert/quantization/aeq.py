@@ -17,16 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from stages.convert.conversion import Conversion
+from stages.convert.schemes import FLOAT, scheme
 from stages.result import InputError, StageError, StageResult
 
-# Variant mode -> the AEQ recipe function it names (ai_edge_quantizer.recipe); `recipe` reads the user's file.
-BUILTIN = {
-    "w8": "weight_only_wi8_afp32",
-    "w4": "dynamic_wi4_afp32",
-    "a8w8": "static_wi8_ai8",
-    "a16w8": "static_wi8_ai16",
-}
-MODES = (*BUILTIN, "recipe")
 GRANULARITIES = ("CHANNELWISE", "BLOCKWISE_32", "BLOCKWISE_64", "BLOCKWISE_128", "BLOCKWISE_256")
 _ENTRY_KEYS = ("regex", "operation", "algorithm_key", "op_config")
 _RECIPE_HELP = (
@@ -38,14 +32,14 @@ _RECIPE_HELP = (
 
 
 def builtin_recipe(mode: str, granularity: str = "CHANNELWISE") -> list[dict[str, Any]]:
-    """The recipe a named AEQ variant applies, with channelwise weights.
+    """The recipe a named AEQ mode applies (its scheme's ai_edge_quantizer.recipe function), channelwise weights.
 
     A blockwise `granularity` goes where AEQ supports it (fully connected layers, the large matrices where
     per-block scales keep accuracy); every other op keeps channelwise weights instead of staying float.
     """
     from ai_edge_quantizer import recipe as recipes
 
-    entries: list[dict[str, Any]] = json.loads(json.dumps(getattr(recipes, BUILTIN[mode])(), default=str))
+    entries: list[dict[str, Any]] = json.loads(json.dumps(getattr(recipes, str(scheme(mode).recipe))(), default=str))
     if granularity != "CHANNELWISE":
         blockwise = copy.deepcopy(entries[-1])
         blockwise["operation"] = "FULLY_CONNECTED"
@@ -217,7 +211,8 @@ def check_runs(path: Path, name: str, source: str) -> None:
 def variant_recipe(variant: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
     """The recipe a variant applies and where it came from (a built-in name or the user's file)."""
     mode = variant["mode"]
-    if mode == "recipe":
+    function = scheme(mode).recipe
+    if function is None:  # the user's recipe file
         if not variant.get("recipe"):
             raise InputError(
                 f"Variant '{variant['name']}' uses mode `recipe` but names no recipe file: set "
@@ -225,30 +220,27 @@ def variant_recipe(variant: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
             )
         return load_recipe(variant["recipe"]), str(Path(variant["recipe"]).expanduser().resolve())
     granularity = str(variant.get("granularity") or "CHANNELWISE").upper()
-    return builtin_recipe(mode, granularity), f"ai_edge_quantizer.recipe.{BUILTIN[mode]} ({granularity})"
+    return builtin_recipe(mode, granularity), f"ai_edge_quantizer.recipe.{function} ({granularity})"
 
 
 def convert_aeq(
-    variant: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
-) -> StageResult:
-    """The AEQ variant's convert: fp32 conversion of the (head of the) model, then quantization by recipe.
+    cfg: dict[str, Any], out: Path, load: StageResult, split: StageResult, calibrate: StageResult, handle: Any
+) -> Conversion:
+    """The AEQ backend's path: fp32 conversion of the (head of the) model, then quantization by recipe.
 
     The fp32 model is converted here rather than taken from the `fp32` variant because per-variant nodes cannot
     depend on each other; it is kept as `float.tflite` next to the result (the search reuses it).
     """
     from stages.calibrate.stage import load_samples
     from stages.convert.converter import make_converter
-    from stages.convert.variant_checks import check_calibration, inspect_tflite
-    from stages.litert_runtime import SignatureModel, describe_io
-    from stages.load.model.access import head_handle
+    from stages.convert.variant_checks import check_samples
 
+    variant = cfg["variant"]
     recipe, source = variant_recipe(variant)
-    handle = head_handle(load, split)
-    out = Path(out_dir)
     float_path = out / "float.tflite"
     started = time.perf_counter()
     try:
-        float_path.write_bytes(make_converter(handle, {"mode": "fp32", "name": variant["name"]}, {}).convert())
+        float_path.write_bytes(make_converter(handle, {"mode": FLOAT, "name": variant["name"]}, {}).convert())
     except Exception as err:  # noqa: BLE001 - ConverterError and friends
         raise StageError(f"The TFLite converter failed (fp32, for '{variant['name']}'): {str(err)[:400]}") from None
     matches = match_recipe(recipe, model_ops(float_path))
@@ -262,7 +254,7 @@ def convert_aeq(
         )
     calib, _ = load_samples(calibrate.path("calib"))
     if needs_calibration(recipe):  # empty or constant samples would give zero ranges, silently
-        check_calibration({**variant, "mode": "int8"}, calib)
+        check_samples(variant, calib)
     keys = {i.name: i.key for i in handle.inputs}
     quantize_started = time.perf_counter()
     try:
@@ -272,16 +264,15 @@ def convert_aeq(
     quantize_s, convert_s = (time.perf_counter() - t for t in (quantize_started, started))
     check_runs(path, variant["name"], source)
     (out / "recipe.json").write_text(json.dumps(recipe, indent=2))
-    names = {i.key: i.name for i in [*handle.inputs, *handle.outputs]}
-    contents = inspect_tflite(path)
     meta = {
-        "variant": variant,
-        "io": describe_io(SignatureModel(path, names)),
-        "contents": contents,
-        "names": names,
         "backend": "aeq",
         "recipe": {"source": source, "entries": recipe, "unmatched": [r for r in matches if not r["ops"]]},
     }
-    metrics = {"size_bytes": path.stat().st_size, "convert_s": round(convert_s, 3), "quantize_s": round(quantize_s, 3)}
-    files = {"tflite": "model.tflite", "float_tflite": "float.tflite", "recipe": "recipe.json"}
-    return StageResult(files=files, meta=meta, metrics=metrics)
+    return Conversion(
+        names={i.key: i.name for i in [*handle.inputs, *handle.outputs]},
+        seconds=convert_s,
+        files={"tflite": "model.tflite", "float_tflite": "float.tflite", "recipe": "recipe.json"},
+        meta=meta,
+        metrics={"quantize_s": round(quantize_s, 3)},
+        checked=False,
+    )

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from stages.convert.schemes import FLOAT, scheme
+
 # Columns of the per-layer table (report.json, layers.csv, the worst-layers plot).
 LAYER_COLUMNS = (
     "name",
@@ -28,7 +30,6 @@ LAYER_COLUMNS = (
     "range_max",
     "num_elements",
 )
-_INTEGER_RANGE = {"int8": (-128, 127), "int16x8": (-32767, 32767)}
 
 
 def debug_dataset(handle: Any, calib: dict[str, np.ndarray], samples: int) -> Any:
@@ -69,7 +70,7 @@ def int16_table(
 
     models = [
         make_converter(handle, {**variant, "mode": mode, "io_dtype": "float32"}, calib).convert()
-        for mode in ("fp32", "int16x8")
+        for mode in (FLOAT, variant["mode"])
     ]
     builtin = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES  # a delegate would not keep intermediate tensors
     ref, quant = (
@@ -104,14 +105,18 @@ def int16_table(
         squared, count, worst = sums[detail["index"]]
         scale, zero_point = detail["quantization"]
         per_sample = count / max(min(int(samples), len(next(iter(calib.values())))), 1)
-        rows.append(_row(detail["name"], op, squared / max(count, 1), scale, zero_point, worst, per_sample, "int16x8"))
+        rows.append(
+            _row(detail["name"], op, squared / max(count, 1), scale, zero_point, worst, per_sample, variant["mode"])
+        )
     return sorted(rows, key=lambda r: -(r["rmse_over_scale"] or 0.0))
 
 
 def _row(
     name: str, op: str, mse: float, scale: float, zero_point: float, worst: float, elements: float, mode: str
 ) -> dict[str, Any]:
-    low, high = _INTEGER_RANGE.get(mode, _INTEGER_RANGE["int8"])
+    activations = scheme(mode).activation_range
+    assert activations is not None, f"{mode} has no per-layer table"  # only integer schemes reach here
+    low, high = activations
     rmse = math.sqrt(max(mse, 0.0))
     return {
         "name": name,
@@ -165,9 +170,10 @@ def record_layers(
     samples = int(settings.get("debug_samples", 32))
     if not settings.get("debugger", True):
         return {"layers": None, "debugger": "disabled (quantization.debugger=false)"}, {}
+    per_layer = scheme(variant["mode"]).debugger == "per_layer"
     try:
-        if variant["mode"] == "int8":
-            rows = layer_table(open_debugger(handle, variant, calib, samples), "int8")
+        if per_layer:
+            rows = layer_table(open_debugger(handle, variant, calib, samples), variant["mode"])
         else:
             rows = int16_table(handle, variant, calib, samples)
     except Exception as err:  # noqa: BLE001 - the debugger is a diagnostic; the variant itself converted
@@ -175,7 +181,7 @@ def record_layers(
     from pathlib import Path
 
     write_csv(rows, Path(out_dir) / "layers.csv")
-    method = "per layer (QuantizationDebugger)" if variant["mode"] == "int8" else "accumulated (against fp32)"
+    method = "per layer (QuantizationDebugger)" if per_layer else "accumulated (against fp32)"
     count = min(samples, len(next(iter(calib.values()))))
     info = {"layers": rows, "debugger": f"{method}, {count} calibration samples"}
     return info, {"layers": "layers.csv"}

@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 
 from stages.calibrate.stage import load_samples
+from stages.convert.conversion import Conversion
 from stages.convert.quantization.debugger import layer_table, open_debugger, record_layers, write_csv
 from stages.convert.quantization.judge import Judge, summary
+from stages.convert.schemes import FLOAT
 from stages.result import StageError, StageResult
 
 
@@ -81,19 +83,17 @@ def aeq_backend(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarra
     from stages.convert.converter import make_converter
     from stages.convert.quantization.aeq_moves import AeqBackend
 
-    fp32 = bytes(make_converter(handle, {**variant, "mode": "fp32"}, calib).convert())
+    fp32 = bytes(make_converter(handle, {**variant, "mode": FLOAT}, calib).convert())
     return AeqBackend(fp32, calib, {i.name: i.key for i in handle.inputs})
 
 
 def convert_mixed(
-    cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
-) -> StageResult:
+    cfg: dict[str, Any], out: Path, load: StageResult, split: StageResult, calibrate: StageResult, handle: Any
+) -> Conversion:
     """Full int8 first; then the search (stages.convert.quantization.mixed_search) over ops to keep in float."""
     from stages.convert.quantization.mixed_search import advice, run_search
     from stages.convert.quantization.moves import ConverterBackend
-    from stages.convert.variant_checks import check_calibration, check_variant, inspect_tflite
-    from stages.litert_runtime import SignatureModel, describe_io
-    from stages.load.model.access import head_handle
+    from stages.convert.variant_checks import check_calibration
 
     variant, settings = cfg["variant"], dict(cfg["variant"]["search"])
     name = variant["name"]
@@ -109,7 +109,6 @@ def convert_mixed(
             f"Variant '{name}' judges its trials on held-out samples, disjoint from calibration and evaluation, "
             "but the dataset left none after calibration. Lower `calibrate.num_samples` or give more samples."
         )
-    handle = head_handle(load, split)
     calib, _ = load_samples(calibrate.path("calib"))
     check_calibration(variant, calib)
     feeds, labels = load_samples(calibrate.path("holdout"))
@@ -117,7 +116,7 @@ def convert_mixed(
     started = time.perf_counter()
     debug_samples = int((cfg.get("quantization") or {}).get("debug_samples", 32))
     debugger = open_debugger(handle, variant, calib, debug_samples)
-    layers = layer_table(debugger, "int8")
+    layers = layer_table(debugger, variant["mode"])
     backends: list[Any] = []
     for kind in settings.get("backends") or ["converter"]:
         if kind == "converter":
@@ -132,15 +131,9 @@ def convert_mixed(
     )
     best, trials = run_search(backends, judge, layers, settings)
     convert_s = time.perf_counter() - started
-    out = Path(out_dir)
     path = out / "model.tflite"
     path.write_bytes(best.flatbuffer)
     write_csv(layers, out / "layers.csv")
-    io = describe_io(SignatureModel(path, names))
-    contents = inspect_tflite(path)
-    if best.backend == "converter":  # AEQ models may have integer I/O, read with their own (scale, zero_point)
-        expected = {**contents, "float_ops": {}} if best.moves else contents  # the float ops it was asked to keep
-        check_variant(variant, io, expected, {i.name: i.dtype for i in [*handle.inputs, *handle.outputs]})
     index = trials.index(best)
     quantization: dict[str, Any] = {
         "layers": layers,
@@ -172,6 +165,12 @@ def convert_mixed(
             return ConverterBackend(other, bytes(other.get_nondebug_quantized_model())).build(chosen.moves)
 
         quantization["stability"] = stability(load, split, calibrate, variant, path, requantize)
-    meta = {"variant": variant, "io": io, "contents": contents, "names": names, "quantization": quantization}
-    metrics = {"size_bytes": path.stat().st_size, "convert_s": round(convert_s, 3)}
-    return StageResult(files={"tflite": "model.tflite", "layers": "layers.csv"}, meta=meta, metrics=metrics)
+    return Conversion(
+        names,
+        convert_s,
+        {"tflite": "model.tflite", "layers": "layers.csv"},
+        {"quantization": quantization},
+        # AEQ models may have integer I/O, read with their own (scale, zero_point); moved ops were asked for.
+        checked=best.backend == "converter",
+        kept_float=bool(best.moves),
+    )

@@ -1,0 +1,120 @@
+"""The quantization schemes: one entry per variant mode, everything convert, preflight and lineage ask about it.
+
+Adding a scheme is one entry here (plus its converter flags or AEQ recipe function, which the entry names);
+`make_converter`, the variant checks, the debugger, preflight's mode/backend check and MLflow lineage read it.
+Plain data, no TensorFlow: the engine imports this module before any work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FLOAT = "fp32"  # the plain float conversion that AEQ, the int8_mixed search and the int16x8 table start from
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One quantization mode and how each stage treats it."""
+
+    mode: str
+    backend: str  # "converter" (TFLiteConverter) or "aeq" (AI Edge Quantizer on the fp32 .tflite)
+    # Integer dtypes a full-integer model computes in (weights, activations); empty: float compute.
+    compute: tuple[str, ...] = ()
+    # Integer input/output dtypes it can give instead of float32 (`variants.<name>.io_dtype`).
+    io_dtypes: tuple[str, ...] = ()
+    # Whether its conversion reads the calibration set; None: its recipe decides (AEQ's `need_calibration`).
+    calibrated: bool | None = False
+    # Converter flags: tf.lite.Optimize.DEFAULT, `target_spec.supported_types` (tf dtype names) and the integer
+    # `tf.lite.OpsSet` name of a full-integer mode (which then reads the representative dataset).
+    optimize: bool = False
+    supported_types: tuple[str, ...] = ()
+    ops_set: str | None = None
+    # AEQ: the ai_edge_quantizer.recipe function it applies; None for `recipe`, which reads the user's file.
+    recipe: str | None = None
+    # Per-layer error table (stages/convert/quantization/debugger.py): "per_layer" (QuantizationDebugger) or
+    # "accumulated" (each integer tensor against the fp32 model); None: no table.
+    debugger: str | None = None
+    # The activations' integer range, for the table's range columns.
+    activation_range: tuple[int, int] | None = None
+
+    @property
+    def user_recipe(self) -> bool:
+        """Whether the variant names its own AEQ recipe file (`variants.<name>.recipe`)."""
+        return self.backend == "aeq" and self.recipe is None
+
+
+SCHEMES: dict[str, Scheme] = {
+    s.mode: s
+    for s in (
+        Scheme(FLOAT, "converter"),
+        Scheme("fp16", "converter", optimize=True, supported_types=("float16",)),
+        Scheme("dynamic", "converter", optimize=True),
+        Scheme(
+            "int8",
+            "converter",
+            compute=("int8",),
+            io_dtypes=("int8", "uint8"),
+            calibrated=True,
+            optimize=True,
+            ops_set="TFLITE_BUILTINS_INT8",
+            debugger="per_layer",
+            activation_range=(-128, 127),
+        ),
+        Scheme(
+            "int16x8",
+            "converter",
+            compute=("int16", "int8"),
+            io_dtypes=("int16",),
+            calibrated=True,
+            optimize=True,
+            ops_set="EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
+            debugger="accumulated",
+            activation_range=(-32767, 32767),
+        ),
+        Scheme("w8", "aeq", recipe="weight_only_wi8_afp32"),
+        Scheme("w4", "aeq", recipe="dynamic_wi4_afp32"),
+        Scheme("a8w8", "aeq", calibrated=True, recipe="static_wi8_ai8"),
+        Scheme("a16w8", "aeq", calibrated=True, recipe="static_wi8_ai16"),
+        Scheme("recipe", "aeq", calibrated=None),
+    )
+}
+BACKENDS = ("converter", "aeq")
+
+
+def scheme(mode: str) -> Scheme:
+    """The scheme of a mode; a KeyError names the known ones."""
+    try:
+        return SCHEMES[mode]
+    except KeyError:
+        raise KeyError(f"unknown quantization mode {mode!r}; known: {', '.join(SCHEMES)}") from None
+
+
+def modes_for(backend: str) -> tuple[str, ...]:
+    """The modes of one backend, in table order."""
+    return tuple(m for m, s in SCHEMES.items() if s.backend == backend)
+
+
+def check_mode_backend(name: str, mode: str, backend: str) -> str | None:
+    """Why variant `name`'s mode does not belong to its backend, or None when it does."""
+    known = "; ".join(f"{b}: {', '.join(modes_for(b))}" for b in BACKENDS)
+    if mode not in SCHEMES:
+        return f"Variant '{name}' has mode `{mode}`, which no backend has ({known}). Pick one of those."
+    wanted = SCHEMES[mode].backend
+    if wanted == backend:
+        return None
+    return (
+        f"Variant '{name}' has mode `{mode}` with backend `{backend}`; mode {mode} belongs to the {wanted} "
+        f"backend ({known}). Set `variants.{name}.backend={wanted}` or pick a mode of that backend."
+    )
+
+
+def reads_calibration(variant: dict[str, Any]) -> bool:
+    """Whether converting `variant` ({name, mode, ...}) reads the calibration set. A `recipe` variant does when
+    its recipe quantizes activations statically; that asks AI Edge Quantizer, imported only then."""
+    calibrated = scheme(str(variant["mode"])).calibrated
+    if calibrated is not None:
+        return calibrated
+    from stages.convert.quantization.aeq import needs_calibration, variant_recipe
+
+    return needs_calibration(variant_recipe(variant)[0])
