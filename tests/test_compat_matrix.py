@@ -134,9 +134,9 @@ def test_models_with_large_weights_convert_from_their_own_savedmodel_unfrozen(
     from ai_edge_litert.interpreter import Interpreter
 
     from stages.convert import converter
-    from stages.load.model import load_handle
+    from stages.load.model import conversion_roads, load_handle
 
-    monkeypatch.setattr(converter, "LEAN_FROM_BYTES", 1)
+    monkeypatch.setattr(conversion_roads, "LEAN_FROM_BYTES", 1)
     fmt, path, dataset = models(case)
     signature = "embed" if case == "two_signatures" else None
     handle = load_handle({"format": fmt, "path": str(path), "signature": signature, "safe_mode": True})

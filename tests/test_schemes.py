@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from pipelines.tracking.lineage import calibrated_variants
-from stages.convert.schemes import SCHEMES, check_mode_backend, modes_for, reads_calibration
+from stages.convert.quantization.aeq import reads_calibration
+from stages.convert.schemes import SCHEMES, check_mode_backend, modes_for
 
 SHIPPED = {  # the shipped variants (conf/variants/) and their backend/mode
     "fp32": ("converter", "fp32"),

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stages.convert.schemes import reads_calibration
+from stages.convert.quantization.aeq import reads_calibration
 
 STAGES_DIR = Path(__file__).resolve().parents[2] / "stages"
 PYFUNC_FILE = Path(__file__).resolve().parent / "tflite_pyfunc.py"

@@ -20,7 +20,6 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from stages.convert.schemes import scheme
+from stages.load.model.conversion_roads import plain_converter, roads
 from stages.result import StageError
 
 _UNSUPPORTED = re.compile(
@@ -45,18 +45,6 @@ def _representative(feeds: dict[str, np.ndarray], keys: dict[str, str]) -> Any:
     return generate
 
 
-def save_for_conversion(handle: Any, directory: Path) -> Path:
-    """Write the handle's function as a SavedModel with one `serving_default` signature."""
-    import tensorflow as tf
-
-    module = tf.Module()
-    if handle.keepalive is not None:
-        module.owner = handle.keepalive  # the variables an unfrozen function reads are saved with it
-    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-    tf.saved_model.save(module, str(directory), signatures={"serving_default": handle.fn}, options=options)
-    return directory
-
-
 def make_converter(
     handle: Any,
     variant: dict[str, Any],
@@ -70,17 +58,7 @@ def make_converter(
     """
     import tensorflow as tf
 
-    via = via or next(roads(handle))
-    if via == "concrete_function":
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([handle.fn], tf.Module())
-    elif via == handle.export_road:
-        saved, key = handle.export()
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[key])
-    else:
-        directory = Path(tempfile.mkdtemp(prefix="savedmodel-", dir=workdir))
-        converter = tf.lite.TFLiteConverter.from_saved_model(
-            str(save_for_conversion(handle, directory)), signature_keys=["serving_default"]
-        )
+    converter = plain_converter(handle, workdir, via)
     mode, chosen = variant["mode"], scheme(variant["mode"])
     if chosen.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -117,31 +95,6 @@ def holds_variables(flatbuffer: bytes) -> bool:
     from ai_edge_litert.interpreter import Interpreter
 
     return any(op["op_name"] == "VAR_HANDLE" for op in Interpreter(model_content=flatbuffer)._get_ops_details())
-
-
-# Weights from which a model converts through its SavedModel first. Freezing in Python and converting the frozen
-# function peaks at about 40 bytes per weight byte (ConvNeXtTiny's 111 MB: 4.8 GB; ConvNeXtLarge's 790 MB ran
-# out of 23 GiB), the SavedModel road at about 15; below this the frozen function converts about three times
-# faster (the default example's CNN: 0.17 s against 0.5 s a conversion) and its peak is small anyway.
-LEAN_FROM_BYTES = 64 * 2**20
-
-
-def roads(handle: Any) -> Iterator[str]:
-    """The conversion roads for a handle, in the order they are tried: the frozen function, the source's own
-    SavedModel with its variables (Keras's export, the user's file) and our SavedModel of the function; a model
-    with `LEAN_FROM_BYTES` of weights or more takes its own SavedModel first.
-
-    Lazy: a model that goes its own SavedModel's way first is frozen only if that road fails.
-    """
-    own = handle.export is not None
-    if own and handle.weight_bytes() >= LEAN_FROM_BYTES:
-        yield handle.export_road
-        own = False
-    if handle.frozen:
-        yield "concrete_function"
-    if own:
-        yield handle.export_road
-    yield "saved_model"
 
 
 def convert_flatbuffer(

@@ -8,7 +8,6 @@ Plain data, no TensorFlow: the engine imports this module before any work.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 FLOAT = "fp32"  # the plain float conversion that AEQ, the int8_mixed search and the int16x8 table start from
 
@@ -107,14 +106,3 @@ def check_mode_backend(name: str, mode: str, backend: str) -> str | None:
         f"Variant '{name}' has mode `{mode}` with backend `{backend}`; mode {mode} belongs to the {wanted} "
         f"backend ({known}). Set `variants.{name}.backend={wanted}` or pick a mode of that backend."
     )
-
-
-def reads_calibration(variant: dict[str, Any]) -> bool:
-    """Whether converting `variant` ({name, mode, ...}) reads the calibration set. A `recipe` variant does when
-    its recipe quantizes activations statically; that asks AI Edge Quantizer, imported only then."""
-    calibrated = scheme(str(variant["mode"])).calibrated
-    if calibrated is not None:
-        return calibrated
-    from stages.convert.quantization.aeq import needs_calibration, variant_recipe
-
-    return needs_calibration(variant_recipe(variant)[0])

@@ -256,13 +256,13 @@ def unsupported_from_error(err: Any, graph_def: Any) -> tuple[dict[str, str], li
 
 def try_builtins(handle: Any, workdir: Path | None = None, via: str | None = None) -> Exception | None:
     """Convert `handle` with TFLite builtins only (fp32), by default on its first conversion road
-    (`stages.convert.converter.roads`); the ConverterError, or None when it converts."""
+    (`stages.load.model.conversion_roads.roads`); the ConverterError, or None when it converts."""
     import tempfile
 
-    from stages.convert.converter import make_converter
+    from stages.load.model.conversion_roads import plain_converter
 
     with tempfile.TemporaryDirectory(prefix="builtins-", dir=workdir) as tmp:  # an exported SavedModel goes here
-        return builtins_verdict(make_converter(handle, {"mode": "fp32", "name": "fp32"}, {}, Path(tmp), via))
+        return builtins_verdict(plain_converter(handle, Path(tmp), via))
 
 
 def builtins_verdict(converter: Any) -> Exception | None:

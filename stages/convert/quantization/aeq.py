@@ -276,3 +276,12 @@ def convert_aeq(
         metrics={"quantize_s": round(quantize_s, 3)},
         checked=False,
     )
+
+
+def reads_calibration(variant: dict[str, Any]) -> bool:
+    """Whether converting `variant` ({name, mode, ...}) reads the calibration set. A `recipe` variant does when
+    its recipe quantizes activations statically; that asks AI Edge Quantizer, imported only then."""
+    calibrated = scheme(str(variant["mode"])).calibrated
+    if calibrated is not None:
+        return calibrated
+    return needs_calibration(variant_recipe(variant)[0])
