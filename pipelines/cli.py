@@ -40,7 +40,7 @@ from pipelines.engine.errors import (
 )
 from pipelines.engine.preflight import check_output_dirs, preflight
 from pipelines.engine.runner import run_dag
-from pipelines.engine.schema import register_configs
+from pipelines.engine.schema import register_configs, validate
 from pipelines.engine.worker import Worker
 from pipelines.output.report import build_report, write_plot, write_report
 from pipelines.output.table import format_table
@@ -54,9 +54,9 @@ _state: dict[str, Any] = {"started": False, "exit_codes": []}
 
 
 def resolve(cfg: DictConfig) -> dict[str, Any]:
-    """The fully resolved config as plain data, or ConfigError naming the missing or broken key."""
+    """The fully resolved config as plain data, or ConfigError naming the missing, broken or out-of-range key."""
     try:
-        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)  # type: ignore
+        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)
     except MissingMandatoryValue as err:
         key = err.full_key
         raise ConfigError(
@@ -64,6 +64,8 @@ def resolve(cfg: DictConfig) -> dict[str, Any]:
         ) from None
     except OmegaConfBaseException as err:
         raise ConfigError(f"The configuration is invalid: {str(err).splitlines()[0]}") from None
+    validate(cfg)  # each config's own range checks, on its typed object
+    return plain  # type: ignore[return-value]
 
 
 def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:

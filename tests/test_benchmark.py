@@ -12,7 +12,8 @@ import pytest
 from pipelines.output.plots import label_groups, pareto_front, plot_tradeoffs
 from pipelines.output.report import latency_warnings
 from pipelines.output.table import format_table
-from stages.benchmark.stage import benchmark, run_child, thread_counts
+from stages.benchmark.config import thread_counts
+from stages.benchmark.stage import benchmark, run_child
 from stages.result import InputError, StageError, StageResult
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,26 @@ def test_schema_types_values() -> None:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=["calibrate.num_samples=7"])
     assert OmegaConf.to_container(cfg.calibrate)["num_samples"] == 7
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["calibrate.num_samples=0"], "`calibrate.num_samples=0`"),
+        (["variants=[int8_mixed]", "variants.int8_mixed.search.beam=0"], "`variants.int8_mixed.search.beam=0`"),
+        (["variants.int8.backend=aeq"], "`variants.int8.backend=aeq`"),
+        (["variants.fp32.gates.min_argmax_agreement=2"], "`variants.fp32.gates.min_argmax_agreement=2.0`"),
+        (["runtime.stage_timeout_s=-1"], "`runtime.stage_timeout_s=-1.0`"),
+        (["benchmark.num_threads=0"], "`benchmark.num_threads`"),
+    ],
+)
+def test_values_out_of_range_fail_at_compose_time(overrides: list[str], named: str) -> None:
+    """Each stage's config checks its own ranges when composed; the message names the full key to fix."""
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        _compose(overrides)
+
+
+def test_variants_sharing_a_gate_preset_compose_the_same_limits() -> None:
+    cfg = _compose(["variants=[int8,int8_io,int8_mixed,aeq_a8w8,aeq_recipe]"])
+    gates = [v["gates"] for v in cfg["variants"].values()]
+    assert all(g == gates[0] for g in gates) and gates[0]["max_relative_rmse"] == 0.15

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from stages.result import StageResult
 
@@ -22,8 +21,16 @@ def judge(gates: dict, metrics: dict, random_data: bool = False) -> tuple[str, d
 
 
 def _variant_gates(name: str) -> dict:
-    """The shipped per-variant limits, so the defaults themselves are under test."""
-    return yaml.safe_load((REPO / "conf" / "variants" / f"{name}.yaml").read_text())["gates"]
+    """The shipped per-variant limits (its gate preset and its own overrides), so the defaults are under test."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from pipelines.engine.schema import register_configs
+
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
+        cfg = compose("config", overrides=[f"variants=[{name}]"])
+    return OmegaConf.to_container(cfg.variants[name].gates)  # type: ignore[return-value]
 
 
 # 2. NaN-safe reductions: a NaN anywhere fails the gate that reads it, whatever the output order.

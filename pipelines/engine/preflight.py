@@ -1,4 +1,7 @@
-"""Checks that need no TensorFlow and catch the common mistakes before any work starts (exit code 2)."""
+"""Checks of the files a config names, before any work starts (exit code 2); they need no TensorFlow.
+
+Values out of their range are found earlier, when the config is composed (each stage's config.py).
+"""
 
 from __future__ import annotations
 
@@ -76,48 +79,9 @@ def preflight(cfg: dict[str, Any], run_dir: Path) -> None:
             check_findable(str(target))
         except InputError as err:
             raise ConfigError(str(err)) from None
-    if cfg.get("benchmark", {}).get("enabled"):
-        from stages.benchmark.stage import check_settings  # stdlib + numpy only
-        from stages.result import StageError
-
-        try:
-            check_settings(cfg["benchmark"])
-        except StageError as err:
-            raise ConfigError(str(err)) from None
     if not os.access(run_dir, os.W_OK):
         raise ConfigError(f"The output directory {run_dir} is not writable. Choose another with `hydra.run.dir=...`.")
-    check_counts(cfg)
     check_writable(cfg)
-
-
-def check_counts(cfg: dict[str, Any]) -> None:
-    """Sample counts and fractions that would only fail (or silently do nothing) after the model is loaded."""
-    num = cfg.get("calibrate", {}).get("num_samples", 1)
-    if num < 1:
-        raise ConfigError(
-            f"`calibrate.num_samples={num}`: the variants need calibration samples (full-integer quantization "
-            "derives every tensor's range from them). Set it to at least 1; the default is 100."
-        )
-    dataset = cfg["dataset"]
-    if dataset["kind"] == "random" and dataset.get("num_samples", 2) < 2:
-        raise ConfigError(
-            f"`dataset.num_samples={dataset['num_samples']}`: random data needs at least 2 samples, one for "
-            "calibration and one for evaluation. Set it to 2 or more; the default is 256."
-        )
-    fraction = dataset.get("eval_fraction", 0.5)
-    if not 0 < fraction < 1:
-        raise ConfigError(
-            f"`dataset.eval_fraction={fraction}` must lie strictly between 0 and 1: it is the share of the data "
-            "held out for evaluation, the rest calibrates. The default is 0.5."
-        )
-    if dataset.get("max_eval_samples", 1) < 1:
-        raise ConfigError(
-            f"`dataset.max_eval_samples={dataset['max_eval_samples']}` leaves nothing to verify the variants "
-            "on. Set it to at least 1; the default is 1000."
-        )
-    timeout = cfg.get("runtime", {}).get("stage_timeout_s", 1)
-    if timeout <= 0:
-        raise ConfigError(f"`runtime.stage_timeout_s={timeout}` must be positive (seconds per stage).")
 
 
 def _nearest_existing(path: Path) -> Path:

@@ -1,196 +1,31 @@
-"""Structured-config schemas behind every config group.
+"""The engine's own config schemas, the root `Config`, and where every group's schema is registered.
 
-Hydra validates each YAML file against these dataclasses at compose time, so a typo in a key
-(`model.pth=...`) or an enum value (`variants.int8.mode=int4`) fails before any TensorFlow work, with
-exit code 2. Keep them pure data: no I/O here.
+Each stage package declares its config in its own `config.py` (plain dataclasses, ranges checked in
+`__post_init__`); the engine's settings (tracking, registry, runtime, the DAG) live here. Hydra validates each
+YAML file against these dataclasses at compose time, so a typo in a key (`model.pth=...`) or an enum value
+(`variants.int8.mode=int4`) fails before any TensorFlow work, with exit code 2; `validate` then builds the
+typed objects, so a value out of its range fails the same way. Keep them pure data: no I/O here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
-
-class ModelFormat(str, Enum):
-    keras = "keras"
-    saved_model = "saved_model"
-    frozen_graph = "frozen_graph"
-
-
-class DatasetKind(str, Enum):
-    digits = "digits"
-    npz = "npz"
-    random = "random"
-
-
-class QuantMode(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    dynamic = "dynamic"
-    int8 = "int8"
-    int16x8 = "int16x8"
-    # AI Edge Quantizer only (backend: aeq): weight-only int8, dynamic int4, static int8 / int16 activations
-    # with int8 weights, or the user's recipe file (`recipe`).
-    w8 = "w8"
-    w4 = "w4"
-    a8w8 = "a8w8"
-    a16w8 = "a16w8"
-    recipe = "recipe"
-
-
-class Backend(str, Enum):
-    converter = "converter"  # the TFLite converter's post-training quantization
-    aeq = "aeq"  # LiteRT's AI Edge Quantizer, applied to the fp32 .tflite by recipe
-
-
-class WeightGranularity(str, Enum):
-    CHANNELWISE = "CHANNELWISE"
-    BLOCKWISE_32 = "BLOCKWISE_32"
-    BLOCKWISE_64 = "BLOCKWISE_64"
-    BLOCKWISE_128 = "BLOCKWISE_128"
-    BLOCKWISE_256 = "BLOCKWISE_256"
-
-
-class IODtype(str, Enum):
-    float32 = "float32"
-    int8 = "int8"
-    uint8 = "uint8"
-    int16 = "int16"
-
-
-class SplitMode(str, Enum):
-    auto = "auto"
-    none = "none"
-    manual = "manual"
-
-
-@dataclass
-class ModelConfig:
-    # Default: the model file's (or directory's) name without extension.
-    name: Optional[str] = None
-    format: ModelFormat = ModelFormat.keras
-    path: Optional[str] = None
-    # Dotted path of a function `build(path: str, **build_args) -> None` that creates the model file when
-    # `path` does not exist yet (the bundled examples); its source is part of the cache key.
-    build: Optional[str] = None
-    build_args: dict[str, Any] = field(default_factory=dict)
-    # Frozen graphs only: tensor names (with or without ':0').
-    inputs: Optional[list[str]] = None
-    outputs: Optional[list[str]] = None
-    # {name: [dims]}: frozen graphs' static shapes; for every format, fixes unknown dims (spatial size, sequence
-    # length) before conversion, else they come from the dataset's shape. Typed Any: OmegaConf 2.3 cannot
-    # merge an override dict into a None Optional[dict] field.
-    input_shapes: Any = None
-    # SavedModel only.
-    signature: str = "serving_default"
-    # Keras only: refuse Lambda layers and other arbitrary code unless the user opts in.
-    safe_mode: bool = True
-    # The numpy tail matching this model's cut-off post-processing ({_target_, ...kwargs}); used when
-    # `split.postprocess` is not set. Typed Any for the same OmegaConf reason as input_shapes.
-    postprocess: Any = None
-    # Bundled examples only: the data they are meant for, used instead of the default `dataset=digits`
-    # (e.g. {kind: random, num_samples: 64}). Any explicit non-digits dataset wins.
-    example_dataset: Any = None
-
-
-@dataclass
-class DatasetConfig:
-    name: str = MISSING
-    kind: DatasetKind = DatasetKind.digits
-    path: Optional[str] = None
-    # Name of the model output that holds class scores (for accuracy and argmax agreement); default: among the
-    # outputs shaped like class scores, the one whose width fits the labels (the report says which was chosen).
-    label_output: Optional[str] = None
-    # Fraction of the data held out for evaluation (npz/random); digits uses its own held-out test split.
-    eval_fraction: float = 0.5
-    max_eval_samples: int = 1000
-    # npz/random: which samples are held out for evaluation (and, for random, the noise itself).
-    # `calibrate.seed` then picks the calibration samples from the rest.
-    seed: int = 0
-    # random only: how many samples to generate.
-    num_samples: int = 256
-
-
-@dataclass
-class Gates:
-    """Limits a variant must meet to pass; null disables a gate."""
-
-    max_accuracy_drop: Optional[float] = None
-    min_argmax_agreement: Optional[float] = None
-    max_rmse: Optional[float] = None
-    max_abs_err: Optional[float] = None
-    # RMSE divided by the reference output's standard deviation: scale-free, for regression/embedding outputs.
-    max_relative_rmse: Optional[float] = None
-    # Detection models: fraction of the original model's detections matched (same label, IoU >= 0.5).
-    min_detection_match: Optional[float] = None
-    # Detection models: the candidate's detections that match none of the original's, per original detection
-    # (against an empty reference, every confident candidate counts): the false positives a variant adds.
-    max_unmatched_fraction: Optional[float] = None
-    # The error gates (max_rmse, max_relative_rmse, max_abs_err) also pass an output whose error is within this
-    # multiple of the original model's own rounding noise (how far it moves when its inputs move by one float
-    # step; at most 10x the limit). The report notes every pass it makes. null: the limits as configured.
-    rounding_noise_factor: Optional[float] = 3.0
-
-
-class SearchStrategy(str, Enum):
-    greedy = "greedy"  # end-metric driven, candidates ordered by the per-layer table (docs/quantization.md)
-    ranking = "ranking"  # the debugger's RMSE/scale order only, kept for comparison
-
-
-class SearchBackend(str, Enum):
-    converter = "converter"  # keep ops in float: QuantizationDebugOptions(denylisted_nodes=...)
-    aeq = "aeq"  # AI Edge Quantizer recipes: a tensor to int16 activations, or to float
-
-
-@dataclass
-class SearchConfig:
-    """int8_mixed: which ops to keep in float until the variant's gates pass, within a budget."""
-
-    strategy: SearchStrategy = SearchStrategy.greedy
-    max_trials: int = 16
-    # Fraction of the model's weight elements that may stay float.
-    max_float_fraction: float = 0.5
-    # greedy: candidates tried per step.
-    beam: int = 4
-    # Backends searched in turn, each with the whole budget; the smallest passing model wins.
-    backends: list[SearchBackend] = field(default_factory=lambda: [SearchBackend.converter])
-    # The limits the search aims at: the variant's gates (conf/variants/int8_mixed.yaml interpolates them), a copy
-    # because gates stay out of what stages receive; the variant's verdict still comes from the engine's judge.
-    gates: Any = None
-
-
-@dataclass
-class VariantConfig:
-    mode: QuantMode = QuantMode.fp32
-    # Full-integer variants only: dtype of the model's inputs and outputs.
-    io_dtype: IODtype = IODtype.float32
-    # Full-integer variants only: let ops without an integer kernel stay in float (between quantize and
-    # dequantize ops) instead of refusing the variant; the report lists them.
-    allow_float_ops: bool = False
-    gates: Gates = field(default_factory=Gates)
-    backend: Backend = Backend.converter
-    # backend aeq, mode recipe: path of the AEQ recipe JSON (docs/quantization.md); its content is in the cache key.
-    recipe: Optional[str] = None
-    # backend aeq, built-in modes: how weights are scaled (per output channel, or per block of N values).
-    granularity: WeightGranularity = WeightGranularity.CHANNELWISE
-    # int8_mixed only: search for ops to keep in float (null: plain conversion).
-    search: Optional[SearchConfig] = None
-
-
-@dataclass
-class SplitConfig:
-    mode: SplitMode = SplitMode.auto
-    # manual: tensor names to cut at (they become the head's outputs).
-    outputs: Optional[list[str]] = None
-    # Numpy tail: `{_target_: pkg.module.fn, ...kwargs}`; `_target_: null` runs the cut-off subgraph with
-    # TensorFlow. Declared with its `_target_` key so `split.postprocess._target_=pkg.fn` works without `+`
-    # (add keyword arguments with `+split.postprocess.name=value`). Typed Any: OmegaConf 2.3 cannot merge an
-    # override dict into a None Optional[dict] field.
-    postprocess: Any = field(default_factory=lambda: {"_target_": None})
+from pipelines.engine.errors import ConfigError
+from stages.benchmark.config import BenchmarkConfig
+from stages.calibrate.config import CalibrateConfig, DatasetConfig
+from stages.convert.config import QuantizationConfig, VariantConfig
+from stages.load.config import ModelConfig
+from stages.result import InputError
+from stages.settings import BadSetting
+from stages.split.config import SplitConfig
+from stages.verify.config import Gates
 
 
 @dataclass
@@ -220,41 +55,6 @@ class RegistryConfig:
 
 
 @dataclass
-class CalibrateConfig:
-    num_samples: int = 100
-    # Picks the calibration samples from the data not held out for evaluation (every dataset kind).
-    seed: int = 0
-    # Also quantize with a second, disjoint calibration subset and report each metric's spread.
-    stability: bool = False
-    # Labelled samples from the calibration pool, outside calibration and evaluation, that int8_mixed judges on.
-    holdout_samples: int = 300
-
-
-@dataclass
-class QuantizationConfig:
-    """Per-layer statistics of int8/int16x8 variants (tf.lite.experimental.QuantizationDebugger)."""
-
-    debugger: bool = True
-    # Calibration samples the debugger runs (bounded: it invokes an instrumented model once per sample).
-    debug_samples: int = 32
-
-
-@dataclass
-class BenchmarkConfig:
-    """LiteRT timing in a fresh process per thread count; see docs/benchmarks.md."""
-
-    enabled: bool = True
-    # An int, or a list of ints to time each (`'benchmark.num_threads=[1,2,4]'`); the first is the headline.
-    num_threads: Any = 1
-    use_xnnpack: bool = True
-    warmup: int = 10
-    # Timed invokes continue until both are reached, unless max_seconds of timing is spent first.
-    min_runs: int = 50
-    min_seconds: float = 0.5
-    max_seconds: float = 20.0
-
-
-@dataclass
 class RuntimeConfig:
     """How the engine executes stages."""
 
@@ -266,6 +66,14 @@ class RuntimeConfig:
     # allocated); null never replaces it.
     worker_max_rss_mb: Optional[float] = 2000.0
     debug: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stage_timeout_s <= 0:
+            raise BadSetting("stage_timeout_s", self.stage_timeout_s, " must be positive (seconds per stage).")
+        if self.worker_max_rss_mb is not None and self.worker_max_rss_mb <= 0:
+            raise BadSetting(
+                "worker_max_rss_mb", self.worker_max_rss_mb, " must be positive (MB), or null to never replace it."
+            )
 
 
 @dataclass
@@ -296,6 +104,51 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 
+# Each group's schema, stored in its group as `<group>_schema`: every YAML option of the group lists it first in
+# its own defaults, so a reader goes from `conf/calibrate/default.yaml` to `stages/calibrate/config.py`.
+GROUP_SCHEMAS: dict[str, type] = {
+    "model": ModelConfig,
+    "dataset": DatasetConfig,
+    "split": SplitConfig,
+    "calibrate": CalibrateConfig,
+    "variants": VariantConfig,
+    "gates": Gates,
+    "quantization": QuantizationConfig,
+    "benchmark": BenchmarkConfig,
+    "tracking": TrackingConfig,
+    "runtime": RuntimeConfig,
+    "pipeline": PipelineConfig,
+}
+
+
 def register_configs() -> None:
-    """Register the root schema; conf/config.yaml lists it first in its defaults, so every group is typed."""
-    ConfigStore.instance().store(name="config_schema", node=Config)
+    """Register the root schema (conf/config.yaml lists it first, so every key is typed) and each group's."""
+    store = ConfigStore.instance()
+    store.store(name="config_schema", node=Config)
+    for group, node in GROUP_SCHEMAS.items():
+        store.store(group=group, name=f"{group}_schema", node=node)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Build each group's typed objects once, so every config's own range checks run right after composition;
+    ConfigError (exit 2) names the full key of a bad value. Call it once the mandatory values are known set."""
+    for key in cfg:
+        child = cfg[key]
+        if isinstance(child, DictConfig) and key != "pipeline":  # the DAG's stage configs repeat the groups
+            _check_nodes(child, f"{key!s}.")
+
+
+def _check_nodes(node: DictConfig, at: str) -> None:
+    """Innermost first, so a bad `variants.int8_mixed.search.beam` is named there rather than at its variant."""
+    for key in node:
+        child = node[key]
+        if isinstance(child, DictConfig):
+            _check_nodes(child, f"{at}{key!s}.")
+    if not dataclasses.is_dataclass(OmegaConf.get_type(node)):
+        return
+    try:
+        OmegaConf.to_object(node)
+    except BadSetting as err:
+        raise ConfigError(err.at(at)) from None
+    except InputError as err:  # a stage's own check, whose message names the full key
+        raise ConfigError(str(err)) from None

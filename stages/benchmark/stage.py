@@ -16,38 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from stages.benchmark import child  # noqa: F401 - part of this stage's code (and so of its cache key)
+from stages.benchmark.config import check_settings
 from stages.benchmark.timing import summarize
-from stages.result import InputError, StageError, StageResult
+from stages.result import StageError, StageResult
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def thread_counts(value: Any) -> list[int]:
-    """`benchmark.num_threads` as a list: an int, or a list of ints (a sweep), each at least 1."""
-    values = list(value) if isinstance(value, list | tuple) else [value]
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
-        raise InputError(
-            f"`benchmark.num_threads` must be a positive integer or a list of them, got {value!r}. "
-            "Use e.g. `benchmark.num_threads=2` or `'benchmark.num_threads=[1,2,4]'`."
-        )
-    return list(dict.fromkeys(int(v) for v in values))
-
-
-def check_settings(settings: dict[str, Any]) -> list[int]:
-    """The thread counts, after checking every timing setting (preflight calls this before any work)."""
-    threads = thread_counts(settings["num_threads"])
-    if int(settings["min_runs"]) < 1 or int(settings["warmup"]) < 0:
-        raise InputError(
-            f"`benchmark.min_runs` must be at least 1 and `benchmark.warmup` at least 0 (got "
-            f"{settings['min_runs']} and {settings['warmup']}). Fix them, or skip timing with "
-            "`benchmark.enabled=false`."
-        )
-    if float(settings["min_seconds"]) < 0 or float(settings["max_seconds"]) <= 0:
-        raise InputError(
-            f"`benchmark.min_seconds` must be >= 0 and `benchmark.max_seconds` > 0 (got {settings['min_seconds']} "
-            f"and {settings['max_seconds']}); max_seconds caps the timed loop of each variant."
-        )
-    return threads
 
 
 def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:

@@ -97,12 +97,6 @@ def convert_mixed(
 
     variant, settings = cfg["variant"], dict(cfg["variant"]["search"])
     name = variant["name"]
-    if variant["mode"] != "int8" or variant.get("io_dtype", "float32") != "float32":
-        raise StageError(
-            f"Variant '{name}' searches ops to keep in float starting from int8 with float input/output; it has "
-            f"mode {variant['mode']} and io_dtype {variant.get('io_dtype')}. Set `variants.{name}.mode=int8 "
-            f"variants.{name}.io_dtype=float32`, or remove its `search` block."
-        )
     holdout = calibrate.meta.get("holdout") or {}
     if not holdout.get("count"):
         raise StageError(

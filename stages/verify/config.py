@@ -1,0 +1,41 @@
+"""A variant's gates (`conf/gates/*.yaml` presets, taken by each `conf/variants/*.yaml`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from stages.settings import BadSetting
+
+# Shares of the original's samples or detections: a minimum above 1 could never pass.
+_AT_MOST_ONE = ("min_argmax_agreement", "min_detection_match")
+
+
+@dataclass
+class Gates:
+    """Limits a variant must meet to pass; null disables a gate."""
+
+    max_accuracy_drop: Optional[float] = None
+    min_argmax_agreement: Optional[float] = None
+    max_rmse: Optional[float] = None
+    max_abs_err: Optional[float] = None
+    # RMSE divided by the reference output's standard deviation: scale-free, for regression/embedding outputs.
+    max_relative_rmse: Optional[float] = None
+    # Detection models: fraction of the original model's detections matched (same label, IoU >= 0.5).
+    min_detection_match: Optional[float] = None
+    # Detection models: the candidate's detections that match none of the original's, per original detection
+    # (against an empty reference, every confident candidate counts): the false positives a variant adds.
+    max_unmatched_fraction: Optional[float] = None
+    # The error gates (max_rmse, max_relative_rmse, max_abs_err) also pass an output whose error is within this
+    # multiple of the original model's own rounding noise (how far it moves when its inputs move by one float
+    # step; at most 10x the limit). The report notes every pass it makes. null: the limits as configured.
+    rounding_noise_factor: Optional[float] = 3.0
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is None:
+                continue
+            if value < 0 or (item.name in _AT_MOST_ONE and value > 1):
+                bounds = "between 0 and 1" if item.name in _AT_MOST_ONE else "0 or more"
+                raise BadSetting(item.name, value, f" must be {bounds}; null disables the gate.")
