@@ -105,9 +105,20 @@ def test_the_docs_recipe_is_valid() -> None:
 
 def test_mode_must_belong_to_its_backend() -> None:
     with pytest.raises(ConfigError, match=r"mode `a8w8` with backend `converter`.*backend=aeq"):
-        check_variants({"mine": {"backend": "converter", "mode": "a8w8"}})
+        _validate({"mine": {"backend": "converter", "mode": "a8w8"}})
     with pytest.raises(ConfigError, match=r"mode `int8` with backend `aeq`.*backend=converter"):
-        check_variants({"mine": {"backend": "aeq", "mode": "int8"}})
+        _validate({"mine": {"backend": "aeq", "mode": "int8"}})
+
+
+def _validate(variants: dict) -> None:
+    """The compose-time check of each variant (stages/convert/config.py) on a config typed like Hydra's."""
+    from omegaconf import OmegaConf
+
+    from pipelines.engine.schema import validate
+    from stages.convert.config import VariantConfig
+
+    typed = {name: OmegaConf.merge(OmegaConf.structured(VariantConfig), v) for name, v in variants.items()}
+    validate(OmegaConf.create({"variants": typed}))
 
 
 def test_recipe_content_is_in_the_convert_cache_key(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.tracking.lineage import calibrated_variants
 from stages.convert.quantization.aeq import reads_calibration
-from stages.convert.schemes import SCHEMES, check_mode_backend, modes_for
+from stages.convert.schemes import SCHEMES, backend_mismatch, modes_for
 
 SHIPPED = {  # the shipped variants (conf/variants/) and their backend/mode
     "fp32": ("converter", "fp32"),
@@ -33,8 +33,8 @@ def _variants(**extra: dict) -> dict:
 def test_each_mode_is_one_entry_of_one_backend() -> None:
     assert modes_for("converter") == ("fp32", "fp16", "dynamic", "int8", "int16x8")
     assert modes_for("aeq") == ("w8", "w4", "a8w8", "a16w8", "recipe")
-    assert all(check_mode_backend(n, m, b) is None for n, (b, m) in SHIPPED.items())
-    wrong = check_mode_backend("mine", "a8w8", "converter")
+    assert all(backend_mismatch(m, b) is None for n, (b, m) in SHIPPED.items())
+    wrong = backend_mismatch("a8w8", "converter")
     assert wrong is not None and "backend=aeq" in wrong and "aeq: w8, w4, a8w8, a16w8, recipe" in wrong
 
 

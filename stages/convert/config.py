@@ -6,32 +6,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
+from stages.convert.schemes import BACKENDS, SCHEMES, backend_mismatch
 from stages.settings import BadSetting
 from stages.verify.config import Gates
 
-
-class QuantMode(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    dynamic = "dynamic"
-    int8 = "int8"
-    int16x8 = "int16x8"
-    # AI Edge Quantizer only (backend: aeq): weight-only int8, dynamic int4, static int8 / int16 activations
-    # with int8 weights, or the user's recipe file (`recipe`).
-    w8 = "w8"
-    w4 = "w4"
-    a8w8 = "a8w8"
-    a16w8 = "a16w8"
-    recipe = "recipe"
-
-
-class Backend(str, Enum):
-    converter = "converter"  # the TFLite converter's post-training quantization
-    aeq = "aeq"  # LiteRT's AI Edge Quantizer, applied to the fp32 .tflite by recipe
-
-
-# The modes only the AI Edge Quantizer runs; every other mode belongs to the converter.
-AEQ_MODES = (QuantMode.w8, QuantMode.w4, QuantMode.a8w8, QuantMode.a16w8, QuantMode.recipe)
+# The modes and backends are the scheme table's (stages/convert/schemes.py): a new scheme is one entry there, and
+# Hydra then accepts its mode here without a second list.
+QuantMode = Enum("QuantMode", {mode: mode for mode in SCHEMES}, type=str)  # type: ignore[misc]
+Backend = Enum("Backend", {backend: backend for backend in BACKENDS}, type=str)  # type: ignore[misc]
 
 
 class WeightGranularity(str, Enum):
@@ -90,14 +72,14 @@ class SearchConfig:
 
 @dataclass
 class VariantConfig:
-    mode: QuantMode = QuantMode.fp32
+    mode: QuantMode = QuantMode["fp32"]
     # Full-integer variants only: dtype of the model's inputs and outputs.
     io_dtype: IODtype = IODtype.float32
     # Full-integer variants only: let ops without an integer kernel stay in float (between quantize and
     # dequantize ops) instead of refusing the variant; the report lists them.
     allow_float_ops: bool = False
     gates: Gates = field(default_factory=Gates)
-    backend: Backend = Backend.converter
+    backend: Backend = Backend["converter"]
     # backend aeq, mode recipe: path of the AEQ recipe JSON (docs/quantization.md); its content is in the cache key.
     recipe: Optional[str] = None
     # backend aeq, built-in modes: how weights are scaled (per output channel, or per block of N values).
@@ -106,17 +88,10 @@ class VariantConfig:
     search: Optional[SearchConfig] = None
 
     def __post_init__(self) -> None:
-        wanted = Backend.aeq if self.mode in AEQ_MODES else Backend.converter
-        if self.backend != wanted:
-            raise BadSetting(
-                "backend",
-                self.backend,
-                f": mode `{self.mode.value}` with backend `{self.backend.value}`; mode {self.mode.value} belongs "
-                f"to the {wanted.value} backend (converter: fp32, fp16, dynamic, int8, int16x8; aeq: "
-                f"{', '.join(m.value for m in AEQ_MODES)}). Set backend={wanted.value} or pick a mode of that "
-                "backend.",
-            )
-        if self.search is not None and (self.mode != QuantMode.int8 or self.io_dtype != IODtype.float32):
+        wrong = backend_mismatch(self.mode.value, self.backend.value)
+        if wrong:
+            raise BadSetting("backend", self.backend, f": {wrong}")
+        if self.search is not None and (self.mode != QuantMode["int8"] or self.io_dtype != IODtype.float32):
             raise BadSetting(
                 "mode",
                 self.mode,

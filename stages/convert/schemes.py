@@ -94,15 +94,15 @@ def modes_for(backend: str) -> tuple[str, ...]:
     return tuple(m for m, s in SCHEMES.items() if s.backend == backend)
 
 
-def check_mode_backend(name: str, mode: str, backend: str) -> str | None:
-    """Why variant `name`'s mode does not belong to its backend, or None when it does."""
+def backend_mismatch(mode: str, backend: str) -> str | None:
+    """Why `mode` does not belong to `backend` (one sentence and its fix), or None when it does."""
     known = "; ".join(f"{b}: {', '.join(modes_for(b))}" for b in BACKENDS)
     if mode not in SCHEMES:
-        return f"Variant '{name}' has mode `{mode}`, which no backend has ({known}). Pick one of those."
+        return f"mode `{mode}` is no backend's ({known}). Pick one of those."
     wanted = SCHEMES[mode].backend
     if wanted == backend:
         return None
     return (
-        f"Variant '{name}' has mode `{mode}` with backend `{backend}`; mode {mode} belongs to the {wanted} "
-        f"backend ({known}). Set `variants.{name}.backend={wanted}` or pick a mode of that backend."
+        f"mode `{mode}` with backend `{backend}`; mode {mode} belongs to the {wanted} backend ({known}). "
+        f"Set backend={wanted} or pick a mode of that backend."
     )

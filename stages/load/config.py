@@ -6,18 +6,18 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
+from stages.load.model.formats import FORMATS
 
-class ModelFormat(str, Enum):
-    keras = "keras"
-    saved_model = "saved_model"
-    frozen_graph = "frozen_graph"
+# The formats are the format table's (stages/load/model/formats.py): a new format is one module and one entry
+# there, and Hydra then accepts `model.format=<it>` without a second list.
+ModelFormat = Enum("ModelFormat", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
 
 @dataclass
 class ModelConfig:
     # Default: the model file's (or directory's) name without extension.
     name: Optional[str] = None
-    format: ModelFormat = ModelFormat.keras
+    format: ModelFormat = ModelFormat["keras"]
     path: Optional[str] = None
     # Dotted path of a function `build(path: str, **build_args) -> None` that creates the model file when
     # `path` does not exist yet (the bundled examples); its source is part of the cache key.

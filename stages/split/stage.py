@@ -152,8 +152,9 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
         from stages.split.graph_cut import try_builtins
 
         # The converter's verdict on the model's first conversion road
-        # (`stages.load.model.conversion_roads.roads`: a large model is not frozen for it): builtins run all of it, nothing to cut. A graph file's only road is its
-        # frozen function, which `_find_unsupported` converts below.
+        # (`stages.load.model.conversion_roads.roads`: a large model is not frozen for it): builtins run all of
+        # it, nothing to cut. A graph file's only road is its frozen function, which `_find_unsupported` converts
+        # below.
         if (handle.export is not None or handle.frozen) and try_builtins(handle, Path(out_dir)) is None:
             return StageResult(meta=meta)
     if not handle.frozen:
