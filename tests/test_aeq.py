@@ -285,8 +285,8 @@ def test_convert_stage_refuses_a_recipe_that_matches_no_op(sensitive: dict[str, 
 
 
 def test_static_recipes_refuse_constant_calibration(sensitive: dict[str, Any], tmp_path: Path) -> None:
-    from stages.calibrate.stage import save_samples
     from stages.convert.stage import convert
+    from stages.samples import save_samples
 
     up = _upstream(sensitive["keras"], tmp_path)
     (tmp_path / "const").mkdir()

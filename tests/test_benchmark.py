@@ -235,7 +235,7 @@ def token_tflite(tmp_path_factory: pytest.TempPathFactory) -> StageResult:
 
 
 def _eval_set(tmp_path: Path, ids: Any, random: bool) -> StageResult:
-    from stages.calibrate.stage import save_samples
+    from stages.samples import save_samples
 
     save_samples(tmp_path / "eval.npz", {"ids": ids}, None)
     return StageResult(files={"eval": "eval.npz"}, meta={"random": random}, root=str(tmp_path))

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stages.calibrate.stage import calibrate, load_samples
+from stages.calibrate.stage import calibrate
 from stages.convert.stage import convert
 from stages.convert.variant_checks import check_variant, inspect_tflite
 from stages.litert_runtime import SignatureModel
 from stages.load.model import load_handle
 from stages.load.stage import load
 from stages.result import InputError, StageError, StageResult
+from stages.samples import load_samples
 from stages.split.stage import split
 
 SPLIT_NONE = {"split": {"mode": "none", "outputs": None, "postprocess": None}}

@@ -43,7 +43,7 @@ def _calibrate(tmp_path: Path, **extra: object) -> StageResult:
 
 
 def _rows(path: Path) -> set[bytes]:
-    from stages.calibrate.stage import load_samples
+    from stages.samples import load_samples
 
     feeds, _ = load_samples(path)
     return {row.tobytes() for row in next(iter(feeds.values()))}

@@ -67,7 +67,7 @@ def test_an_aeq_a8w8_child_run_has_the_calibration_dataset(tmp_path: Path, monke
     """On a real sqlite store: the child runs of a8w8 get calibration and evaluation, w8's evaluation only."""
     from pipelines.tracking import lineage
     from pipelines.tracking.tracker import MlflowTracker
-    from stages.calibrate.stage import save_samples
+    from stages.samples import save_samples
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

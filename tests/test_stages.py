@@ -61,7 +61,7 @@ def test_load_records_named_io(upstream: dict[str, StageResult]) -> None:
 
 
 def test_calibrate_makes_disjoint_recorded_sets(upstream: dict[str, StageResult]) -> None:
-    from stages.calibrate.stage import load_samples
+    from stages.samples import load_samples
 
     result = upstream["calibrate"]
     calib, no_labels = load_samples(result.path("calib"))

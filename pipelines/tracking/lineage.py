@@ -68,7 +68,7 @@ def prepare(report: dict[str, Any], outcomes: dict[str, Any], run_dir: Path) -> 
 
 def dataset_records(calibrate: Any) -> dict[str, dict[str, Any]]:
     """Name, digest, source, shapes and file of the calibration and evaluation sets."""
-    from stages.calibrate.stage import _checksum, load_samples
+    from stages.samples import checksum, load_samples
 
     meta = calibrate.meta["calibration"]
     source = str(meta["source"])
@@ -76,7 +76,7 @@ def dataset_records(calibrate: Any) -> dict[str, dict[str, Any]]:
     records = {}
     for context, key in (("calibration", "calib"), ("evaluation", "eval")):
         feeds, labels = load_samples(calibrate.path(key))
-        digest = _checksum(feeds | ({"labels": labels} if labels is not None else {}))
+        digest = checksum(feeds | ({"labels": labels} if labels is not None else {}))
         records[context] = {
             "name": f"{origin}-{context}",
             "digest": digest[:16],
@@ -95,7 +95,7 @@ def dataset_records(calibrate: Any) -> dict[str, dict[str, Any]]:
 def _dataset(mlflow: Any, record: dict[str, Any]) -> Any:
     from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 
-    from stages.calibrate.stage import load_samples
+    from stages.samples import load_samples
 
     feeds, labels = load_samples(Path(record["path"]))
     return mlflow.data.from_numpy(

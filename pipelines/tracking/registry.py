@@ -100,7 +100,7 @@ def _register(
     from mlflow.tracking import MlflowClient
 
     from pipelines.tracking.lineage import model_config
-    from stages.calibrate.stage import load_samples
+    from stages.samples import load_samples
 
     mlflow.set_tracking_uri(tracking_uri)  # the run's tracker lives in its own process: point this one too
     name, alias, max_regression = reg["name"], reg["alias"], reg["max_regression"]

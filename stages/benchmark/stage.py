@@ -68,8 +68,8 @@ def _timing_inputs(convert: StageResult, calibrate: StageResult | None, out_dir:
     integers could feed it: token ids or indices drawn at random index out of bounds, or time the wrong path."""
     import numpy as np
 
-    from stages.calibrate.stage import load_samples
     from stages.litert_runtime import SignatureModel
+    from stages.samples import load_samples
 
     try:
         model = SignatureModel(convert.path("tflite"), convert.meta.get("names"))

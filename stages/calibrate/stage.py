@@ -5,7 +5,6 @@ Everything downstream reads these two files, so every variant is calibrated and 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +14,7 @@ from stages.calibrate.datasets import check_labels, check_samples, digits_split,
 from stages.load.model.formats import shape_overrides
 from stages.load.shapes import fixed_shapes
 from stages.result import InputError, StageResult
-
-
-def save_samples(path: Path, feeds: dict[str, np.ndarray], labels: np.ndarray | None) -> None:
-    arrays: dict[str, Any] = {f"input/{k}": v for k, v in feeds.items()}
-    if labels is not None:
-        arrays["labels"] = labels
-    np.savez(path, **arrays)
-
-
-def load_samples(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """Inverse of `save_samples`: inputs keyed by input name, and labels or None."""
-    with np.load(path, allow_pickle=False) as data:
-        feeds = {k.removeprefix("input/"): data[k] for k in data.files if k.startswith("input/")}
-        labels = data["labels"] if "labels" in data.files else None
-    return feeds, labels
-
-
-def _checksum(feeds: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(feeds):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(feeds[name]).tobytes())
-    return digest.hexdigest()
+from stages.samples import checksum, save_samples
 
 
 def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], source: str) -> dict[str, np.ndarray]:
@@ -149,14 +126,14 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
             # dataset.seed: which samples were held out for evaluation (digits: scikit-learn's fixed test split)
             "split_seed": None if kind == "digits" else int(dataset["seed"]),
             "source": source,
-            "checksum": _checksum(calib),
+            "checksum": checksum(calib),
             "stability": [len(calib_idx), len(second_idx)] if stable else None,
         },
         "holdout": {
             "count": len(holdout_idx),
             "labels": pool_labels is not None,
             "source": f"{source}: calibration pool, disjoint from the calibration and evaluation samples",
-            "checksum": _checksum(holdout),
+            "checksum": checksum(holdout),
         },
         "evaluation": {"count": len(next(iter(evaluation.values()))), "labels": labels is not None},
         "random": kind == "random",

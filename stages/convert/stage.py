@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from stages.calibrate.stage import load_samples
 from stages.convert.conversion import Conversion
 from stages.convert.converter import captured_stderr, convert_flatbuffer, failure_message, make_converter
 from stages.convert.quantization.aeq import convert_aeq
@@ -29,6 +28,7 @@ from stages.convert.variant_checks import check_calibration, check_variant, insp
 from stages.load.model.formats import shape_overrides
 from stages.load.shapes import fixed_shapes
 from stages.result import StageError, StageResult
+from stages.samples import load_samples
 
 __all__ = ["check_calibration", "check_variant", "convert", "inspect_tflite", "make_converter", "not_applicable"]
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from stages.benchmark.timing import summarize
-from stages.calibrate.stage import load_samples
 from stages.result import InputError, StageResult
+from stages.samples import load_samples
 from stages.verify.metrics import accuracy, choose_label_output, compare
 
 

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stages.calibrate.stage import load_samples
 from stages.result import StageError, StageResult
+from stages.samples import load_samples
 from stages.verify.candidate import candidate_metrics
 from stages.verify.reference import load_reference
 

@@ -231,9 +231,9 @@ def convert_aeq(
     The fp32 model is converted here rather than taken from the `fp32` variant because per-variant nodes cannot
     depend on each other; it is kept as `float.tflite` next to the result (the search reuses it).
     """
-    from stages.calibrate.stage import load_samples
     from stages.convert.converter import make_converter
     from stages.convert.variant_checks import check_samples
+    from stages.samples import load_samples
 
     variant = cfg["variant"]
     recipe, source = variant_recipe(variant)

@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from stages.calibrate.stage import load_samples
 from stages.convert.conversion import Conversion
 from stages.convert.quantization.debugger import layer_table, open_debugger, record_layers, write_csv
 from stages.convert.quantization.judge import Judge, summary
 from stages.convert.schemes import FLOAT
 from stages.result import StageError, StageResult
+from stages.samples import load_samples
 
 
 def io_names(handle: Any) -> dict[str, str]:
