@@ -5,6 +5,11 @@ cannot, so every parent run records its owner (`host:boot id:pid:process start t
 the next run of the same configuration (tag `config_hash`) or the same run directory (tag `run_dir`) closes
 every RUNNING run whose owner is provably gone, with its child runs, as KILLED with the tag `killed_found_by`
 naming the run that found it. Owners on other hosts are left alone: their liveness cannot be checked from here.
+
+A run ends KILLED in three ways, and only three: the CLI was interrupted (Ctrl-C or SIGTERM: `pipelines/cli.py`
+`_interrupt`, which closes its own runs through `BackgroundTracker.abort`); a sweep was interrupted
+(`pipelines/tracking/sweep.py` closes the sweep's parent); or its process died outright and a later run found
+it here (tag `killed_found_by`). A run closed by a failure ends FAILED instead.
 """
 
 from __future__ import annotations
