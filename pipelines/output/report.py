@@ -153,6 +153,7 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
             "metrics": dict(ref.result.metrics) if ref and ref.result else {},
             "label_output": ref.result.meta.get("label_output") if ref and ref.result else None,
             "label_output_choice": ref.result.meta.get("label_output_choice") if ref and ref.result else None,
+            "output_kinds": ref.result.meta.get("output_kinds") if ref and ref.result else None,
         },
         "variants": {
             name: _variant_entry(name, vcfg, outcomes, reference_info, run_dir, random_data)

@@ -25,6 +25,10 @@ class DatasetConfig:
     # Name of the model output that holds class scores (for accuracy and argmax agreement); default: among the
     # outputs shaped like class scores, the one whose width fits the labels (the report says which was chosen).
     label_output: Optional[str] = None
+    # What each model output holds, {output: kind}, where the classification from the reference's values is
+    # wrong (the report's reference.output_kinds says what it found and why); kinds: class_scores, multilabel,
+    # regression, boxes, packed_detections, yolo (stages/verify/output_kinds.py).
+    output_kinds: Optional[dict[str, str]] = None
     # Fraction of the data held out for evaluation (npz/random); digits uses its own held-out test split.
     eval_fraction: float = 0.5
     max_eval_samples: int = 1000
@@ -35,6 +39,13 @@ class DatasetConfig:
     num_samples: int = 256
 
     def __post_init__(self) -> None:
+        from stages.verify.output_kinds import KINDS
+
+        unknown = {n: k for n, k in (self.output_kinds or {}).items() if k not in KINDS}
+        if unknown:
+            raise BadSetting(
+                "output_kinds", unknown, f" names unknown kinds; each output's kind is one of {', '.join(KINDS)}."
+            )
         if self.kind == DatasetKind.random and self.num_samples < 2:
             raise BadSetting(
                 "num_samples",

@@ -1,5 +1,10 @@
 """A candidate's metrics against the original model: the one comparison that `verify` and the int8_mixed search and
-stability check (stages/convert/quantization/judge.py) both run, so every verdict reads the same figures."""
+stability check (stages/convert/quantization/judge.py) both run, so every verdict reads the same figures.
+
+Each output is judged by the metric of its kind (stages/verify/output_kinds.py, recorded in `output_kinds`):
+argmax agreement and accuracy for the class-score output only, per-label decisions (`label_agreement`) for
+multi-label scores, IoU-matched detections (`detection`) for padded, packed and YOLO detections; the element-wise
+errors are computed for every output, and the error gates read those of element-wise kinds only (gates.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from stages.verify.detection_metrics import match_detections
-from stages.verify.metrics import compare
+from stages.verify.detection_metrics import find_detection_outputs, match_detections
+from stages.verify.kind_metrics import combine, detection_metrics, label_agreement, topk_agreement
+from stages.verify.metrics import choose_label_output, class_scores, compare
+from stages.verify.output_kinds import classify
 
 HEAD_METRICS = ("rmse", "relative_rmse", "max_abs_err", "finite")
 
@@ -22,14 +29,45 @@ def candidate_metrics(
     reference_accuracy: float | None,
     expected_head: dict[str, np.ndarray] | None = None,
     head: dict[str, np.ndarray] | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """`compare` on the final outputs; for detections the IoU-matched comparison instead of argmax agreement
-    (padded detection scores are not class scores); for a cut graph the converted head against the TF head per
-    cut tensor (`head`); the accuracy delta when both accuracies exist. Raises ValueError on missing outputs."""
+    """`compare` on the final outputs, then each kind's metric; for a cut graph the converted head against the TF
+    head per cut tensor (`head`); the accuracy delta when both accuracies exist. `kinds` ({output: kind}, the
+    reference stage's) is classified here from `expected` when not given. Raises ValueError on missing outputs."""
+    if kinds is None:
+        kinds = {n: k["kind"] for n, k in classify(expected, labels, label_output).items()}
+    if label_output is not None and kinds.get(label_output) != "class_scores":
+        label_output = None  # the search's Judge passes dataset.label_output through: the kind decides
+    if label_output is None:
+        scored = {
+            n: expected[n] for n, k in kinds.items() if k == "class_scores" and class_scores(expected[n]) is not None
+        }
+        label_output = choose_label_output(scored, None, labels)[0] if scored else None
     metrics = compare(expected, final, labels, label_output)
-    if detections:
+    metrics["output_kinds"] = dict(kinds)
+    if label_output is None:  # compare falls back to any (N, C) output: only class scores have an argmax
         metrics.pop("argmax_agreement", None)
-        metrics["detection"] = match_detections(expected, final, detections)
+        metrics.pop("accuracy", None)
+    else:
+        ref_view = class_scores(expected[label_output])
+        got_view = class_scores(final[label_output].astype(np.float64).reshape(expected[label_output].shape))
+        top = topk_agreement(ref_view, got_view) if ref_view is not None and got_view is not None else None
+        if top is not None:
+            metrics["top5_agreement"] = top
+    multilabel = {n: label_agreement(expected[n], final[n]) for n, k in kinds.items() if k == "multilabel"}
+    if multilabel:
+        metrics["label_agreement"] = multilabel
+    parts: dict[str, dict[str, Any]] = {}
+    # The padded group as the kinds have it (`detections`, the caller's own finding, is the same unless
+    # dataset.output_kinds said otherwise).
+    detections = find_detection_outputs({n: expected[n] for n, k in kinds.items() if k == "boxes"})
+    if detections:
+        parts["+".join(sorted(detections.values()))] = match_detections(expected, final, detections)
+    for name, kind in kinds.items():
+        if kind in ("yolo", "packed_detections"):
+            parts[name] = detection_metrics(kind, expected[name], final[name])
+    if parts:
+        metrics["detection"] = combine(parts)
     if expected_head and head is not None:
         head_metrics = compare(expected_head, head, None, None)
         metrics["head"] = {k: head_metrics[k] for k in HEAD_METRICS}

@@ -8,7 +8,7 @@ from typing import Optional
 from stages.settings import BadSetting
 
 # Shares of the original's samples or detections: a minimum above 1 could never pass.
-_AT_MOST_ONE = ("min_argmax_agreement", "min_detection_match")
+_AT_MOST_ONE = ("min_argmax_agreement", "min_label_agreement", "min_detection_match")
 
 
 @dataclass
@@ -17,6 +17,10 @@ class Gates:
 
     max_accuracy_drop: Optional[float] = None
     min_argmax_agreement: Optional[float] = None
+    # Multi-label outputs: share of per-label decisions (score >= 0.5) made as the original model makes them.
+    min_label_agreement: Optional[float] = None
+    # Absolute limits, in the output's own units: no preset sets them (a limit right for probabilities fails
+    # pixel boxes on rounding); they read the outputs judged element-wise (class scores, multi-label, regression).
     max_rmse: Optional[float] = None
     max_abs_err: Optional[float] = None
     # RMSE divided by the reference output's standard deviation: scale-free, for regression/embedding outputs.

@@ -7,6 +7,12 @@ least one *quality* gate (accuracy, agreement, an error bound, a detection match
 gate held; when no quality gate could be evaluated it is `unverified`, never `passed`. A configured gate whose
 metric is missing is recorded as not evaluated, with the reason.
 
+Each output is judged by the metric of its kind (`metrics.output_kinds`, stages/verify/output_kinds.py): the
+error gates read the outputs of element-wise kinds (class scores, multi-label scores, regression) and never a
+detection tensor, whose rows reorder and whose boxes and scores share no unit; `min_label_agreement` reads the
+multi-label outputs; argmax agreement exists only for the class-score output. Metrics without `output_kinds`
+(recorded before kinds existed) are judged as they were.
+
 The per-output error gates (`max_rmse`, `max_relative_rmse`, `max_abs_err`) allow for the original model's own
 rounding noise (`stages/verify/reference.py: rounding_noise`): an output passes when its error is within the
 limit, or within `rounding_noise_factor` times how far the original moves when its inputs move by one float
@@ -19,6 +25,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from stages.verify.output_kinds import ELEMENTWISE_KINDS
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class Gate:
 QUALITY_GATES = (
     Gate("max_accuracy_drop", False, "accuracy drop against the original model"),
     Gate("min_argmax_agreement", True, "argmax agreement with the original model"),
+    Gate("min_label_agreement", True, "per-label decision agreement (score >= 0.5) on multi-label outputs"),
     Gate("max_rmse", False, "RMSE per output"),
     Gate("max_relative_rmse", False, "RMSE per output over the reference's spread"),
     Gate("max_abs_err", False, "max absolute error per output"),
@@ -75,12 +84,15 @@ def _record(limit: Any, value: float | None, higher_is_better: bool, reason: str
 def _values(metrics: dict[str, Any], random_data: bool) -> dict[str, tuple[float | None, str]]:
     """Each quality gate's value (or None) and, when None, why it could not be evaluated."""
     detection = metrics.get("detection")
-    # Padded detections swap places when scores nearly tie, so element-wise errors on them mean nothing:
-    # for a detection model the error gates apply to the converted head's cut tensors instead.
-    elementwise = metrics["head"] if detection and metrics.get("head") else metrics
+    elementwise = _elementwise(metrics)
     delta = metrics.get("accuracy_delta")
     agreement = metrics.get("argmax_agreement")
-    no_errors = "the model has no outputs that could be compared element-wise"
+    no_errors = (
+        "no output is judged element-wise (detections are judged by IoU matching)"
+        if metrics.get("output_kinds")
+        else "the model has no outputs that could be compared element-wise"
+    )
+    multilabel = metrics.get("label_agreement") or {}
     values: dict[str, tuple[float | None, str]] = {
         "max_accuracy_drop": (
             None if delta is None else -float(delta),
@@ -91,6 +103,12 @@ def _values(metrics: dict[str, Any], random_data: bool) -> dict[str, tuple[float
             "dataset=random: the argmax of class scores for noise is arbitrary"
             if random_data
             else "no classifier-like output to compare argmaxes on",
+        ),
+        "min_label_agreement": (
+            None if random_data or not multilabel else worst(multilabel.values(), higher_is_better=True),
+            "dataset=random: the decisions of multi-label scores for noise are arbitrary"
+            if random_data and multilabel
+            else "no multi-label output",
         ),
         "max_rmse": (worst((elementwise.get("rmse") or {}).values()), no_errors),
         "max_relative_rmse": (worst((elementwise.get("relative_rmse") or {}).values()), no_errors),
@@ -174,12 +192,27 @@ def evaluate_gates(
     return results
 
 
+def _elementwise(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The per-output errors the error gates read: for a cut detection model the converted head's cut tensors
+    (padded detections swap places when scores nearly tie); else the final outputs of element-wise kinds."""
+    if metrics.get("detection") and metrics.get("head"):
+        return dict(metrics["head"])
+    kinds = metrics.get("output_kinds")
+    if kinds is None:
+        return metrics
+    keep = {name for name, kind in kinds.items() if kind in ELEMENTWISE_KINDS}
+    return {key: {n: v for n, v in (metrics.get(key) or {}).items() if n in keep} for key in ERROR_METRICS.values()}
+
+
 def _errors(metrics: dict[str, Any], gate: str) -> dict[str, float]:
-    """An error gate's per-output errors; empty for other gates and for detection models, whose error gates
-    read the converted head's cut tensors (the rounding noise is measured on the final outputs)."""
-    if gate not in ERROR_METRICS or metrics.get("detection"):
+    """An error gate's per-output errors, which the rounding-noise allowance reads; empty for other gates and
+    for detection models judged on the head's cut tensors or recorded before output kinds (the rounding noise
+    is measured on the final outputs)."""
+    if gate not in ERROR_METRICS:
         return {}
-    return dict(metrics.get(ERROR_METRICS[gate]) or {})
+    if metrics.get("detection") and (metrics.get("head") or "output_kinds" not in metrics):
+        return {}
+    return dict(_elementwise(metrics).get(ERROR_METRICS[gate]) or {})
 
 
 def verdict(results: dict[str, dict[str, Any]]) -> str:

@@ -15,6 +15,7 @@ from stages.benchmark.timing import summarize
 from stages.result import InputError, StageResult
 from stages.samples import load_samples
 from stages.verify.metrics import accuracy, choose_label_output, compare
+from stages.verify.output_kinds import DETECTION_KINDS, classify
 
 
 def reference(
@@ -33,14 +34,9 @@ def reference(
         # The TF head on the same inputs: what each variant's converted head is compared against.
         arrays |= {f"head/{k}": v for k, v in head_handle(load, split).run(feeds).items()}
     np.savez(Path(out_dir) / "reference.npz", **arrays)
-    detections = find_detection_outputs(outputs)
-    # Padded detection scores are not class scores: no argmax agreement or accuracy on them.
-    if detections:
-        label_output, label_choice = None, "detection outputs: judged by IoU-matched detections"
-    else:
-        label_output, label_choice = choose_label_output(outputs, cfg.get("label_output"), labels)
-    if cfg.get("label_output") and label_output is None:
-        raise InputError(f"{label_choice}. Set `dataset.label_output` to one of {sorted(outputs)} or drop it.")
+    kinds = output_kinds(outputs, labels, cfg)
+    detections = find_detection_outputs({n: outputs[n] for n, k in kinds.items() if k["kind"] == "boxes"})
+    label_output, label_choice = class_output(outputs, kinds, labels, cfg.get("label_output"))
     metrics: dict[str, Any] = {"batch_vs_single": batch_vs_single, "rounding_noise": noise}
     if label_output is not None and labels is not None:
         metrics["accuracy"] = accuracy(outputs[label_output], labels)
@@ -66,8 +62,45 @@ def reference(
         "label_output_choice": label_choice,
         "outputs": sorted(outputs),
         "detections": detections,
+        # What each output holds and why: the metric and gates each is judged by (stages/verify/output_kinds.py).
+        "output_kinds": kinds,
     }
     return StageResult(files={"outputs": "reference.npz"}, meta=meta, metrics=metrics)
+
+
+def output_kinds(outputs: dict[str, np.ndarray], labels: np.ndarray | None, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Each output's kind from the reference values, `dataset.output_kinds` overriding; InputError when an
+    override names no output of the model."""
+    try:
+        return classify(outputs, labels, cfg.get("label_output"), cfg.get("output_kinds"))
+    except ValueError as err:
+        raise InputError(f"{err}. Fix `dataset.output_kinds` (a map from output name to kind) or drop it.") from None
+
+
+def class_output(
+    outputs: dict[str, np.ndarray], kinds: dict[str, Any], labels: np.ndarray | None, preferred: str | None
+) -> tuple[str | None, str]:
+    """The class-score output accuracy and argmax agreement read, and how it was chosen: `dataset.label_output`
+    when it holds class scores (InputError otherwise), else among the `class_scores` outputs the one whose width
+    fits the labels. Detections, multi-label scores and regression have no argmax that means anything."""
+    if preferred:
+        label_output, label_choice = choose_label_output(outputs, preferred, labels)
+        if label_output is None:
+            raise InputError(f"{label_choice}. Set `dataset.label_output` to one of {sorted(outputs)} or drop it.")
+        kind = kinds[preferred]
+        if kind["kind"] != "class_scores":
+            raise InputError(
+                f"dataset.label_output={preferred} is a {kind['kind']} output ({kind['why']}), not class scores, "
+                f"so it has no accuracy or argmax agreement. Drop `dataset.label_output`, or set "
+                f"`dataset.output_kinds.{preferred}=class_scores` if it does hold class scores."
+            )
+        return label_output, label_choice
+    scores = {n: outputs[n] for n, k in kinds.items() if k["kind"] == "class_scores"}
+    if scores:
+        return choose_label_output(scores, None, labels)
+    if any(k["kind"] in DETECTION_KINDS for k in kinds.values()):
+        return None, "detection outputs: judged by IoU-matched detections"
+    return None, "no output holds class scores (" + ", ".join(f"{n}: {k['kind']}" for n, k in kinds.items()) + ")"
 
 
 def self_disagreement(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, float]:

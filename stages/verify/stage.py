@@ -46,9 +46,17 @@ def verify(
             reference.metrics.get("accuracy"),
             load_reference(reference, "head/"),
             head,
+            kinds_of(reference),
         )
     except ValueError as err:
         raise StageError(f"Verification of '{cfg['variant']['name']}' failed: {err}.") from None
     details = {"samples": len(next(iter(feeds.values()))), "metrics": metrics}
     (Path(out_dir) / "verification.json").write_text(json.dumps(details, indent=2))
     return StageResult(files={"details": "verification.json"}, metrics=metrics)
+
+
+def kinds_of(reference: StageResult) -> dict[str, str] | None:
+    """{output: kind} as the reference stage classified them (None from a reference cached before kinds, which
+    `candidate_metrics` then classifies itself)."""
+    kinds = reference.meta.get("output_kinds")
+    return {name: item["kind"] for name, item in kinds.items()} if kinds else None
