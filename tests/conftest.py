@@ -1,65 +1,19 @@
-"""Shared fixtures: a CLI runner in a scratch directory, and tiny models built once per session."""
+"""Shared fixtures only (helpers live in tests/helpers/): a CLI runner in a scratch directory, one stage cache
+and one MLflow server per session, and tiny models built once per session."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = str(REPO / "conf")
+from tests.helpers.cli import cli
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def cli(
-    args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `python -m pipelines ARGS` in `cwd`, the way a user runs `tflite-pipeline`."""
-    return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(env),
-    )
-
-
-def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a CLI run: this checkout on PYTHONPATH, no MLFLOW_TRACKING_URI that in-process MLflow
-    calls of other tests exported."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    return {**inherited, "PYTHONPATH": str(REPO), **(extra or {})}
-
-
-def start_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """A CLI run in the background, in its own process group (so a test can kill it and its worker at once)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipelines", *args],
-        cwd=cwd,
-        env=cli_env(env),
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 300) -> str:
-    """The run's progress lines up to the first one holding `marker` (or until `timeout`)."""
-    seen, deadline = [], time.monotonic() + timeout
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        seen.append(line)
-        if marker in line or time.monotonic() > deadline:
-            break
-    return "".join(seen)
 
 
 @pytest.fixture
@@ -101,8 +55,33 @@ def mlflow_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     """One real `mlflow server` (URL, root folder) for the HTTP tests: registry, dashboard, HTTP logging. Each
     test logs to an experiment of its own. Their modules share the xdist group "mlflow_http", so one worker
     starts the server once (about 10 s of CPU each time) instead of once per module."""
-    from tests.mlflow_server import mlflow_server
+    from tests.helpers.mlflow_server import mlflow_server
 
     root = tmp_path_factory.mktemp("mlflow-server")
     with mlflow_server(root) as url:
         yield url, root
+
+
+@pytest.fixture(scope="session")
+def sensitive(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The quantization-sensitive CNN (tests/helpers/sensitive_cnn.py) as .keras and fp32 .tflite, with digits
+    calibration and test data."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from stages.calibrate.datasets import digits_split
+    from tests.helpers.sensitive_cnn import build_sensitive
+
+    root = tmp_path_factory.mktemp("sensitive")
+    build_sensitive(root / "sensitive.keras")
+    model = keras.models.load_model(root / "sensitive.keras")
+    (root / "float.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    x_train, _, x_test, y_test = digits_split(seed=0)
+    return {
+        "root": root,
+        "keras": root / "sensitive.keras",
+        "float": root / "float.tflite",
+        "calib": {"image": x_train[:100].reshape(-1, 8, 8, 1).astype(np.float32)},
+        "test": (x_test.reshape(-1, 8, 8, 1).astype(np.float32), y_test),
+    }

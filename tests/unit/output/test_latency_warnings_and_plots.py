@@ -1,0 +1,100 @@
+"""The report's latency side: the slower-than-fp32 warning, the Pareto front and the trade-off figure (drawn once
+per content, copied after)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipelines.output.plots import label_groups, pareto_front, plot_tradeoffs
+from pipelines.output.report import latency_warnings
+from pipelines.output.table import format_table
+
+
+def _variant(p50: float, capped: bool = False) -> dict[str, Any]:
+    return {
+        "status": "passed",
+        "size_bytes": 1000,
+        "error": None,
+        "gates": {},
+        "size_ratio": 1.0,
+        "metrics": {"latency_ms": {"p50": p50, "p90": p50 * 1.1}, "accuracy": 0.9},
+        "benchmark": {"capped": [1] if capped else [], "environment": {"cpu": "Test CPU"}},
+    }
+
+
+def test_warning_when_a_quantized_variant_is_slower_than_fp32() -> None:
+    cfg = {
+        "variants": {
+            "fp32": {"mode": "fp32"},
+            "int8": {"mode": "int8"},
+            "dynamic": {"mode": "dynamic"},
+            "fp16": {"mode": "fp16"},
+        }
+    }
+    variants = {
+        "fp32": _variant(1.0),
+        "int8": _variant(0.5),
+        "dynamic": _variant(2.0),
+        "fp16": _variant(1.03),
+    }
+    warnings = latency_warnings(cfg, variants)
+    assert len(warnings) == 1 and warnings[0].startswith("dynamic is slower than fp32")
+    assert "2.0x" in warnings[0] and "Test CPU" in warnings[0]
+    report = {
+        "model": {"size_bytes": 4000},
+        "reference": {"metrics": {}},
+        "variants": variants,
+        "warnings": warnings,
+    }
+    table = format_table(report)
+    assert "Warnings" in table and "2 !" in table and "0.5 !" not in table
+
+
+def test_no_fp32_baseline_no_speed_warning_but_capped_warns() -> None:
+    cfg = {"variants": {"int8": {"mode": "int8"}, "dynamic": {"mode": "dynamic"}}}
+    warnings = latency_warnings(cfg, {"int8": _variant(0.5), "dynamic": _variant(2.0, capped=True)})
+    assert warnings == [w for w in warnings if "max_seconds" in w] and len(warnings) == 1
+
+
+def test_pareto_front_and_label_groups() -> None:
+    points = {"a": (1.0, 0.9), "b": (2.0, 0.95), "c": (2.0, 0.8), "d": (1.01, 0.9)}
+    assert pareto_front(points) == {"a", "b"}
+    groups = label_groups(points, log_x=False, log_y=False)
+    assert ["a", "d"] in groups and len(groups) == 3
+
+
+def test_plot_is_written(tmp_path: Path) -> None:
+    report = {
+        "model": {"name": "m"},
+        "reference": {"metrics": {"accuracy": 0.9, "latency_ms": {"p50": 5.0}}},
+        "variants": {"fp32": _variant(1.0), "int8": {**_variant(0.01), "size_bytes": 250}},
+    }
+    path = plot_tradeoffs(report, tmp_path / "tradeoffs.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_figure_is_drawn_once_per_content_and_copied_after(tmp_path: Path) -> None:
+    from pipelines.output.figure_cache import cached_figure
+    from pipelines.output.plots import tradeoff_inputs
+
+    report = {
+        "model": {"name": "m"},
+        "reference": {"metrics": {"accuracy": 0.9}},
+        "variants": {"fp32": _variant(1.0), "int8": {**_variant(0.01), "size_bytes": 250}},
+    }
+    drawn: list[Path] = []
+
+    def draw(inputs: dict, path: Path) -> Path | None:
+        drawn.append(path)
+        return plot_tradeoffs(inputs, path)
+
+    cache = tmp_path / "cache"
+    first = cached_figure(cache, tradeoff_inputs(report), tmp_path / "a" / "tradeoffs.png", draw)
+    again = cached_figure(cache, tradeoff_inputs(report), tmp_path / "b" / "tradeoffs.png", draw)
+    assert first is not None and again is not None and len(drawn) == 1
+    assert again.read_bytes() == first.read_bytes()
+    report["variants"]["int8"]["size_bytes"] = 500  # another figure: drawn, not copied
+    moved = cached_figure(cache, tradeoff_inputs(report), tmp_path / "c" / "tradeoffs.png", draw)
+    assert len(drawn) == 2 and moved is not None and moved.read_bytes() != first.read_bytes()
+    assert cached_figure(None, tradeoff_inputs(report), tmp_path / "d" / "tradeoffs.png", draw) and len(drawn) == 3

@@ -1,0 +1,129 @@
+"""Each stage on a tiny real model, called directly and writing to tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages.result import StageResult
+from tests.helpers.stage_chain import keras_model, load_split_calibrate, run_stage
+
+VARIANTS = {
+    "fp32": {"mode": "fp32", "io_dtype": "float32"},
+    "fp16": {"mode": "fp16", "io_dtype": "float32"},
+    "dynamic": {"mode": "dynamic", "io_dtype": "float32"},
+    "int8": {"mode": "int8", "io_dtype": "float32"},
+    "int8_io": {"mode": "int8", "io_dtype": "int8"},
+    "int16x8": {"mode": "int16x8", "io_dtype": "float32"},
+}
+
+
+def _dir(tmp_path: Path, name: str) -> str:
+    path = tmp_path / name
+    path.mkdir()
+    return str(path)
+
+
+def _settled(result: StageResult, out_dir: str) -> StageResult:
+    result.root = out_dir
+    return result
+
+
+@pytest.fixture(scope="module")
+def upstream(tiny_keras: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, StageResult]:
+    from stages.verify.reference import reference
+
+    tmp = tmp_path_factory.mktemp("upstream")
+    cal_cfg = {"dataset": {"kind": "digits"}, "num_samples": 20, "seed": 0}
+    out = load_split_calibrate(tmp, keras_model(tiny_keras), cal_cfg)
+    bench = {"enabled": True, "min_seconds": 0.05}
+    out["reference"] = run_stage(
+        reference, tmp, "ref", {"benchmark": bench}, out["load"], out["split"], out["calibrate"]
+    )
+    return out
+
+
+def test_load_records_named_io(upstream: dict[str, StageResult]) -> None:
+    model = upstream["load"].meta["model"]
+    assert model["name"] == "tiny"
+    assert [i["name"] for i in model["inputs"]] == ["image"]
+    assert model["inputs"][0]["shape"] == [None, 8, 8, 1]
+    assert [o["name"] for o in model["outputs"]] == ["probs"]
+
+
+def test_calibrate_makes_disjoint_recorded_sets(upstream: dict[str, StageResult]) -> None:
+    from stages.samples import load_samples
+
+    result = upstream["calibrate"]
+    calib, no_labels = load_samples(result.path("calib"))
+    evaluation, labels = load_samples(result.path("eval"))
+    assert calib["image"].shape == (20, 8, 8, 1) and no_labels is None
+    assert labels is not None and len(labels) == len(evaluation["image"]) == 450
+    assert result.meta["calibration"]["count"] == 20 and len(result.meta["calibration"]["checksum"]) == 64
+    flat_calib = {row.tobytes() for row in calib["image"]}
+    assert not flat_calib & {row.tobytes() for row in evaluation["image"]}
+
+
+def test_reference_computes_outputs_accuracy_and_latency(upstream: dict[str, StageResult]) -> None:
+    from stages.verify.reference import load_reference
+
+    result = upstream["reference"]
+    outputs = load_reference(result)
+    assert outputs["probs"].shape == (450, 10)
+    assert np.allclose(outputs["probs"].sum(axis=1), 1, atol=1e-5)
+    assert 0 <= result.metrics["accuracy"] <= 1
+    assert result.metrics["latency_ms"]["p50"] > 0
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_convert_verify_benchmark_each_variant(name: str, upstream: dict[str, StageResult], tmp_path: Path) -> None:
+    from stages.benchmark.stage import benchmark
+    from stages.convert.stage import convert
+    from stages.verify.stage import verify
+
+    variant = {"name": name, **VARIANTS[name]}
+    conv_dir = _dir(tmp_path, "convert")
+    converted = _settled(
+        convert({"variant": variant}, conv_dir, upstream["load"], upstream["split"], upstream["calibrate"]),
+        conv_dir,
+    )
+    assert converted.path("tflite").stat().st_size == converted.metrics["size_bytes"] > 0
+    io = converted.meta["io"]
+    expected_dtype = "int8" if name == "int8_io" else "float32"
+    assert io["inputs"]["image"]["dtype"] == io["outputs"]["probs"]["dtype"] == expected_dtype
+    if name == "int8_io":
+        assert io["inputs"]["image"]["scale"] > 0
+    ver_dir = _dir(tmp_path, "verify")
+    verified = verify(
+        {"variant": variant},
+        ver_dir,
+        upstream["load"],
+        upstream["split"],
+        upstream["calibrate"],
+        upstream["reference"],
+        converted,
+    )
+    metrics = verified.metrics
+    assert metrics["finite"] is True
+    assert metrics["rmse"]["probs"] < (1e-5 if name == "fp32" else 0.05)
+    assert metrics["argmax_agreement"] > (0.999 if name == "fp32" else 0.8)
+    assert "accuracy_delta" in metrics
+    timed = benchmark(
+        {
+            "benchmark": {
+                "enabled": True,
+                "num_threads": 1,
+                "use_xnnpack": True,
+                "warmup": 2,
+                "min_runs": 5,
+                "min_seconds": 0.01,
+                "max_seconds": 5,
+            }
+        },
+        _dir(tmp_path, "bench"),
+        converted,
+    )
+    assert timed.metrics["latency_ms"]["count"] >= 5
+    assert 0 < timed.metrics["latency_ms"]["p50"] <= timed.metrics["latency_ms"]["p99"]

@@ -1,0 +1,31 @@
+"""What a variant's MLflow child run records: an errored variant's run ends FAILED, verdicts are tags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+# MLflow: an errored variant's child run ends FAILED; verdicts are filterable tags.
+def test_errored_variant_child_run_ends_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.tracking.tracker import MlflowTracker
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "honesty")
+    tracker.start({"model": {"name": "m"}}, "run")
+    entries = {
+        "good": {"status": "passed", "metrics": {}, "gates": {}},
+        "bad": {"status": "error", "metrics": {}, "gates": {}, "error": "convert[bad]: boom"},
+        "weak": {"status": "unverified", "metrics": {}, "gates": {}},
+    }
+    ids = {
+        name: tracker.log_variant(name, entry, {"variant": {"name": name}}, tmp_path) for name, entry in entries.items()
+    }
+    tracker.abort()
+    client = tracker.mlflow.tracking.MlflowClient(uri)
+    runs = {name: client.get_run(run_id) for name, run_id in ids.items()}
+    assert runs["good"].info.status == "FINISHED"
+    assert runs["bad"].info.status == "FAILED"
+    assert runs["weak"].data.tags["status"] == "unverified"
