@@ -25,10 +25,16 @@ def reference(
     from stages.verify.detection_metrics import find_detection_outputs
 
     feeds, labels = load_samples(calibrate.path("eval"))
-    outputs, latency_fn = full_model_outputs(load, split, feeds)
+    outputs, run = full_model_outputs(load, split, feeds)  # the one pass over the evaluation set, batched
     check_finite(outputs)
-    batch_vs_single = self_disagreement(latency_fn, feeds, outputs)
-    noise = rounding_noise(latency_fn, feeds, outputs)
+    # The probes and the latency share single-sample runs of the same function (batch 1, traced once): the first
+    # PROBE_SAMPLES samples alone (against the batch: does the model disagree with itself?), then nudged by one
+    # float step (against themselves alone: its rounding noise); every one of those runs is also a latency sample.
+    timed = TimedRuns(run)
+    probe = {k: v[:PROBE_SAMPLES] for k, v in feeds.items()}
+    alone = timed.singly(probe)
+    batch_vs_single = disagreement(alone, {k: v[:PROBE_SAMPLES] for k, v in outputs.items()})
+    noise = rounding_noise(timed.singly, probe, alone)
     arrays = {f"output/{k}": v for k, v in outputs.items()}
     if split.meta.get("head_outputs"):
         # The TF head on the same inputs: what each variant's converted head is compared against.
@@ -43,20 +49,7 @@ def reference(
     bench = cfg["benchmark"]
     if bench["enabled"]:
         # One evaluation sample at a time, cycled: data-dependent work (NMS, sequence length) is timed as real.
-        count = len(next(iter(feeds.values())))
-        ones = [{k: v[i : i + 1] for k, v in feeds.items()} for i in range(min(count, 64))]
-        for i in range(3):
-            latency_fn(ones[i % len(ones)])
-        samples: list[float] = []
-        deadline = time.perf_counter() + bench["min_seconds"]
-        while len(samples) < 20 or time.perf_counter() < deadline:
-            one = ones[len(samples) % len(ones)]
-            start = time.perf_counter()
-            latency_fn(one)
-            samples.append((time.perf_counter() - start) * 1e3)
-            if len(samples) >= 500:
-                break
-        metrics["latency_ms"] = summarize(samples)
+        metrics["latency_ms"] = summarize(timed.latency(feeds, bench["min_seconds"]))
     meta = {
         "label_output": label_output,
         "label_output_choice": label_choice,
@@ -103,6 +96,43 @@ def class_output(
     return None, "no output holds class scores (" + ", ".join(f"{n}: {k['kind']}" for n, k in kinds.items()) + ")"
 
 
+class TimedRuns:
+    """The original model run one sample at a time, every call timed: the probes' runs are latency samples too,
+    so the reference stage runs the model once over the evaluation set plus about 20 single samples."""
+
+    WARMUP = 1  # the first call traces the function for batch 1: not a latency sample
+    MIN_RUNS = 20
+    MAX_RUNS = 500
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.ms: list[float] = []
+
+    def one(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        start = time.perf_counter()
+        result = self.run(feeds)
+        self.ms.append((time.perf_counter() - start) * 1e3)
+        return result
+
+    def singly(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """`feeds` run one sample at a time, the outputs concatenated as a batch run gives them."""
+        count = len(next(iter(feeds.values())))
+        parts = [self.one({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(count)]
+        return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in parts[0]} if parts else {}
+
+    def latency(self, feeds: dict[str, np.ndarray], min_seconds: float) -> list[float]:
+        """The timed runs so far, topped up with more single samples (cycled) until there are MIN_RUNS and
+        `min_seconds` of them (at most MAX_RUNS)."""
+        count = len(next(iter(feeds.values())))
+        i = 0
+        while len(self.ms) < self.WARMUP + self.MIN_RUNS or sum(self.ms[self.WARMUP :]) < min_seconds * 1e3:
+            if len(self.ms) >= self.WARMUP + self.MAX_RUNS:
+                break
+            self.one({k: v[i % count : i % count + 1] for k, v in feeds.items()})
+            i += 1
+        return self.ms[self.WARMUP :]
+
+
 def self_disagreement(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, float]:
     """Per float output, max |difference| between the batch outputs and the same first samples run one at a
     time. Why: a numerically sensitive model (deep, unnormalised: EfficientNetV2M with random weights differs
@@ -112,20 +142,24 @@ def self_disagreement(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str,
     if count < 2:
         return {}
     try:
-        single = [run({k: v[i : i + 1] for k, v in feeds.items()}) for i in range(count)]
+        alone = TimedRuns(run).singly({k: v[:count] for k, v in feeds.items()})
     except Exception:  # noqa: BLE001 - a diagnostic: a model that cannot run one sample fails its timing instead
         return {}
-    diffs = {}
-    for name, batch in outputs.items():
-        if batch.dtype.kind != "f" or any(name not in one for one in single):
-            continue
-        alone = np.concatenate([np.asarray(one[name]) for one in single])
-        if alone.shape == batch[:count].shape:
-            diffs[name] = float(np.max(np.abs(alone.astype(np.float64) - batch[:count])))
-    return diffs
+    return disagreement(alone, {k: v[:count] for k, v in outputs.items()})
 
 
-NOISE_SAMPLES = 32  # evaluation samples nudged: one more batch run of the original model
+def disagreement(alone: dict[str, np.ndarray], batch: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per float output, max |difference| between samples run alone and the same samples in a batch."""
+    if len(next(iter(batch.values()), [])) < 2:
+        return {}
+    return {
+        name: float(np.max(np.abs(alone[name].astype(np.float64) - values)))
+        for name, values in batch.items()
+        if values.dtype.kind == "f" and name in alone and alone[name].shape == values.shape
+    }
+
+
+PROBE_SAMPLES = 8  # evaluation samples the probes run alone, then nudged: 16 single-sample runs
 
 
 def rounding_noise(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -141,7 +175,7 @@ def rounding_noise(run: Any, feeds: dict[str, np.ndarray], outputs: dict[str, np
     (`gates.rounding_noise_factor`, stages/verify/gates.py). Empty when no input is float or the run fails."""
     if not any(v.dtype.kind == "f" and len(v) for v in feeds.values()):
         return {}
-    count = min(NOISE_SAMPLES, len(next(iter(feeds.values()))))
+    count = len(next(iter(feeds.values())))
     rng = np.random.default_rng(0)
     nudged: dict[str, np.ndarray] = {}
     for name, values in feeds.items():

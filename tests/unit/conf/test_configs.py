@@ -106,7 +106,7 @@ def test_schema_types_values() -> None:
         (["calibrate.num_samples=0"], "`calibrate.num_samples=0`"),
         (["variants=[int8_mixed]", "variants.int8_mixed.search.beam=0"], "`variants.int8_mixed.search.beam=0`"),
         (["variants.int8.backend=aeq"], "`variants.int8.backend=aeq`"),
-        (["variants.fp32.gates.min_argmax_agreement=2"], "`variants.fp32.gates.min_argmax_agreement=2.0`"),
+        (["variants.fp32.gates.max_rmse=-1"], "`variants.fp32.gates.max_rmse=-1.0`"),
         (["runtime.stage_timeout_s=-1"], "`runtime.stage_timeout_s=-1.0`"),
         (["benchmark.num_threads=0"], "`benchmark.num_threads`"),
     ],
