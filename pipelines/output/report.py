@@ -143,7 +143,7 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     }
     random_data = bool(calib and calib.result and calib.result.meta.get("random"))
     report: dict[str, Any] = {
-        "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
+        "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes", "loader")},
         "split": {
             k: split.get(k)
             for k in ("mode", "unsupported_ops", "unsupported_where", "cut_tensors", "postprocess", "tail", "note")
