@@ -149,6 +149,6 @@ def test_missing_names_in_keras_phrasings() -> None:
     assert missing_names("Unknown layer: 'FixedDropout'. Please ensure ...") == ["FixedDropout"]
     assert missing_names("Could not locate class 'Swish'. Make sure") == ["Swish"]
     assert missing_names("Could not interpret activation function identifier: swishlike") == ["swishlike"]
-    raw = "{'config': 'mish', 'registered_name': 'function'}. Exception encountered: Unknown activation function: 'function'"
+    raw = "{'config': 'mish', 'registered_name': 'function'}. Unknown activation function: 'function'"
     assert missing_names(raw) == ["mish"]
     assert missing_names("Unrecognized keyword arguments passed to DepthwiseConv2D: {'groups': 1}") == []
