@@ -32,6 +32,7 @@ def test_keras2_h5_with_custom_objects_end_to_end(tmp_path: Path, run_cli: Calla
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["model"]["loader"] == "tf_keras"
+    assert any(n.startswith("Loaded with tf_keras") for n in report["notes"]) and "Loaded with tf_keras" in done.stdout
     fp32 = report["variants"]["fp32"]
     assert fp32["status"] == "passed" and fp32["conversion"]["load_path"] == "tf_keras"
     assert fp32["metrics"]["max_abs_err"]["logits"] < 1e-5

@@ -113,7 +113,7 @@ def load_keras_model(path: str, safe_mode: bool, custom_objects: Any = None) -> 
     except Exception as err:  # noqa: BLE001 - as above
         raise _failure(path, first, err, objects) from None
     why = f"Keras 3 could not ({essence(first)})" if first else "a Keras 2 SavedModel directory"
-    return LoadedKeras(model, "tf_keras", [f"loaded with tf_keras {tf_keras.__version__} (Keras 2): {why}"])
+    return LoadedKeras(model, "tf_keras", [f"Loaded with tf_keras {tf_keras.__version__} (Keras 2): {why}"])
 
 
 def _failure(
