@@ -143,7 +143,7 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     }
     random_data = bool(calib and calib.result and calib.result.meta.get("random"))
     report: dict[str, Any] = {
-        "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes")},
+        "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes", "loader")},
         "split": {
             k: split.get(k)
             for k in ("mode", "unsupported_ops", "unsupported_where", "cut_tensors", "postprocess", "tail", "note")
@@ -162,6 +162,8 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
         "size_baseline": "fp32 variant" if fp32_size else "source model",
     }
     report["notes"] = []
+    if load and load.result and model.get("loader") == "tf_keras":  # which Keras read it, and why (stages/load)
+        report["notes"] += [n for n in load.result.meta["load_notes"] if n.startswith("Loaded with tf_keras")]
     choice = report["reference"]["label_output_choice"]
     if choice and report["reference"]["label_output"] and choice.startswith("chosen from"):
         report["notes"].append(f"Class scores: output '{report['reference']['label_output']}', {choice}.")

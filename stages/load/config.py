@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
 from stages.load.model.formats import FORMATS
+from stages.settings import BadSetting
 
 # The formats are the format table's (stages/load/model/formats.py): a new format is one module and one entry
 # there, and Hydra then accepts `model.format=<it>` without a second list.
@@ -34,9 +36,40 @@ class ModelConfig:
     signature: str = "serving_default"
     # Keras only: refuse Lambda layers and other arbitrary code unless the user opts in.
     safe_mode: bool = True
+    # Keras only: the model author's custom layers, activations, ... that the file names but Keras does not know,
+    # for Keras 3 and for tf_keras (Keras 2 files) alike: a list of importable modules (every public class and
+    # function defined in them is registered under its name) or {name: dotted.path}. Typed Any for the same
+    # OmegaConf reason as input_shapes.
+    custom_objects: Any = None
     # The numpy tail matching this model's cut-off post-processing ({_target_, ...kwargs}); used when
     # `split.postprocess` is not set. Typed Any for the same OmegaConf reason as input_shapes.
     postprocess: Any = None
     # Bundled examples only: the data they are meant for, used instead of the default `dataset=digits`
     # (e.g. {kind: random, num_samples: 64}). Any explicit non-digits dataset wins.
     example_dataset: Any = None
+
+    def __post_init__(self) -> None:
+        _check_custom_objects(self.custom_objects)
+
+
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _check_custom_objects(value: Any) -> None:
+    """Its shape only (importing user code is the load stage's job, in the worker)."""
+    if value is None:
+        return
+    why = (
+        " must be a list of importable modules (`model.custom_objects=[my_pkg.layers]`) or a mapping from the "
+        "name the file uses to a dotted path (`'model.custom_objects={FixedDropout: my_pkg.layers.FixedDropout}'`)"
+    )
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple):
+        bad = [v for v in value if not isinstance(v, str) or not _DOTTED.match(v)]
+    elif isinstance(value, dict):
+        bad = [f"{k}: {v}" for k, v in value.items() if not isinstance(v, str) or not _DOTTED.match(v)]
+    else:
+        raise BadSetting("custom_objects", value, why + ".")
+    if bad:
+        raise BadSetting("custom_objects", value, f"{why}; {bad} is not a dotted Python name.")

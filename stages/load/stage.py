@@ -55,6 +55,8 @@ def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
         "model": {
             **model,
             "size_bytes": _size(path),
+            # Which loader read it: `keras` (Keras 3) or `tf_keras` (Keras 2), a SavedModel road, or `frozen`.
+            "loader": handle.load_path,
             "inputs": [i.to_json() for i in handle.inputs],
             "outputs": [o.to_json() for o in handle.outputs],
         },

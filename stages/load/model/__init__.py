@@ -40,7 +40,9 @@ def load_handle(model: dict[str, Any]) -> ModelHandle:
     """Load (once per process) the model described by the `load` stage's `meta['model']`."""
     path = model["path"]
     stat = Path(path).stat()
-    options = {k: model.get(k) for k in ("safe_mode", "signature", "inputs", "outputs", "input_shapes")}
+    options = {
+        k: model.get(k) for k in ("safe_mode", "custom_objects", "signature", "inputs", "outputs", "input_shapes")
+    }
     if not model_format(model["format"]).shapes_at_load:
         options["input_shapes"] = None  # applied at conversion (stages.load.shapes), not at load
     for role in ("inputs", "outputs"):  # the load stage's meta lists them as TensorInfo dicts: keep the names

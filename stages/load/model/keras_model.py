@@ -1,5 +1,6 @@
-"""Keras files (.keras/.h5): the model called in inference mode, outputs keyed by output name, frozen only when a
-stage needs the graph (see `ModelHandle`); the file's own signature, checked without TensorFlow for preflight."""
+"""Keras files (.keras/.h5, and Keras 2 SavedModel directories): the model called in inference mode, outputs keyed
+by output name, frozen only when a stage needs the graph (see `ModelHandle`); the file's own signature, checked
+without TensorFlow for preflight."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.load.model.handle import ModelHandle, infos
+from stages.load.model.keras_versions import load_keras_model
 from stages.load.model.scratch import scratch_dir
 from stages.result import InputError
 
@@ -19,6 +21,8 @@ def check_keras_file(path: Path) -> None:
     import zipfile
 
     if path.is_dir():
+        if (path / "keras_metadata.pb").is_file() and (path / "saved_model.pb").is_file():
+            return  # a Keras 2 SavedModel (tf.keras 2.x `model.save(dir)`): tf_keras reads it
         raise InputError(
             f"The model path {path} is a directory, but `model=keras` expects a .keras or .h5 file. For a "
             "SavedModel directory use `model=saved_model`."
@@ -77,41 +81,34 @@ def check(model: dict[str, Any], path: Path | None) -> None:
 
 def load(path: str, options: dict[str, Any]) -> ModelHandle:
     """The loader as the format table calls it (`options`: the model config's loader keys)."""
-    return load_keras(path, options.get("safe_mode", True))
+    return load_keras(path, options.get("safe_mode", True), custom_objects=options.get("custom_objects"))
 
 
 def saved_converter(path: str, model: dict[str, Any]) -> Any:
     """The TFLite converter on the file as saved (functional control flow kept): split's second opinion."""
-    import keras
     import tensorflow as tf
 
-    loaded = keras.models.load_model(path, compile=False, safe_mode=model.get("safe_mode", True))
-    return tf.lite.TFLiteConverter.from_keras_model(loaded)
+    loaded = load_keras_model(path, model.get("safe_mode", True), model.get("custom_objects"))
+    return tf.lite.TFLiteConverter.from_keras_model(loaded.model)
 
 
-def load_keras(path: str, safe_mode: bool, shapes: dict[str, tuple[int | None, ...]] | None = None) -> ModelHandle:
-    """The model traced for its own input shapes, or for `shapes` ({input name: shape}) when given."""
-    import keras
-
-    # Fresh Keras name state: the graph's scopes are then the same however many models this process loaded
-    # before (otherwise `dense` traces as `dense_1_1/...`, and a cut named by layer must match that).
-    keras.backend.clear_session()
-    try:
-        model = keras.models.load_model(path, compile=False, safe_mode=safe_mode)
-    except ValueError as err:
-        if "safe_mode" in str(err) or "Lambda" in str(err):
-            raise InputError(
-                f"The Keras model {path} contains arbitrary Python code (a Lambda layer), which is "
-                "refused by "
-                "default because loading it runs that code. If you trust the file, set "
-                "`model.safe_mode=false`."
-            ) from None
-        raise
-    return keras_handle(model, shapes or {})
+def load_keras(
+    path: str,
+    safe_mode: bool,
+    shapes: dict[str, tuple[int | None, ...]] | None = None,
+    custom_objects: Any = None,
+) -> ModelHandle:
+    """The model traced for its own input shapes, or for `shapes` ({input name: shape}) when given; read by
+    Keras 3, or by tf_keras when Keras 3 cannot (see `keras_versions`)."""
+    loaded = load_keras_model(path, safe_mode, custom_objects)
+    handle = keras_handle(loaded.model, shapes or {}, loaded.loader)
+    handle.notes.extend(loaded.notes)
+    return handle
 
 
-def keras_handle(model: Any, shapes: dict[str, tuple[int | None, ...]]) -> ModelHandle:
-    """A lazily frozen handle on `model` traced for its input shapes, overridden per input name by `shapes`."""
+def keras_handle(model: Any, shapes: dict[str, tuple[int | None, ...]], loader: str = "keras") -> ModelHandle:
+    """A lazily frozen handle on `model` traced for its input shapes, overridden per input name by `shapes`;
+    `loader` is the Keras that built `model` (`keras`: Keras 3, `tf_keras`: Keras 2), its `load_path`."""
     import tensorflow as tf
 
     inputs = infos([(t.name, tf.TensorSpec(shapes.get(t.name, t.shape), t.dtype)) for t in model.inputs])
@@ -134,22 +131,28 @@ def keras_handle(model: Any, shapes: dict[str, tuple[int | None, ...]]) -> Model
         """Keras's own SavedModel export (variables tracked, inference mode), which the converter freezes.
 
         Written once per process and handle, in a scratch folder removed when the process exits: every
-        conversion of the model (each variant, the quantization debugger's) reads the same one.
+        conversion of the model (each variant, the quantization debugger's) reads the same one. A tf_keras model
+        is a tf.Module whose variables TF's own saver tracks.
         """
-        import keras
-
         if written and (written[0] / "saved_model.pb").exists():
             return str(written[0]), "serving_default"
         directory = scratch_dir("tflite-pipeline-export-")
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint("serving_default", serve)
         options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-        archive.write_out(str(directory), options=options, verbose=False)
+        if loader == "tf_keras":
+            holder = tf.Module()
+            holder.model = model
+            tf.saved_model.save(holder, str(directory), signatures={"serving_default": live}, options=options)
+        else:
+            import keras
+
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            archive.add_endpoint("serving_default", serve)
+            archive.write_out(str(directory), options=options, verbose=False)
         written[:] = [directory]
         return str(directory), "serving_default"
 
     live = serve.get_concrete_function()
-    handle = ModelHandle(None, inputs, outputs_infos, "keras", live=live, export=export)
-    handle.retrace = lambda fixed: keras_handle(model, fixed)
+    handle = ModelHandle(None, inputs, outputs_infos, loader, live=live, export=export)
+    handle.retrace = lambda fixed: keras_handle(model, fixed, loader)
     return handle

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from stages.load.model.custom_ops import explain
 from stages.load.model.handle import ModelHandle, TensorInfo, freeze_or_keep, infos, rekeyed, signature_key
 from stages.result import InputError
 
@@ -141,6 +142,9 @@ def load_saved_model(path: str, signature: str) -> ModelHandle:
     if kept is not None:
         kept.notes[:] = tried
         return kept
+    custom = explain(path)  # ops from a custom op library (TF-DF's SimpleML...): say whose, not three stacks
+    if custom is not None:
+        raise InputError(custom)
     raise InputError(
         f"Could not load the SavedModel {path} with any of TensorFlow's loaders ({'; '.join(tried)}). Check that "
         "the directory is a complete SavedModel (saved_model.pb and variables/) written by a TensorFlow "
