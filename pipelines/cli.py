@@ -38,10 +38,10 @@ from pipelines.engine.errors import (
     ConfigError,
     EnvironmentFailure,
 )
+from pipelines.engine.pool import WorkerPool
 from pipelines.engine.preflight import check_output_dirs, preflight
 from pipelines.engine.runner import run_dag
 from pipelines.engine.schema import register_configs, validate
-from pipelines.engine.worker import Worker
 from pipelines.output.report import build_report, write_plot, write_report
 from pipelines.output.table import format_table
 from pipelines.tracking.lineage import prepare as prepare_lineage
@@ -109,9 +109,12 @@ def _execute(
         cache.root,
     )
     log_path = None if runtime["debug"] else str(run_dir / "worker.log")
-    with Worker(log_path=log_path, max_rss_mb=runtime["worker_max_rss_mb"]) as worker:
+    pool = WorkerPool(runtime["workers"], log_path=log_path, max_rss_mb=runtime["worker_max_rss_mb"])
+    with pool:
         before_work = tracker.wait_started if tracker is not None else None
-        outcomes = run_dag(nodes, cache, worker, runtime["stage_timeout_s"], before_work=before_work)
+        outcomes = run_dag(
+            nodes, cache, pool, runtime["stage_timeout_s"], before_work, exclusive=runtime["exclusive_stages"]
+        )
     input_errors = [o for nid, o in outcomes.items() if "[" not in nid and o.status == "error" and o.input_error]
     if input_errors:
         if runtime["debug"]:

@@ -65,6 +65,11 @@ class RuntimeConfig:
     # The worker is replaced after a stage once it holds more than this (TensorFlow keeps what conversions
     # allocated); null never replaces it.
     worker_max_rss_mb: Optional[float] = 2000.0
+    # Worker processes running independent stages side by side; null: the usable cores. Either way a second one
+    # starts only when the first conversion's measured peak memory fits again (pipelines/engine/pool.py).
+    workers: Optional[int] = None
+    # Stages that run alone, nothing beside them: timing shares no core with another stage's work.
+    exclusive_stages: list[str] = field(default_factory=lambda: ["benchmark"])
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -74,6 +79,8 @@ class RuntimeConfig:
             raise BadSetting(
                 "worker_max_rss_mb", self.worker_max_rss_mb, " must be positive (MB), or null to never replace it."
             )
+        if self.workers is not None and self.workers < 1:
+            raise BadSetting("workers", self.workers, " must be at least 1, or null for the number of cores.")
 
 
 @dataclass

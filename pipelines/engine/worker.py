@@ -13,6 +13,7 @@ import os
 import signal
 import time
 import traceback
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -107,16 +108,24 @@ def _killed_hint() -> str:
     )
 
 
-def resident_mb(pid: int) -> float | None:
-    """A process's resident memory in MiB (Linux /proc); None where that cannot be read."""
+def resident_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """A process's resident memory in MiB (Linux /proc; `VmHWM`: its peak so far); None where unreadable."""
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+@dataclass
+class _Job:
+    what: str
+    timeout_s: float
+    deadline: float
+    done: tuple[str, Any] | None = None  # ("reply", (status, payload)) or ("crash", message)
 
 
 class Worker:
@@ -132,6 +141,8 @@ class Worker:
         self._proc: Any = None
         self._conn: Connection | None = None
         self._warming = False
+        self._job: _Job | None = None
+        self.last_peak_mb: float | None = None  # the child's peak resident memory after its last stage
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
@@ -152,38 +163,77 @@ class Worker:
 
     def call(self, target: str, kwargs: dict[str, Any], timeout_s: float, what: str) -> Any:
         """Run one stage; raise StageFailed (it raised) or StageCrashed (the process died or hung)."""
+        self.submit(target, kwargs, timeout_s, what)
+        while not self.poll(0.05):
+            pass
+        return self.collect()
+
+    def submit(self, target: str, kwargs: dict[str, Any], timeout_s: float, what: str) -> None:
+        """Send one stage to the child without waiting: `poll` tells when its outcome is known, `collect` takes
+        it (the pool keeps several workers busy this way, all from the engine's main thread)."""
         if self._proc is None or not self._proc.is_alive():
             self._start()
         assert self._conn is not None
         self._conn.send((target, kwargs))
-        deadline = time.monotonic() + timeout_s
+        self._job = _Job(what, timeout_s, time.monotonic() + timeout_s)
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else int(self._proc.pid)
+
+    def waitables(self) -> list[Any]:
+        """What `multiprocessing.connection.wait` can block on: the reply pipe and the process's exit."""
+        return [] if self._proc is None or self._conn is None else [self._conn, self._proc.sentinel]
+
+    def poll(self, wait_s: float = 0.0) -> bool:
+        """Whether the submitted stage's outcome is known: its reply, the process's death or its timeout."""
+        job = self._job
+        assert job is not None and self._conn is not None
+        if job.done is not None:
+            return True
         if self._warming:  # the warm-up's reply comes first; its time does not count against the stage
-            self._warming = False
-            while not self._conn.poll(0.05):
-                if not self._proc.is_alive():
-                    break
-            else:
+            if self._conn.poll(wait_s):
                 self._conn.recv()
-                deadline = time.monotonic() + timeout_s
-        while not self._conn.poll(0.05):
-            if not self._proc.is_alive():
+                self._warming = False
+                job.deadline = time.monotonic() + job.timeout_s
+                return False
+            if self._proc.is_alive():
+                return False
+            self._warming = False
+        if self._conn.poll(0 if not self._proc.is_alive() else wait_s):
+            try:
+                job.done = ("reply", self._conn.recv())
+            except (EOFError, OSError):
+                self._proc.join(timeout=5)  # the pipe closes a moment before the exit status is known
                 code = self._proc.exitcode
-                self._reset()
-                raise StageCrashed(crash_message(code, what))
-            if time.monotonic() > deadline:
                 self._reset(kill=True)
-                raise StageCrashed(f"{what} did not finish within {timeout_s:.0f} s and was stopped")
-        try:
-            status, payload = self._conn.recv()
-        except (EOFError, OSError):
-            self._proc.join(timeout=5)  # the pipe closes a moment before the exit status is known
+                job.done = ("crash", crash_message(code, job.what))
+        elif not self._proc.is_alive():
             code = self._proc.exitcode
+            self._reset()
+            job.done = ("crash", crash_message(code, job.what))
+        elif time.monotonic() > job.deadline:
             self._reset(kill=True)
-            raise StageCrashed(crash_message(code, what)) from None
+            job.done = ("crash", f"{job.what} did not finish within {job.timeout_s:.0f} s and was stopped")
+        return job.done is not None
+
+    def collect(self) -> Any:
+        """The finished stage's result; raises StageFailed (it raised) or StageCrashed (died or hung)."""
+        job, self._job = self._job, None
+        assert job is not None and job.done is not None
+        kind, payload = job.done
+        if kind == "crash":
+            raise StageCrashed(payload)
+        self.last_peak_mb = resident_mb(self._proc.pid, "VmHWM") if self._proc is not None else None
         self._retire_if_bloated()
+        status, value = payload
         if status == "ok":
-            return payload
-        message, details, input_error = payload
+            return value
+        message, details, input_error = value
         raise StageFailed(message, details, input_error)
 
     def _retire_if_bloated(self) -> None:
@@ -200,6 +250,11 @@ class Worker:
         self._proc = None
         self._conn = None
         self._warming = False
+
+    def kill(self) -> None:
+        """Stop the child now, whatever it is doing (an interrupted run: its stage's result is not wanted)."""
+        self._reset(kill=True)
+        self._job = None
 
     def close(self) -> None:
         if self._warming and self._proc is not None:  # nothing ran yet: no need to wait for TensorFlow's import
