@@ -111,7 +111,10 @@ def test_node_b_reuses_node_a_entries_and_never_trusts_half_written_ones(s3: dic
     assert a.report()["computed"] == 3
     for i in range(3):
         hit = b.lookup("convert", f"k{i}")
-        assert hit is not None and hit.path("model").read_bytes() == (tmp_path / f"a/convert/k{i}/sub/model.bin").read_bytes()
+        assert (
+            hit is not None
+            and hit.path("model").read_bytes() == (tmp_path / f"a/convert/k{i}/sub/model.bin").read_bytes()
+        )
         assert hit.meta == {"n": 5000 + i}
     assert b.report()["remote_hits"] == 3 and b.report()["computed"] == 0
     assert b.lookup("convert", "k0") is not None and b.report()["local_hits"] == 1  # now in B's working copy
@@ -176,9 +179,7 @@ def test_a_dead_nodes_lease_expires_and_a_live_one_is_waited_for(s3: dict[str, s
     assert c.report() == {"local_hits": 0, "remote_hits": 1, "computed": 0, "shared_url": url}
 
 
-def test_a_cli_run_on_another_node_recomputes_nothing(
-    s3: dict[str, str], tmp_path: Path, tiny_keras: Path
-) -> None:
+def test_a_cli_run_on_another_node_recomputes_nothing(s3: dict[str, str], tmp_path: Path, tiny_keras: Path) -> None:
     """The same command on node B (its own working directory and local cache) takes every stage from the store;
     its outputs reach the shared outputs location too."""
     from tests.conftest import cli
@@ -225,3 +226,122 @@ def test_an_unreachable_store_is_exit_2_before_any_work(s3: dict[str, str], tmp_
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "runtime.cache_dir=s3://no-such-bucket-here/x" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _ray_pids(marker: str) -> list[int]:
+    """Processes whose command line holds `marker` (our Ray temp dirs): only the ones `ray start` spawned for us."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _stop_ray(marker: str) -> None:
+    """TERM our own Ray daemons, then KILL what is left (never `ray stop`: it stops every user's Ray)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _ray_pids(marker):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 10
+        while _ray_pids(marker) and time.time() < deadline:
+            time.sleep(0.3)
+
+
+@pytest.mark.skipif(
+    pytest.importorskip("importlib.util").find_spec("hydra_plugins.hydra_ray_launcher") is None,
+    reason="the Ray launcher is an extra: pip install -e '.[ray]'",
+)
+def test_a_ray_sweep_over_two_nodes_shares_the_cache_and_its_reports_reach_mlflow(
+    s3: dict[str, str], tmp_path: Path, tiny_keras: Path
+) -> None:
+    """Two Ray nodes on this machine (one CPU each, so two jobs run one per node), each with its own local cache
+    (TFLITE_NODE in its environment), the cache and MLflow's artifacts on the S3 store. A second sweep after both
+    nodes lost their local caches computes nothing; the parent run lists both jobs with their reports."""
+    from tests.conftest import cli
+
+    port, mlflow_port = _free_port(), _free_port()
+    marker = f"/tmp/rc{os.getpid()}"  # Ray's socket paths must stay short; this prefix marks our processes
+    ray = str(Path(sys.executable).with_name("ray"))
+    env = {**os.environ, **s3, "HOME": str(tmp_path), "RAY_DEDUP_LOGS": "0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--artifacts-destination", f"s3://{BUCKET}/mlflow"],
+        env={**env, "MLFLOW_S3_ENDPOINT_URL": s3["AWS_ENDPOINT_URL"]},
+        stdout=open(tmp_path / "mlflow.log", "wb"),  # noqa: SIM115 - the process owns it
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        import urllib.request
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/health", timeout=2).close()
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, (tmp_path / "mlflow.log").read_text()[-2000:]
+                time.sleep(0.5)
+        common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
+        subprocess.run(
+            [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={marker}",
+             *common, '--resources={"nodeA": 1}'],
+            check=True, capture_output=True, timeout=180, env={**env, "TFLITE_NODE": "a"},
+        )  # fmt: skip
+        subprocess.run(
+            [ray, "start", f"--address=127.0.0.1:{port}", *common, '--resources={"nodeB": 1}'],
+            check=True, capture_output=True, timeout=180, env={**env, "TFLITE_NODE": "b"},
+        )  # fmt: skip
+        url = f"s3://{BUCKET}/ray-cache"
+        args = [
+            "-m",
+            "hydra/launcher=ray",
+            f"hydra.launcher.ray.init.address=127.0.0.1:{port}",
+            "model=keras",
+            f"model.path={tiny_keras}",
+            "dataset=random",
+            "variants=[fp32]",
+            "benchmark.enabled=false",
+            f"tracking.uri=http://127.0.0.1:{mlflow_port}",
+            f"runtime.cache_dir={url}",
+            f"runtime.local_cache_dir={tmp_path}/node-${{oc.env:TFLITE_NODE}}",
+            "variants.fp32.gates.max_relative_rmse=0.001,0.002",  # two jobs sharing every stage but the verdict
+        ]
+        caches = {}
+        for sweep in ("first", "second"):
+            if sweep == "second":  # both nodes lose their working copies: everything must come from the store
+                for node in ("a", "b"):
+                    subprocess.run(["rm", "-rf", str(tmp_path / f"node-{node}")], check=True)
+            proc = cli([*args, f"hydra.sweep.dir={tmp_path / sweep}"], cwd=tmp_path, env=env, timeout=480)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            summary = json.loads((tmp_path / sweep / "sweep_report.json").read_text())
+            caches[sweep] = [
+                json.loads(Path(j["run_dir"], "report.json").read_text())["cache"] for j in summary["jobs"]
+            ]
+            assert sorted(j["num"] for j in summary["jobs"]) == [0, 1]
+            assert all(r["report_artifact"] for r in summary["rows"])
+        nodes = {p.name for p in tmp_path.glob("node-*")}
+        print("cache figures:", json.dumps(caches))
+        assert nodes == {"node-a", "node-b"}, nodes  # the jobs ran on both nodes
+        assert sum(c["computed"] for c in caches["second"]) == 0
+        assert all(c["remote_hits"] > 0 for c in caches["second"])
+        # through MLflow alone (as a main process on a third node sees them): both jobs, both reports
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = s3["AWS_ENDPOINT_URL"]
+        from pipelines.tracking.sweep_gather import gather_jobs
+
+        parent = json.loads((tmp_path / "second" / "sweep_report.json").read_text())["mlflow_run_id"]
+        jobs = gather_jobs(f"http://127.0.0.1:{mlflow_port}", parent, [])
+        assert sorted(j["num"] for j in jobs) == [0, 1]
+        assert all(j["report"]["cache"]["computed"] == 0 and j["exit_code"] == 0 for j in jobs)
+    finally:
+        _stop_ray(marker)
+        subprocess.run(["rm", "-rf", marker], check=False)
+        _stop(server)
