@@ -27,7 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from pipelines.engine.cache import StageCache
+from pipelines.engine.cache import StageCache, open_cache
 from pipelines.engine.dag import build_dag
 from pipelines.engine.environment import disk_errno, disk_failure_message, kept_locally
 from pipelines.engine.errors import (
@@ -79,7 +79,7 @@ def run_pipeline(cfg: dict[str, Any], run_dir: Path) -> int:
         check_config(cfg)
     nodes = build_dag(cfg["pipeline"]["stages"], cfg["variants"])
     runtime = cfg["runtime"]
-    cache = StageCache(Path(runtime["cache_dir"]).expanduser().resolve(), enabled=runtime["use_cache"])
+    cache = open_cache(runtime)
     tracker = _open_tracker(cfg, run_dir) if cfg["tracking"]["enabled"] else None
     written = {"report": False}
     try:
@@ -121,6 +121,7 @@ def _execute(
             log.error("traceback:\n%s", input_errors[0].details)
         raise ConfigError(input_errors[0].error or "bad input")
     report = build_report(cfg, outcomes, run_dir)
+    report["cache"] = cache.report()  # local hits, shared hits, computed entries
     prepare_lineage(report, outcomes, run_dir)  # datasets and servable models, for MLflow and the registry
     report["wall_s"] = round(time.perf_counter() - started, 2)
     write_plot(
@@ -130,6 +131,10 @@ def _execute(
     written["report"] = True
     tracking_problem = None if tracker is None else track_run(tracker, cfg, report, outcomes, run_dir, cache.root)
     problem = tracking_problem
+    if runtime.get("outputs_url"):
+        from pipelines.engine.remote import publish_outputs
+
+        publish_outputs(run_dir, runtime["outputs_url"])
     disk = disk_failure_in_stages(outcomes)
     if disk is not None:  # one paragraph: the full disk is the cause, a failed store its consequence
         problem = disk_failure_message(*disk, cfg, kept_locally(run_dir, True, cache.root))

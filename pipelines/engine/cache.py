@@ -5,6 +5,11 @@ it imports), its upstream keys and the content of any input file its config name
 temp folder and renamed into place, so a killed run never leaves a half-written entry; every file's checksum
 is recorded and checked on reuse. A file lock per key lets parallel sweep jobs wait for and reuse each
 other's work.
+
+With `runtime.cache_dir` an fsspec URL (`s3://bucket/prefix`), this local cache is the node's working copy and
+pipelines/engine/shared_cache.py the tier every node shares: a local miss looks there before computing, a
+commit is uploaded, and the key's lock becomes a lease on the shared storage. The cache counts its local hits,
+shared hits and computed entries (`stats`), which the report records.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
 from pipelines.engine.dag import Node
 from stages.result import StageResult
+
+if TYPE_CHECKING:
+    from pipelines.engine.shared_cache import SharedTier
 
 log = logging.getLogger(__name__)
 
@@ -138,19 +146,49 @@ def node_key(node: Node, upstream_keys: dict[str, str]) -> str:
 class StageCache:
     """Directory of finished stage results, one folder per (stage, key)."""
 
-    def __init__(self, root: Path, enabled: bool = True) -> None:
+    def __init__(self, root: Path, enabled: bool = True, shared: SharedTier | None = None) -> None:
         self.root = root
         self.enabled = enabled
+        self.shared = shared if enabled else None
+        self.stats = {"local_hits": 0, "remote_hits": 0, "computed": 0}
+
+    def report(self) -> dict[str, Any]:
+        """What this run took from the cache and what it computed (report.json's `cache`)."""
+        return {**self.stats, "shared_url": self.shared.url if self.shared else None}
 
     def entry_dir(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
     def has(self, stage: str, key: str) -> bool:
         """Cheap test (no checksums) whether an entry exists: for deciding, not for trusting."""
-        return self.enabled and (self.entry_dir(stage, key) / "result.json").is_file()
+        if not self.enabled:
+            return False
+        local = (self.entry_dir(stage, key) / "result.json").is_file()
+        return local or (self.shared is not None and self.shared.exists(stage, key))
 
     def lookup(self, stage: str, key: str) -> StageResult | None:
-        """The stored result, or None when absent, disabled, or its files no longer match their checksums."""
+        """The stored result (local, else fetched from the shared tier into the local cache), or None when
+        absent, disabled, or its files no longer match their checksums."""
+        found = self._lookup_local(stage, key)
+        if found is not None:
+            self.stats["local_hits"] += 1
+            return found
+        if self.shared is None:
+            return None
+        fetched = self.shared.fetch(stage, key, self.root / stage)
+        if fetched is None:
+            return None
+        final = self.entry_dir(stage, key)
+        try:
+            os.rename(fetched, final)
+        except OSError:  # a job beside us fetched or computed it first: theirs is the same content
+            shutil.rmtree(fetched, ignore_errors=True)
+        found = self._lookup_local(stage, key)
+        if found is not None:
+            self.stats["remote_hits"] += 1
+        return found
+
+    def _lookup_local(self, stage: str, key: str) -> StageResult | None:
         entry = self.entry_dir(stage, key)
         manifest = entry / "result.json"
         if not self.enabled or not manifest.is_file():
@@ -177,7 +215,11 @@ class StageCache:
         lock_dir = self.root / ".locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(lock_dir / f"{stage}-{key}.lock")):
-            yield
+            if self.shared is None:
+                yield
+            else:
+                with self.shared.leased(stage, key):
+                    yield
 
     def new_workdir(self, stage: str, key: str) -> Path:
         """A fresh temp folder for a stage to write into; `commit` renames it into place."""
@@ -204,6 +246,12 @@ class StageCache:
         if final.exists():
             shutil.rmtree(final)
         os.rename(work, final)
+        self.stats["computed"] += 1
+        if self.shared is not None:
+            try:
+                self.shared.publish(stage, key, final)
+            except Exception as err:  # noqa: BLE001 - the local entry stands; the other nodes compute it themselves
+                log.warning("Could not upload cache entry %s/%s to %s: %s", stage, key, self.shared.url, err)
         return StageResult.from_json(manifest["result"], final)
 
     def remove_stale_workdirs(self, max_age_s: float = 3600.0) -> int:
@@ -225,3 +273,23 @@ class StageCache:
 
     def discard(self, work: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def open_cache(runtime: dict[str, Any]) -> StageCache:
+    """The run's cache from `runtime`: a local directory, or a local working copy (`runtime.local_cache_dir`)
+    of a shared URL. An unusable URL is a ConfigError before any work."""
+    location = str(runtime["cache_dir"])
+    enabled = bool(runtime["use_cache"])
+    from pipelines.engine.remote import is_url
+
+    if not is_url(location):
+        return StageCache(Path(location).expanduser().resolve(), enabled=enabled)
+    local = Path(str(runtime.get("local_cache_dir") or "outputs/cache")).expanduser().resolve()
+    if not enabled:
+        return StageCache(local, enabled=False)
+    from pipelines.engine.remote import check_reachable
+    from pipelines.engine.shared_cache import SharedTier
+
+    shared = SharedTier(location, lease_s=float(runtime.get("lease_s") or 300.0))
+    check_reachable(shared.fs, shared.base, "runtime.cache_dir", location)
+    return StageCache(local, enabled=True, shared=shared)

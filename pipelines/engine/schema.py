@@ -58,8 +58,15 @@ class RegistryConfig:
 class RuntimeConfig:
     """How the engine executes stages."""
 
+    # A local path, or any fsspec URL shared by a cluster's nodes (`s3://bucket/prefix`; docs/sweeps.md).
     cache_dir: str = "outputs/cache"
     use_cache: bool = True
+    # With a URL cache_dir: this node's working copy (null: outputs/cache), and how long a node's claim on an
+    # entry it computes lasts without renewal (a dead node delays the others by at most this).
+    local_cache_dir: Optional[str] = None
+    lease_s: float = 300.0
+    # An fsspec URL (or path) where each run also copies report.json/.md and variants/*/*.tflite; null: none.
+    outputs_url: Optional[str] = None
     # Seconds a single stage may run in the worker process before it is killed.
     stage_timeout_s: float = 1800.0
     # The worker is replaced after a stage once it holds more than this (TensorFlow keeps what conversions
@@ -73,6 +80,8 @@ class RuntimeConfig:
     debug: bool = False
 
     def __post_init__(self) -> None:
+        if self.lease_s <= 0:
+            raise BadSetting("lease_s", self.lease_s, " must be positive (seconds a shared-cache lease lasts).")
         if self.stage_timeout_s <= 0:
             raise BadSetting("stage_timeout_s", self.stage_timeout_s, " must be positive (seconds per stage).")
         if self.worker_max_rss_mb is not None and self.worker_max_rss_mb <= 0:

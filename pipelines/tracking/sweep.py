@@ -129,7 +129,16 @@ class SweepCallback(Callback):
             }
         else:
             entry = {"status": "failed", "exit_code": 1, "error": f"{type(value).__name__}: {value}"}
-        _write_job(config, entry)
+        record, run_dir = _write_job(config, entry)
+        if self.context.parent_run_id and self.context.tracking_uri:  # for a main process on another node
+            from pipelines.tracking.sweep_gather import record_job
+
+            record_job(self.context.tracking_uri, run_dir, record)
+        outputs_url = _select(config, "runtime.outputs_url")
+        if outputs_url:
+            from pipelines.engine.remote import publish_outputs
+
+            publish_outputs(run_dir, str(outputs_url), only=[JOB_FILE])  # the reports went with the run
         _sweep["job"] = None
 
 
@@ -142,7 +151,7 @@ def _reset_start_method() -> None:
         mp.set_start_method(None, force=True)
 
 
-def _write_job(config: DictConfig, entry: dict[str, Any]) -> None:
+def _write_job(config: DictConfig, entry: dict[str, Any]) -> tuple[dict[str, Any], Path]:
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
@@ -157,6 +166,7 @@ def _write_job(config: DictConfig, entry: dict[str, Any]) -> None:
     tmp = out / f".{JOB_FILE}.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, out / JOB_FILE)
+    return record, out
 
 
 def collect_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -176,7 +186,12 @@ def sweep_rows(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per job x variant (one row for a job without a report)."""
     rows = []
     for job in jobs:
-        base = {"job": job["num"], "overrides": " ".join(job["overrides"]), "exit_code": job["exit_code"]}
+        base = {
+            "job": job["num"],
+            "overrides": " ".join(job["overrides"]),
+            "exit_code": job["exit_code"],
+            "report_artifact": job.get("report_artifact"),  # runs:/<job run>/report.json, from any node
+        }
         variants = (job["report"] or {}).get("variants") or {}
         if not variants:
             rows.append({**base, "variant": None, "status": job["status"], "error": job.get("error")})
@@ -232,6 +247,9 @@ def format_sweep_markdown(summary: dict[str, Any]) -> str:
             )
             + " |"
         )
+    reports = {r["job"]: r["report_artifact"] for r in summary["rows"] if r.get("report_artifact")}
+    if reports:
+        lines += ["", "Reports in MLflow:", "", *(f"- job {num}: `{uri}`" for num, uri in reports.items())]
     errors = [f"- job {r['job']} {r['variant'] or ''}: {r['error']}" for r in summary["rows"] if r.get("error")]
     if errors:
         lines += ["", "Errors:", "", *errors]
@@ -276,6 +294,13 @@ def finish_sweep(interrupted: bool = False) -> int | None:
     ctx = callback.context
     sweep_dir = Path(ctx.sweep_dir)
     jobs = collect_jobs(sweep_dir)
+    if ctx.parent_run_id and ctx.tracking_uri:  # jobs that ran on other nodes, and every report in MLflow
+        from pipelines.tracking.sweep_gather import gather_jobs
+
+        try:
+            jobs = gather_jobs(ctx.tracking_uri, ctx.parent_run_id, jobs)
+        except Exception as err:  # noqa: BLE001 - the store's failure is reported when the parent is closed
+            log.warning("Could not gather the sweep's jobs from MLflow: %s", err)
     codes = [j["exit_code"] for j in jobs]
     exit_code = max(codes) if codes else ctx.error_exit if ctx.error else 1
     if interrupted:
