@@ -53,6 +53,18 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def repair_notes(report: dict[str, Any]) -> list[str]:
+    """One note per variant whose convert stage moved ops without a kernel to another precision (per-op repair)."""
+    return [
+        f"{name}: repaired, {len(info['repaired'])} op(s) moved off its precision so that it runs: "
+        + "; ".join(f"{r['op']} '{_short(r['node'])}' {r['from']} -> {r['to']}" for r in info["repaired"])
+        + f" ({info['repair']['rebuilds']} rebuild(s), {info['repair']['seconds']:.1f}s)"
+        for name, entry in report["variants"].items()
+        for info in [entry.get("quantization") or {}]
+        if info.get("repaired") and info.get("repair")
+    ]
+
+
 def _short(tensor: str) -> str:
     """The first op name of a fused tensor name ('m/conv1/Relu;m/conv1/BiasAdd' -> 'm/conv1/Relu')."""
     head, _, rest = tensor.partition(";")

@@ -12,6 +12,7 @@ from typing import Any
 from pipelines.engine.runner import Outcome
 from pipelines.output.files import copy_atomic, write_atomic
 from pipelines.output.quantization_report import attach as attach_quantization
+from pipelines.output.quantization_report import repair_notes
 from pipelines.output.table import format_markdown
 from stages.verify.gates import unverified_reason
 from stages.verify.judge import judge_variant, overall_status
@@ -181,6 +182,7 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
         for name, v in report["variants"].items()
         if (v.get("recipe") or {}).get("unmatched")
     ]
+    report["notes"] += repair_notes(report)  # ops moved off a variant's precision so that it runs
     report["warnings"] = latency_warnings(cfg, report["variants"])
     report["status"] = overall_status([v["status"] for v in report["variants"].values()])
     global_errors = {nid: o.error for nid, o in outcomes.items() if "[" not in nid and o.status == "error"}

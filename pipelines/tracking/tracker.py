@@ -147,6 +147,9 @@ class MlflowTracker:
         from pipelines.output.quantization_report import trial_rows
 
         info = entry.get("quantization") or {}
+        if info.get("repaired"):  # per-op repair: what moved off the variant's precision (report notes)
+            self.mlflow.set_tag("repaired", "; ".join(f"{r['op']} {r['from']}->{r['to']}" for r in info["repaired"]))
+            self.mlflow.log_metric("quantization/repaired_ops", len(info["repaired"]))
         for key in ("layers_csv", "layers_plot"):
             if info.get(key) and (run_dir / info[key]).exists():
                 self.mlflow.log_artifact(str(run_dir / info[key]), "quantization")

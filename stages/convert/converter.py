@@ -30,6 +30,7 @@ from stages.convert.schemes import scheme
 from stages.load.model.conversion_roads import plain_converter, roads
 from stages.result import StageError
 
+_NO_16X8_RULE = re.compile(r"Quantization to 16x8-bit not yet supported for op: '(\w+)'")
 _UNSUPPORTED = re.compile(
     r"'tf\.(\w+)' op is neither a custom op nor a flex op|failed to legalize operation 'tf\.(\w+)'"
 )
@@ -113,6 +114,8 @@ def convert_flatbuffer(
             raise
         except Exception as err:  # noqa: BLE001 - ConverterError, or calibration needing a lost signature
             print(f"{via} road: {type(err).__name__}: {err}", file=sys.stderr)
+            if missing_kernels(str(err)):  # the quantizer's rules are the same on every road
+                raise
             first = first or err
             continue
         if via == handle.export_road and holds_variables(flatbuffer) and handle.frozen:
@@ -136,6 +139,11 @@ def captured_stderr(log: Path) -> Iterator[None]:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def missing_kernels(text: str) -> list[str]:
+    """Op types the converter's log says have no rule at the variant's integer precision (per-op repair's cue)."""
+    return sorted(set(_NO_16X8_RULE.findall(text)))
 
 
 def unsupported_ops(text: str) -> list[str]:

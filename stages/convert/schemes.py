@@ -36,6 +36,12 @@ class Scheme:
     debugger: str | None = None
     # The activations' integer range, for the table's range columns.
     activation_range: tuple[int, int] | None = None
+    # The activations' integer precision ("int8", "int16"): what a repaired op leaves.
+    activations: str | None = None
+    # Per-op repair (stages/convert/quantization/repair.py): the precisions an op without a kernel at this
+    # scheme's precision may move to, in the order tried; empty: the variant fails naming the op. The converter
+    # can only keep an op in float; AEQ can first try int8 activations on it.
+    repair: tuple[str, ...] = ()
 
     @property
     def user_recipe(self) -> bool:
@@ -59,6 +65,8 @@ SCHEMES: dict[str, Scheme] = {
             ops_set="TFLITE_BUILTINS_INT8",
             debugger="per_layer",
             activation_range=(-128, 127),
+            activations="int8",
+            repair=("float",),
         ),
         Scheme(
             "int16x8",
@@ -70,11 +78,15 @@ SCHEMES: dict[str, Scheme] = {
             ops_set="EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8",
             debugger="accumulated",
             activation_range=(-32767, 32767),
+            activations="int16",
+            repair=("float",),
         ),
         Scheme("w8", "aeq", recipe="weight_only_wi8_afp32"),
         Scheme("w4", "aeq", recipe="dynamic_wi4_afp32"),
-        Scheme("a8w8", "aeq", calibrated=True, recipe="static_wi8_ai8"),
-        Scheme("a16w8", "aeq", calibrated=True, recipe="static_wi8_ai16"),
+        Scheme("a8w8", "aeq", calibrated=True, recipe="static_wi8_ai8", activations="int8", repair=("float",)),
+        Scheme(
+            "a16w8", "aeq", calibrated=True, recipe="static_wi8_ai16", activations="int16", repair=("int8", "float")
+        ),
         Scheme("recipe", "aeq", calibrated=None),
     )
 }

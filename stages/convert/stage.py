@@ -14,17 +14,25 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from stages.convert.conversion import Conversion
-from stages.convert.converter import captured_stderr, convert_flatbuffer, failure_message, make_converter
-from stages.convert.quantization.aeq import convert_aeq
+from stages.convert.converter import (
+    captured_stderr,
+    convert_flatbuffer,
+    failure_message,
+    make_converter,
+    missing_kernels,
+)
+from stages.convert.quantization import repair
+from stages.convert.quantization.aeq_convert import convert_aeq
 from stages.convert.quantization.stage import convert_mixed, integer_info
 from stages.convert.schemes import scheme
-from stages.convert.variant_checks import check_calibration, check_variant, inspect_tflite
+from stages.convert.variant_checks import check_calibration, check_variant, explain_float_ops, inspect_tflite
 from stages.load.model.formats import shape_overrides
 from stages.load.shapes import fixed_shapes
 from stages.result import StageError, StageResult
@@ -60,7 +68,19 @@ def _kept_log(log: Path, out: Path, variant: str) -> Path:
     return kept
 
 
-def _convert(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], out: Path) -> tuple[bytes, str, Any]:
+class _Refused(Exception):
+    """The converter refused every road; `text` is its log (a first try that repair may still fix)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text[-300:])
+        self.text = text
+
+
+def _convert(
+    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], out: Path, final: bool = True
+) -> tuple[bytes, str, Any]:
+    """The converted model, its road and the handle it was converted from; a failure of every road is the
+    StageError users read, or `_Refused` when not `final` (the caller may repair and try again)."""
     log = out / "converter.log"
     shapes = fixed_shapes([i.to_json() for i in handle.inputs], None, calib)
     roads = _roads(handle, shapes)
@@ -78,8 +98,10 @@ def _convert(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray],
         except Exception as err:  # noqa: BLE001 - ConverterError and friends; the log keeps everything
             with log.open("a") as sink:
                 sink.write(f"{type(err).__name__}: {err}\n")
-            if index == len(roads) - 1:
+            if index == len(roads) - 1 or missing_kernels(str(err)):  # no other road has other rules
                 text = log.read_text(errors="replace")
+                if not final:
+                    raise _Refused(text) from None
                 kept = _kept_log(log, out, variant["name"])
                 raise StageError(failure_message(variant["name"], text, kept)) from None
         finally:
@@ -100,16 +122,44 @@ def _converter_path(
         fixed = fixed_shapes([i.to_json() for i in handle.inputs], overrides, calib)
         handle = handle.with_shapes({k: tuple(v) for k, v in fixed.items()})
     started = time.perf_counter()
-    flatbuffer, road, shaped = _convert(handle, variant, calib, out)
+    limit, refused, repair_started = repair.budget(variant), [], 0.0
+    try:
+        flatbuffer, road, shaped = _convert(handle, variant, calib, out, final=not limit)
+    except _Refused as first:  # an op without a rule at this precision: once more with it kept in float
+        refused = missing_kernels(first.text)
+        if not refused or variant.get("allow_float_ops"):
+            raise StageError(
+                failure_message(variant["name"], first.text, _kept_log(out / "converter.log", out, variant["name"]))
+            ) from None
+        repair_started = time.perf_counter()
+        with (out / "converter.log").open("a") as sink:
+            sink.write(f"=== repair: {refused} have no {variant['mode']} rule; kept in float (TFLITE_BUILTINS)\n")
+        flatbuffer, road, shaped = _convert(handle, {**variant, "allow_float_ops": True}, calib, out)
     convert_s = time.perf_counter() - started
     (out / "model.tflite").write_bytes(flatbuffer)
-    meta = {
+    meta: dict[str, Any] = {
         "convert_path": road,
         "load_path": load.meta.get("load_path"),
         "input_shapes": {i.name: list(i.shape) for i in shaped.inputs},
     }
+    moved = repair.converter_moves(variant, out / "model.tflite", refused) if limit or refused else []
+    if len(moved) > limit and not variant.get("allow_float_ops"):
+        if refused:
+            raise StageError(
+                f"Variant '{variant['name']}' asked for a full-integer {variant['mode']} model, but the converter "
+                f"has no {variant['mode']} rule for {explain_float_ops(dict(Counter(m.op for m in moved)))}."
+                + repair.too_many(variant, moved)
+            )
+        moved = []  # the ops it left in float: check_variant names them and what to do
+    if moved:  # allow_float_ops keeps any number in float, the same way; they are listed all the same
+        seconds = time.perf_counter() - repair_started if refused else 0.0
+        meta["quantization"] = {
+            "repaired": [m.to_json() for m in moved],
+            "repair": repair.summary(moved, int(bool(refused)), seconds, limit),
+        }
     names = {i.key: i.name for i in [*handle.inputs, *handle.outputs]}
-    return Conversion(names, convert_s, {"tflite": "model.tflite", "log": "converter.log"}, meta)
+    files = {"tflite": "model.tflite", "log": "converter.log"}
+    return Conversion(names, convert_s, files, meta, kept_float=bool(moved))
 
 
 # The conversion path of each backend (stages/convert/schemes.py); a converter variant with a `search` block
@@ -141,6 +191,10 @@ def convert(
     metrics = {"size_bytes": tflite.stat().st_size, "convert_s": round(made.seconds, 3), **made.metrics}
     files = dict(made.files)
     if chosen.debugger and path == "converter":  # per-layer table, calibration stability (quantization/)
-        meta["quantization"], extra = integer_info(cfg, out_dir, load, split, calibrate, tflite)
+        repaired = made.meta.get("quantization") or {}
+        if repaired:  # the table and the stability check quantize the model as repaired: kernel-less ops in float
+            cfg = {**cfg, "variant": {**variant, "allow_float_ops": True}}
+        info, extra = integer_info(cfg, out_dir, load, split, calibrate, tflite)
+        meta["quantization"] = {**info, **repaired}
         files.update(extra)
     return StageResult(files=files, meta=meta, metrics=metrics)

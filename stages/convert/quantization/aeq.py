@@ -11,15 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stages.convert.conversion import Conversion
-from stages.convert.schemes import FLOAT, scheme
-from stages.result import InputError, StageError, StageResult
+from stages.convert.schemes import scheme
+from stages.result import InputError, StageError
 
 GRANULARITIES = ("CHANNELWISE", "BLOCKWISE_32", "BLOCKWISE_64", "BLOCKWISE_128", "BLOCKWISE_256")
 _ENTRY_KEYS = ("regex", "operation", "algorithm_key", "op_config")
@@ -126,17 +124,17 @@ def match_recipe(recipe: list[dict[str, Any]], ops: list[tuple[str, str]]) -> li
 
 def override_ops(recipe: list[dict[str, Any]], scopes: list[str], precision: str) -> list[dict[str, Any]]:
     """`recipe` plus one entry per op scope (as `model_ops` gives them): a search's cheap moves without
-    reconverting. `int16`: int16 activations with int8 weights; `float`: the op stays unquantized.
+    reconverting. `int16`/`int8`: int16/int8 activations with int8 weights; `float`: the op stays unquantized.
 
     An activation tensor's precision is settled by both the op writing it and the ops reading it, so moving
     one tensor to int16 means moving its producer and its consumers together.
     """
-    if precision == "int16":
-        entry = builtin_recipe("a16w8")[0]
+    if precision in ("int16", "int8"):
+        entry = builtin_recipe(f"a{precision[3:]}w8")[0]
     elif precision == "float":
         entry = {"operation": "*", "algorithm_key": "no_quantize", "op_config": {}}
     else:
-        raise ValueError(f"precision must be 'int16' or 'float', not {precision!r}")
+        raise ValueError(f"precision must be 'int16', 'int8' or 'float', not {precision!r}")
     return [*copy.deepcopy(recipe), *({**copy.deepcopy(entry), "regex": f"^{re.escape(s)}$"} for s in scopes)]
 
 
@@ -164,9 +162,11 @@ def quantize_with_recipe(
     calibration: dict[str, np.ndarray] | None,
     out_path: str | Path,
     keys: dict[str, str] | None = None,
+    calibrated: dict[str, Any] | None = None,
 ) -> Path:
     """Quantize a fp32 .tflite by `recipe` into `out_path` (static recipes calibrate on `calibration`,
-    {input name: samples}; `keys` maps input names to signature keys when they differ)."""
+    {input name: samples}; `keys` maps input names to signature keys when they differ). `calibrated`: a dict
+    that keeps the float tensors' ranges between calls on the same model and samples (a repair's rebuilds)."""
     from ai_edge_quantizer import quantizer
 
     q = quantizer.Quantizer(str(float_tflite), copy.deepcopy(recipe))
@@ -174,8 +174,12 @@ def quantize_with_recipe(
     if q.need_calibration:
         if not calibration:
             raise StageError("This recipe quantizes activations statically and needs calibration samples; none given.")
-        data = signature_calibration(float_tflite, calibration, keys or {})
-        result = q.calibrate(data, num_threads=1)
+        result = (calibrated or {}).get("ranges")
+        if result is None:
+            data = signature_calibration(float_tflite, calibration, keys or {})
+            result = q.calibrate(data, num_threads=1)
+        if calibrated is not None:
+            calibrated["ranges"] = result
     out = Path(out_path)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_bytes(bytes(q.quantize(result, enable_progress_report=False).quantized_model))
@@ -183,9 +187,9 @@ def quantize_with_recipe(
     return out
 
 
-def check_runs(path: Path, name: str, source: str) -> None:
-    """LiteRT must be able to prepare the quantized model; AEQ can write int16 ops whose scales overflow
-    LiteRT's kernels (DEPTHWISE_CONV_2D on some models). Name the op so a recipe can keep it at int8."""
+def refusal(path: Path) -> tuple[str, str, str] | None:
+    """Why LiteRT cannot prepare the quantized model, (reason, op type, op scope), or None when it can. AEQ can
+    write int16 ops whose scales overflow LiteRT's kernels (DEPTHWISE_CONV_2D on some models)."""
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fb
 
@@ -193,19 +197,32 @@ def check_runs(path: Path, name: str, source: str) -> None:
         Interpreter(model_content=path.read_bytes()).allocate_tensors()
     except (RuntimeError, ValueError) as err:
         found = re.search(r"Node number (\d+) \((\w+)\)", str(err))
-        where = ""
+        op, scope = "", ""
         if found:
             subgraph = fb.read_model(path.read_bytes()).subgraphs[0]
             index = int(found.group(1))
             if index < len(subgraph.operators):
-                scope = fb.get_op_scope(subgraph.operators[index], subgraph.tensors)
-                where = f" The failing op is {found.group(2)} '{scope[:200]}'."
-        reason = str(err).strip().splitlines()[0][:300].rstrip(".")
-        raise StageError(
-            f"LiteRT cannot run the model AI Edge Quantizer made for '{name}' ({source}): "
-            f"{reason}.{where} Give that op another precision with a recipe "
-            "(`aeq_recipe`, an entry whose regex matches it) or use another variant (e.g. aeq_a8w8)."
-        ) from None
+                op, scope = found.group(2), fb.get_op_scope(subgraph.operators[index], subgraph.tensors)
+        return str(err).strip().splitlines()[0][:300].rstrip("."), op, scope
+    return None
+
+
+def refusal_message(name: str, source: str, refused: tuple[str, str, str], repaired: str = "") -> str:
+    """One paragraph: LiteRT's reason, the op it names, and how to give that op another precision."""
+    reason, op, scope = refused
+    where = f" The failing op is {op} '{scope[:200]}'." if scope else ""
+    return (
+        f"LiteRT cannot run the model AI Edge Quantizer made for '{name}' ({source}): {reason}.{where}{repaired} "
+        "Give that op another precision with a recipe (`aeq_recipe`, an entry whose regex matches it) or use "
+        "another variant (e.g. aeq_a8w8)."
+    )
+
+
+def check_runs(path: Path, name: str, source: str) -> None:
+    """Raise StageError naming the op unless LiteRT can prepare the quantized model."""
+    refused = refusal(path)
+    if refused is not None:
+        raise StageError(refusal_message(name, source, refused))
 
 
 def variant_recipe(variant: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
@@ -221,61 +238,6 @@ def variant_recipe(variant: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         return load_recipe(variant["recipe"]), str(Path(variant["recipe"]).expanduser().resolve())
     granularity = str(variant.get("granularity") or "CHANNELWISE").upper()
     return builtin_recipe(mode, granularity), f"ai_edge_quantizer.recipe.{function} ({granularity})"
-
-
-def convert_aeq(
-    cfg: dict[str, Any], out: Path, load: StageResult, split: StageResult, calibrate: StageResult, handle: Any
-) -> Conversion:
-    """The AEQ backend's path: fp32 conversion of the (head of the) model, then quantization by recipe.
-
-    The fp32 model is converted here rather than taken from the `fp32` variant because per-variant nodes cannot
-    depend on each other; it is kept as `float.tflite` next to the result (the search reuses it).
-    """
-    from stages.convert.converter import make_converter
-    from stages.convert.variant_checks import check_samples
-    from stages.samples import load_samples
-
-    variant = cfg["variant"]
-    recipe, source = variant_recipe(variant)
-    float_path = out / "float.tflite"
-    started = time.perf_counter()
-    try:
-        float_path.write_bytes(make_converter(handle, {"mode": FLOAT, "name": variant["name"]}, {}).convert())
-    except Exception as err:  # noqa: BLE001 - ConverterError and friends
-        raise StageError(f"The TFLite converter failed (fp32, for '{variant['name']}'): {str(err)[:400]}") from None
-    matches = match_recipe(recipe, model_ops(float_path))
-    if not any(row["ops"] for row in matches):
-        shown = sorted({f"{t} {s[:80]}" for t, s in model_ops(float_path)})[:12]
-        raise StageError(
-            f"The recipe of variant '{variant['name']}' ({source}) matches no op of this model, so nothing would "
-            f"be quantized. Its entries: {[(r['regex'], r['operation']) for r in matches]}; the model's ops are "
-            f"{shown}. Fix the entries' `regex` (searched in "
-            "each op's output tensor names) or `operation`."
-        )
-    calib, _ = load_samples(calibrate.path("calib"))
-    if needs_calibration(recipe):  # empty or constant samples would give zero ranges, silently
-        check_samples(variant, calib)
-    keys = {i.name: i.key for i in handle.inputs}
-    quantize_started = time.perf_counter()
-    try:
-        path = quantize_with_recipe(float_path, recipe, calib, out / "model.tflite", keys)
-    except (ValueError, RuntimeError, KeyError) as err:
-        raise StageError(f"AI Edge Quantizer failed for '{variant['name']}' ({source}): {str(err)[:400]}") from None
-    quantize_s, convert_s = (time.perf_counter() - t for t in (quantize_started, started))
-    check_runs(path, variant["name"], source)
-    (out / "recipe.json").write_text(json.dumps(recipe, indent=2))
-    meta = {
-        "backend": "aeq",
-        "recipe": {"source": source, "entries": recipe, "unmatched": [r for r in matches if not r["ops"]]},
-    }
-    return Conversion(
-        names={i.key: i.name for i in [*handle.inputs, *handle.outputs]},
-        seconds=convert_s,
-        files={"tflite": "model.tflite", "float_tflite": "float.tflite", "recipe": "recipe.json"},
-        meta=meta,
-        metrics={"quantize_s": round(quantize_s, 3)},
-        checked=False,
-    )
 
 
 def reads_calibration(variant: dict[str, Any]) -> bool:
