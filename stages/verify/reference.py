@@ -21,7 +21,8 @@ def reference(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
     from stages.load.model.access import full_model_outputs, head_handle
-    from stages.verify.detection_metrics import find_detection_outputs
+    from stages.split.tail_check import check_tail
+    from stages.verify.detection_metrics import find_detection_outputs, match_detections
 
     feeds, labels = load_samples(calibrate.path("eval"))
     outputs, latency_fn = full_model_outputs(load, split, feeds)
@@ -29,9 +30,13 @@ def reference(
     batch_vs_single = self_disagreement(latency_fn, feeds, outputs)
     noise = rounding_noise(latency_fn, feeds, outputs)
     arrays = {f"output/{k}": v for k, v in outputs.items()}
+    tail_check = None
     if split.meta.get("head_outputs"):
         # The TF head on the same inputs: what each variant's converted head is compared against.
-        arrays |= {f"head/{k}": v for k, v in head_handle(load, split).run(feeds).items()}
+        head = head_handle(load, split).run(feeds)
+        # A numpy tail that does not reproduce the original's detections stops here (exit 2), naming the setting.
+        tail_check = check_tail(load, split, head, feeds, outputs, find_detection_outputs(outputs), match_detections)
+        arrays |= {f"head/{k}": v for k, v in head.items()}
     np.savez(Path(out_dir) / "reference.npz", **arrays)
     detections = find_detection_outputs(outputs)
     # Padded detection scores are not class scores: no argmax agreement or accuracy on them.
@@ -42,6 +47,8 @@ def reference(
     if cfg.get("label_output") and label_output is None:
         raise InputError(f"{label_choice}. Set `dataset.label_output` to one of {sorted(outputs)} or drop it.")
     metrics: dict[str, Any] = {"batch_vs_single": batch_vs_single, "rounding_noise": noise}
+    if tail_check:
+        metrics["tail_check"] = tail_check
     if label_output is not None and labels is not None:
         metrics["accuracy"] = accuracy(outputs[label_output], labels)
     bench = cfg["benchmark"]
