@@ -21,6 +21,7 @@ from typing import Any
 from stages.load.model.access import head_from, io_shapes, model_path, source_handle
 from stages.load.model.formats import model_format
 from stages.result import InputError, StageError, StageResult
+from stages.split.postprocess_target import with_model_settings
 from stages.split.tail import load_postprocess, run_tail, run_tf_tail
 
 __all__ = ["load_postprocess", "run_tail", "run_tf_tail", "split"]
@@ -134,6 +135,8 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
         **cfg["split"],
         "postprocess": _declared(cfg["split"].get("postprocess")) or load.meta["model"].get("postprocess"),
     }
+    inputs = load.meta["model"].get("inputs") or [{}]
+    scfg["postprocess"] = with_model_settings(scfg["postprocess"], inputs[0].get("shape"))  # `from_keras`
     mode = str(scfg["mode"])
     target = _postprocess_target(scfg.get("postprocess"))
     tail_fn, tail_kwargs = load_postprocess(scfg["postprocess"]) if target else (None, {})
