@@ -26,6 +26,9 @@ COMPUTE_OPS = {
 }
 MAX_WEIGHT_SHARE = 0.10  # the tail may hold at most this share of the weights ...
 MAX_COMPUTE_SHARE = 0.25  # ... and of the compute ops, for `split=auto` to cut on its own
+# Below this many parameters a tail is a small computation (a box coder, a score calibration) whatever its share
+# of a toy model: only larger tails are refused.
+MIN_TAIL_WEIGHTS = 1024
 _FORWARD = {"Identity", "Cast", "Reshape", "Transpose", "ReadVariableOp", "Snapshot"}
 
 
@@ -46,7 +49,8 @@ class TailShare:
 
     @property
     def too_large(self) -> bool:
-        return self.weight_share > MAX_WEIGHT_SHARE or self.compute_share > MAX_COMPUTE_SHARE
+        shares = self.weight_share > MAX_WEIGHT_SHARE or self.compute_share > MAX_COMPUTE_SHARE
+        return shares and self.weights >= MIN_TAIL_WEIGHTS
 
     def text(self) -> str:
         return (
