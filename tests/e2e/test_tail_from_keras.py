@@ -1,7 +1,7 @@
 """Issue 25: the bundled `detect` tail configured from a KerasHub `.keras` file's config (`from_keras`), end to
 end on the tiny KerasHub-like detector (tests/keras_detector.py, SavedModel with its NMS in the serving
 function). keras_hub is not installed, so the `.keras` file is a zip with a config.json written in keras-hub
-0.32's structure (tests/unit/postprocess/test_keras_hub_config.py) for this detector's anchors and NMS. The
+0.32's structure (tests/helpers/keras_hub_files.py) for this detector's anchors and NMS. The
 stand-in's NMS differs from KerasHub's in two places the user overrides: a 64-candidate pre-NMS top-k, and no
 dropping of boxes lying at negative coordinates."""
 
@@ -17,8 +17,8 @@ import pytest
 
 @pytest.mark.slow
 def test_detect_configured_from_the_keras_file(tmp_path: Path) -> None:
+    from tests.helpers.keras_hub_files import keras_hub_config, write_keras
     from tests.keras_detector import detector_dataset, save_detector
-    from tests.unit.postprocess.test_keras_hub_config import keras_hub_config, write_keras
 
     model = save_detector(tmp_path / "sm")
     data = detector_dataset(tmp_path / "images.npz")
