@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+Cli = Callable[..., subprocess.CompletedProcess[str]]
 
-def _run(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+
+def _run(run_cli: Cli, tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     from tests.helpers.mid_network_op import mid_network_dataset, save_mid_network_model
 
     model, data = tmp_path / "sm", tmp_path / "x.npz"
@@ -33,20 +35,20 @@ def _run(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str],
         f"hydra.run.dir={run}",
         *extra,
     ]
-    done = subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=tmp_path, capture_output=True, text=True)
+    done = run_cli(*args, cwd=tmp_path)
     return done, run / "report.json"
 
 
 @pytest.mark.slow
-def test_auto_refuses_a_cut_in_the_first_block_and_manual_states_the_share(tmp_path: Path) -> None:
-    done, _ = _run(tmp_path)
+def test_auto_refuses_a_cut_in_the_first_block_and_manual_states_the_share(tmp_path: Path, run_cli: Cli) -> None:
+    done, _ = _run(run_cli, tmp_path)
     text = done.stdout + done.stderr
     assert done.returncode == 2, text[-3000:]
     assert "BitwiseAnd" in text and " at " in text  # the op and where it sits
     assert "% of the model's weights" in text and "split=manual" in text and "newer TensorFlow" in text
     assert "Traceback" not in text
 
-    done, report_file = _run(tmp_path, "split=manual", "split.outputs=[stem]")
+    done, report_file = _run(run_cli, tmp_path, "split=manual", "split.outputs=[stem]")
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(report_file.read_text())
     assert "split=manual: the tail holds" in report["split"]["note"]

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
 
 @pytest.mark.slow
-def test_cut_before_argsort_hands_over_per_anchor_tensors(tmp_path: Path) -> None:
+def test_cut_before_argsort_hands_over_per_anchor_tensors(tmp_path: Path, run_cli: Cli) -> None:
     from tests.helpers.sorted_detector import ANCHORS, save_sorted_detector
     from tests.keras_detector import detector_dataset
 
@@ -32,7 +34,7 @@ def test_cut_before_argsort_hands_over_per_anchor_tensors(tmp_path: Path) -> Non
         "tracking.enabled=false",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
-    done = subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=tmp_path, capture_output=True, text=True)
+    done = run_cli(*args, cwd=tmp_path)
     report_file = tmp_path / "run" / "report.json"
     assert report_file.exists(), done.stderr[-3000:]
     report = json.loads(report_file.read_text())

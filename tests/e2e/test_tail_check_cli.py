@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+Cli = Callable[..., subprocess.CompletedProcess[str]]
 
-def _run(tmp_path: Path, tail: dict[str, object]) -> tuple[subprocess.CompletedProcess[str], Path]:
+
+def _run(run_cli: Cli, tmp_path: Path, tail: dict[str, object]) -> tuple[subprocess.CompletedProcess[str], Path]:
     from tests.keras_detector import detector_dataset, hydra_value, save_detector
 
     model = tmp_path.parent / "sm"
@@ -33,22 +35,22 @@ def _run(tmp_path: Path, tail: dict[str, object]) -> tuple[subprocess.CompletedP
         f"+split.postprocess={hydra_value(tail)}",
     ]
     tmp_path.mkdir(exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=tmp_path, capture_output=True, text=True)
+    done = run_cli(*args, cwd=tmp_path)
     return done, tmp_path / "run" / "report.json"
 
 
 @pytest.mark.slow
-def test_wrong_tail_setting_stops_before_any_variant(tmp_path: Path) -> None:
+def test_wrong_tail_setting_stops_before_any_variant(tmp_path: Path, run_cli: Cli) -> None:
     from tests.keras_detector import DETECTOR_TAIL
 
-    done, _ = _run(tmp_path / "wrong", {**DETECTOR_TAIL, "variances": [0.1, 0.1, 0.2, 0.2]})
+    done, _ = _run(run_cli, tmp_path / "wrong", {**DETECTOR_TAIL, "variances": [0.1, 0.1, 0.2, 0.2]})
     assert done.returncode == 2, done.stderr[-2000:]
     text = done.stdout + done.stderr
     assert "original model's own head outputs" in text
     assert "`variances: [1.0, 1.0, 1.0, 1.0]`" in text
     assert "Traceback" not in text
 
-    done, report_file = _run(tmp_path / "right", DETECTOR_TAIL)
+    done, report_file = _run(run_cli, tmp_path / "right", DETECTOR_TAIL)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(report_file.read_text())
     assert report["reference"]["metrics"]["tail_check"]["agreement"] >= 0.99

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
 
 @pytest.mark.slow
-def test_detect_configured_from_the_keras_file(tmp_path: Path) -> None:
+def test_detect_configured_from_the_keras_file(tmp_path: Path, run_cli: Cli) -> None:
     from tests.helpers.keras_hub_files import keras_hub_config, write_keras
     from tests.keras_detector import detector_dataset, save_detector
 
@@ -40,7 +42,7 @@ def test_detect_configured_from_the_keras_file(tmp_path: Path) -> None:
         f"hydra.run.dir={tmp_path / 'run'}",
         tail,
     ]
-    done = subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=tmp_path, capture_output=True, text=True)
+    done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     (cut,) = tmp_path.glob("outputs/cache/split/*/cut.json")  # the settings the tail ran with, as read
