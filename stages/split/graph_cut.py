@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stages.split.selection import selections_feeding, sort_keys_only_for
+
 # Ops whose outputs are loop-frame or resource plumbing: never a sensible cut tensor.
 _PLUMBING = {
     "Enter",
@@ -151,7 +153,8 @@ def compute_cut(
     unsupported: Iterable[str],
     dtypes: dict[str, str] | None = None,
 ) -> CutPlan:
-    """Tail = everything downstream of `unsupported` nodes plus their plumbing; the rest is head."""
+    """Tail = everything downstream of `unsupported` nodes plus their plumbing and every selection op that feeds
+    them (`stages.split.selection`); the rest is head."""
     graph = _Graph(graph_def)
     aliases = graph.input_aliases(inputs)  # an inlined call passes each input through Identity nodes
     input_nodes = set(aliases)
@@ -186,6 +189,15 @@ def compute_cut(
             if name in constant or all(not k.startswith(_FLOAT) for k in kinds):
                 tail.add(name)
                 changed = True
+        # Selections (top-k, argsort, gathers by computed indices, masks, NMS) that feed the tail move into it:
+        # the head hands over per-anchor tensors, never tensors already in score order.
+        live = tail & needed
+        moved = (selections_feeding(graph, live, constant, dtypes) | sort_keys_only_for(graph, live, constant)) - (
+            input_nodes | tail
+        )
+        if moved:
+            tail |= graph.downstream(moved)
+            changed = True
     tail &= needed
     plan = CutPlan(tail=tail)
     cut: set[tuple[str, int]] = set()

@@ -1,10 +1,12 @@
 """Is `split.postprocess._target_` importable? Asked twice: by preflight in the main process, without running
 the user's module (a missing package fails the run in a second, before TensorFlow is imported or a model
-trained), and by the tail when it imports the function in the worker."""
+trained), and by the tail when it imports the function in the worker. Also: the tail's settings read from the
+model itself (`from_keras`, `with_model_settings`) instead of written by the user."""
 
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 from stages.result import InputError
 
@@ -27,3 +29,27 @@ def check_findable(target: str) -> None:
         raise cannot_import(target, err) from None
     if spec is None:
         raise cannot_import(target, ModuleNotFoundError(f"No module named '{module_name}'"))
+
+
+def with_model_settings(cfg: dict[str, Any] | None, input_shape: list[Any] | None) -> dict[str, Any] | None:
+    """`split.postprocess` with `from_keras: path/detector.keras` expanded: the tail's settings read from the
+    saved KerasHub detector's config (`stages.postprocess.keras_hub_config`), the user's own keys on top (an
+    `anchors` block merged key by key). `input_shape` (the model's first input) gives the image size when the
+    backbone was built for any size."""
+    if not cfg or not cfg.get("from_keras"):
+        return cfg
+    from stages.postprocess.keras_hub_config import detect_settings, read_config
+
+    path = str(cfg["from_keras"])
+    given = {k: v for k, v in cfg.items() if k != "from_keras"}
+    size = [int(d) for d in (input_shape or [])[1:3] if d] if input_shape and len(input_shape) == 4 else None
+    try:
+        settings = detect_settings(read_config(path), size)
+    except (OSError, KeyError, ValueError) as err:
+        raise InputError(
+            f"`split.postprocess.from_keras={path}`: cannot read the detector's post-processing settings "
+            f"({type(err).__name__}: {err}). Give the KerasHub detector's `.keras` file (or its config.json), or "
+            "drop `from_keras` and give the settings themselves (docs/split.md, the `detect` table)."
+        ) from None
+    anchors = {**settings["anchors"], **dict(given.pop("anchors", None) or {})}
+    return {**settings, **given, "anchors": anchors}

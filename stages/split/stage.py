@@ -21,6 +21,7 @@ from typing import Any
 from stages.load.model.access import head_from, io_shapes, model_path, source_handle
 from stages.load.model.formats import model_format
 from stages.result import InputError, StageError, StageResult
+from stages.split.postprocess_target import with_model_settings
 from stages.split.tail import load_postprocess, run_tail, run_tf_tail
 
 __all__ = ["load_postprocess", "run_tail", "run_tf_tail", "split"]
@@ -128,12 +129,15 @@ def _tail_inputs_cut(
 
 def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     from stages.split.graph_cut import compute_cut, manual_cut, tensor_dtypes
+    from stages.split.tail_share import refusal, tail_share
 
     # `split.postprocess` wins; else the tail the model config ships with (the bundled examples do).
     scfg = {
         **cfg["split"],
         "postprocess": _declared(cfg["split"].get("postprocess")) or load.meta["model"].get("postprocess"),
     }
+    inputs = load.meta["model"].get("inputs") or [{}]
+    scfg["postprocess"] = with_model_settings(scfg["postprocess"], inputs[0].get("shape"))  # `from_keras`
     mode = str(scfg["mode"])
     target = _postprocess_target(scfg.get("postprocess"))
     tail_fn, tail_kwargs = load_postprocess(scfg["postprocess"]) if target else (None, {})
@@ -211,6 +215,10 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
             plan = compute_cut(graph_def, list(ins.values()), list(outs.values()), unsupported, dtypes)
         else:
             raise StageError(f"The head still holds ops TFLite cannot run after {_MAX_ROUNDS} cuts: {more.ops}.")
+        share = tail_share(graph_def, plan.tail) if plan.tail else None
+        if share is not None and share.too_large and plan.cut_tensors:
+            ops = sorted({unsupported[n] for n in unsupported if n in plan.tail} or set(unsupported.values()))
+            raise InputError(refusal(share, ops, dict(meta.get("unsupported_where") or {}), plan.cut_tensors))
         named = _tail_inputs_cut(graph_def, ins, outs, tail_fn, tail_kwargs, dtypes) if plan.tail else None
         if named and set(named[0].cut_tensors) != set(plan.cut_tensors):
             inside = sorted(n for n in unsupported if n not in named[0].tail)
@@ -227,6 +235,9 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
         why = "every path from the inputs to the outputs runs through them: the head would have no outputs."
         raise InputError(_no_cut_message(_verdict_of(unsupported, meta), why))
     reverse_out = {v: k for k, v in outs.items()}
+    share = tail_share(graph_def, plan.tail)
+    meta["tail_share"] = share.as_dict()
+    manual_note = f"split=manual: {share.text()}." if mode == "manual" else None
     meta.update(
         unsupported_ops=sorted(set(unsupported.values())),
         unsupported_nodes=sorted(unsupported),
@@ -240,12 +251,20 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
         tail_nodes=len(plan.tail),
         graph_io={"inputs": ins, "outputs": outs},
         tail="numpy" if target else "tensorflow",
-        note=None
-        if target
-        else (
-            "No split.postprocess: the tail ran in TensorFlow for verification only; the deployed .tflite is "
-            f"the head and needs a host-side tail from {plan.cut_tensors} to the model's outputs."
-        ),
+        note=" ".join(
+            n
+            for n in (
+                manual_note,
+                None
+                if target
+                else (
+                    "No split.postprocess: the tail ran in TensorFlow for verification only; the deployed .tflite "
+                    f"is the head and needs a host-side tail from {plan.cut_tensors} to the model's outputs."
+                ),
+            )
+            if n
+        )
+        or None,
     )
     (out / "cut.json").write_text(json.dumps({k: meta[k] for k in meta if k != "graph_io"}, indent=2))
     return StageResult(files={**files, "cut": "cut.json"}, meta=meta)

@@ -13,6 +13,8 @@ import numpy as np
 
 from stages.postprocess.nms import iou_matrix
 
+TIE = 1e-6  # scores this close at the cut-off are a tie (float32 rounding of the same logit)
+
 
 def find_detection_outputs(outputs: dict[str, np.ndarray]) -> dict[str, str] | None:
     """{boxes, scores[, labels]} output names when the outputs look like padded detections, else None."""
@@ -42,7 +44,7 @@ def match_detections(
     `unmatched_candidates` counts the candidate's detections that match none of the reference's: the
     false positives a variant adds, which the `max_unmatched_fraction` gate limits.
     """
-    matched = total = extra = 0
+    matched = total = extra = ties = 0
     box_errors: list[float] = []
     score_errors: list[float] = []
     ious: list[float] = []
@@ -63,20 +65,27 @@ def match_detections(
             ref_labels = reference[names["labels"]][i][ref_valid]
             got_labels = np.asarray(candidate[names["labels"]][i]).reshape(-1)[got_valid]
             overlap = np.where(ref_labels[:, None] == np.rint(got_labels)[None, :], overlap, 0.0)
-        used = np.zeros(len(got_boxes), bool)
+        used, lost = np.zeros(len(got_boxes), bool), np.ones(len(ref_boxes), bool)
         for r in np.argsort(-ref_scores, kind="stable"):
             if len(got_boxes) == 0:
                 break
             row = np.where(used, -1.0, overlap[r])
             best = int(np.argmax(row))
             if row[best] >= iou_threshold:
-                used[best] = True
+                used[best], lost[r] = True, False
                 matched += 1
                 ious.append(float(row[best]))
                 box_errors.append(float(np.max(np.abs(got_boxes[best] - ref_boxes[r]))))
                 score_errors.append(float(abs(got_scores[best] - ref_scores[r])))
-        extra += int((~used).sum())
+        # Genuine score ties at the cut-off are interchangeable: either of two equal last scores may be kept.
+        cutoff = ref_scores.min()
+        tied = min(
+            int((lost & (np.abs(ref_scores - cutoff) <= TIE)).sum()),
+            int((~used & (np.abs(got_scores - cutoff) <= TIE)).sum()),
+        )
+        matched, ties, extra = matched + tied, ties + tied, extra + int((~used).sum()) - tied
     return {
+        "score_ties": int(ties),
         # Nothing to match is not a perfect score: the gate reads it as not evaluated, and the spurious
         # candidates below as false positives.
         "matched_fraction": round(matched / total, 6) if total else None,

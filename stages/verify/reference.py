@@ -22,7 +22,8 @@ def reference(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
     from stages.load.model.access import full_model_outputs, head_handle
-    from stages.verify.detection_metrics import find_detection_outputs
+    from stages.split.tail_check import check_tail
+    from stages.verify.detection_metrics import find_detection_outputs, match_detections
 
     feeds, labels = load_samples(calibrate.path("eval"))
     outputs, run = full_model_outputs(load, split, feeds)  # the one pass over the evaluation set, batched
@@ -36,14 +37,20 @@ def reference(
     batch_vs_single = disagreement(alone, {k: v[:PROBE_SAMPLES] for k, v in outputs.items()})
     noise = rounding_noise(timed.singly, probe, alone)
     arrays = {f"output/{k}": v for k, v in outputs.items()}
+    tail_check = None
     if split.meta.get("head_outputs"):
         # The TF head on the same inputs: what each variant's converted head is compared against.
-        arrays |= {f"head/{k}": v for k, v in head_handle(load, split).run(feeds).items()}
+        head = head_handle(load, split).run(feeds)
+        # A numpy tail that does not reproduce the original's detections stops here (exit 2), naming the setting.
+        tail_check = check_tail(load, split, head, feeds, outputs, find_detection_outputs(outputs), match_detections)
+        arrays |= {f"head/{k}": v for k, v in head.items()}
     np.savez(Path(out_dir) / "reference.npz", **arrays)
     kinds = output_kinds(outputs, labels, cfg)
     detections = find_detection_outputs({n: outputs[n] for n, k in kinds.items() if k["kind"] == "boxes"})
     label_output, label_choice = class_output(outputs, kinds, labels, cfg.get("label_output"))
     metrics: dict[str, Any] = {"batch_vs_single": batch_vs_single, "rounding_noise": noise}
+    if tail_check:
+        metrics["tail_check"] = tail_check
     if label_output is not None and labels is not None:
         metrics["accuracy"] = accuracy(outputs[label_output], labels)
     bench = cfg["benchmark"]
