@@ -99,17 +99,21 @@ def holds_variables(flatbuffer: bytes) -> bool:
 
 
 def convert_flatbuffer(
-    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], workdir: Path
+    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], workdir: Path, made: bytes | None = None
 ) -> tuple[bytes, str]:
     """The converted model and the road that gave it: the first of `roads(handle)` that gives a file with a
     SignatureDef (the concrete-function road loses it when it cannot save the function, e.g. custom gradients).
 
     The first road's error is the one raised when every road fails: it is the most telling (the usual road).
+    `made`: the first road's result, already converted with these settings (split's builtins check for fp32).
     """
     first: Exception | None = None
-    for via in roads(handle):
+    for index, via in enumerate(roads(handle)):
         try:
-            flatbuffer = make_converter(handle, variant, calib, workdir, via).convert()
+            if index == 0 and made is not None:
+                flatbuffer = made
+            else:
+                flatbuffer = make_converter(handle, variant, calib, workdir, via).convert()
         except StageError:
             raise
         except Exception as err:  # noqa: BLE001 - ConverterError, or calibration needing a lost signature

@@ -31,7 +31,7 @@ from stages.convert.converter import (
 from stages.convert.quantization import repair
 from stages.convert.quantization.aeq_convert import convert_aeq
 from stages.convert.quantization.stage import convert_mixed, integer_info
-from stages.convert.schemes import scheme
+from stages.convert.schemes import FLOAT, scheme
 from stages.convert.variant_checks import check_calibration, check_variant, explain_float_ops, inspect_tflite
 from stages.load.model.formats import shape_overrides
 from stages.load.shapes import fixed_shapes
@@ -77,10 +77,16 @@ class _Refused(Exception):
 
 
 def _convert(
-    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], out: Path, final: bool = True
+    handle: Any,
+    variant: dict[str, Any],
+    calib: dict[str, np.ndarray],
+    out: Path,
+    final: bool = True,
+    made: bytes | None = None,
 ) -> tuple[bytes, str, Any]:
     """The converted model, its road and the handle it was converted from; a failure of every road is the
-    StageError users read, or `_Refused` when not `final` (the caller may repair and try again)."""
+    StageError users read, or `_Refused` when not `final` (the caller may repair and try again). `made`: this
+    handle's first road, already converted with these settings."""
     log = out / "converter.log"
     shapes = fixed_shapes([i.to_json() for i in handle.inputs], None, calib)
     roads = _roads(handle, shapes)
@@ -91,7 +97,8 @@ def _convert(
             sink.write(f"=== road {road}: input shapes {road_shapes}\n")
         try:
             with captured_stderr(log):
-                flatbuffer, via = convert_flatbuffer(shaped, variant, calib, out)
+                first = made if index == 0 and shaped is handle else None
+                flatbuffer, via = convert_flatbuffer(shaped, variant, calib, out, first)
             return flatbuffer, f"{road}/{via}", shaped
         except StageError:
             raise
@@ -121,10 +128,14 @@ def _converter_path(
     if overrides:
         fixed = fixed_shapes([i.to_json() for i in handle.inputs], overrides, calib)
         handle = handle.with_shapes({k: tuple(v) for k, v in fixed.items()})
+    # fp32 of a model split did not cut: split's builtins check converted exactly this (stages/split/stage.py).
+    made = None
+    if variant["mode"] == FLOAT and not overrides and "builtins" in split.files:
+        made = split.path("builtins").read_bytes()
     started = time.perf_counter()
     limit, refused, repair_started = repair.budget(variant), [], 0.0
     try:
-        flatbuffer, road, shaped = _convert(handle, variant, calib, out, final=not limit)
+        flatbuffer, road, shaped = _convert(handle, variant, calib, out, final=not limit, made=made)
     except _Refused as first:  # an op without a rule at this precision: once more with it kept in float
         refused = missing_kernels(first.text)
         if not refused or variant.get("allow_float_ops"):

@@ -266,24 +266,30 @@ def unsupported_from_error(err: Any, graph_def: Any) -> tuple[dict[str, str], li
     return found, unmapped
 
 
-def try_builtins(handle: Any, workdir: Path | None = None, via: str | None = None) -> Exception | None:
+def try_builtins(
+    handle: Any, workdir: Path | None = None, via: str | None = None, keep: Path | None = None
+) -> Exception | None:
     """Convert `handle` with TFLite builtins only (fp32), by default on its first conversion road
-    (`stages.load.model.conversion_roads.roads`); the ConverterError, or None when it converts."""
+    (`stages.load.model.conversion_roads.roads`); the ConverterError, or None when it converts. `keep`: where to
+    write the converted model, which is exactly the fp32 variant's first road (convert[fp32] reuses it)."""
     import tempfile
 
     from stages.load.model.conversion_roads import plain_converter
 
     with tempfile.TemporaryDirectory(prefix="builtins-", dir=workdir) as tmp:  # an exported SavedModel goes here
-        return builtins_verdict(plain_converter(handle, Path(tmp), via))
+        return builtins_verdict(plain_converter(handle, Path(tmp), via), keep)
 
 
-def builtins_verdict(converter: Any) -> Exception | None:
-    """Run `converter` with TFLite builtins only: the error it raises (the converter's verdict), or None."""
+def builtins_verdict(converter: Any, keep: Path | None = None) -> Exception | None:
+    """Run `converter` with TFLite builtins only: the error it raises (the converter's verdict), or None (the
+    model written to `keep`, when given)."""
     import tensorflow as tf
 
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
-        converter.convert()
+        flatbuffer = converter.convert()
     except Exception as err:  # noqa: BLE001 - ConverterError, or anything the MLIR bridge raises
         return err
+    if keep is not None:
+        keep.write_bytes(flatbuffer)
     return None

@@ -28,6 +28,9 @@ __all__ = ["load_postprocess", "run_tail", "run_tf_tail", "split"]
 
 _MAX_ROUNDS = 3
 
+# The check conversion of a model that needs no cut: builtins-only fp32 on the first road.
+BUILTINS_FILE = "builtins.tflite"
+
 
 def _declared(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
     """The schema declares `split.postprocess: {_target_: null}` (so `split.postprocess._target_=...` works
@@ -159,8 +162,11 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
         # (`stages.load.model.conversion_roads.roads`: a large model is not frozen for it): builtins run all of
         # it, nothing to cut. A graph file's only road is its frozen function, which `_find_unsupported` converts
         # below.
-        if (handle.export is not None or handle.frozen) and try_builtins(handle, Path(out_dir)) is None:
-            return StageResult(meta=meta)
+        # The model it converts is the fp32 variant's first road exactly: kept, so convert[fp32] does not convert
+        # the same model again (stages/convert/stage.py).
+        check = Path(out_dir) / BUILTINS_FILE
+        if (handle.export is not None or handle.frozen) and try_builtins(handle, Path(out_dir), keep=check) is None:
+            return StageResult(files={"builtins": BUILTINS_FILE}, meta=meta)
     if not handle.frozen:
         # Freezing failed (a serving function that assigns a variable): the graph keeps variable handles, which
         # the graph cutter cannot carry into a head. The convert stage converts such a model whole, through

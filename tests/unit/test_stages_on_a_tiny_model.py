@@ -127,3 +127,28 @@ def test_convert_verify_benchmark_each_variant(name: str, upstream: dict[str, St
     )
     assert timed.metrics["latency_ms"]["count"] >= 5
     assert 0 < timed.metrics["latency_ms"]["p50"] <= timed.metrics["latency_ms"]["p99"]
+
+
+def test_fp32_reuses_the_split_checks_conversion(upstream: dict[str, StageResult], tmp_path: Path) -> None:
+    """A model with nothing to cut was converted once by split's builtins check; fp32 ships that very file
+    (same bytes, same road) instead of converting again, and a quantized variant still converts its own."""
+    from stages.convert.stage import convert
+
+    split = upstream["split"]
+    assert split.meta["head_outputs"] is None and "builtins" in split.files
+    checked = split.path("builtins").read_bytes()
+    fp32 = _settled(
+        convert({"variant": {"name": "fp32", "mode": "fp32"}}, _dir(tmp_path, "fp32"), *_chain(upstream)),
+        str(tmp_path / "fp32"),
+    )
+    assert fp32.path("tflite").read_bytes() == checked
+    assert fp32.meta["convert_path"].startswith("as_loaded/")
+    fp16 = _settled(
+        convert({"variant": {"name": "fp16", "mode": "fp16"}}, _dir(tmp_path, "fp16"), *_chain(upstream)),
+        str(tmp_path / "fp16"),
+    )
+    assert fp16.path("tflite").read_bytes() != checked
+
+
+def _chain(upstream: dict[str, StageResult]) -> tuple[StageResult, StageResult, StageResult]:
+    return upstream["load"], upstream["split"], upstream["calibrate"]
