@@ -138,5 +138,6 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
         "evaluation": {"count": len(next(iter(evaluation.values()))), "labels": labels is not None},
         "random": kind == "random",
         "label_output": dataset.get("label_output"),  # dataset.label_output, for stages that score class outputs
+        "output_kinds": dataset.get("output_kinds"),  # dataset.output_kinds, for stages that judge outputs
     }
     return StageResult(files=files, meta=meta)

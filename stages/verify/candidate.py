@@ -25,7 +25,6 @@ def candidate_metrics(
     final: dict[str, np.ndarray],
     labels: np.ndarray | None,
     label_output: str | None,
-    detections: dict[str, str] | None,
     reference_accuracy: float | None,
     expected_head: dict[str, np.ndarray] | None = None,
     head: dict[str, np.ndarray] | None = None,
@@ -58,8 +57,7 @@ def candidate_metrics(
     if multilabel:
         metrics["label_agreement"] = multilabel
     parts: dict[str, dict[str, Any]] = {}
-    # The padded group as the kinds have it (`detections`, the caller's own finding, is the same unless
-    # dataset.output_kinds said otherwise).
+    # The padded group as the kinds have it.
     detections = find_detection_outputs({n: expected[n] for n, k in kinds.items() if k == "boxes"})
     if detections:
         parts["+".join(sorted(detections.values()))] = match_detections(expected, final, detections)

@@ -42,7 +42,6 @@ def verify(
             final,
             labels,
             reference.meta["label_output"],
-            reference.meta.get("detections"),
             reference.metrics.get("accuracy"),
             load_reference(reference, "head/"),
             head,

@@ -30,9 +30,11 @@ class Judge:
         gates: dict[str, Any],
         random_data: bool = False,
         label_output: str | None = None,
+        output_kinds: dict[str, str] | None = None,
     ) -> None:
         from stages.load.model.access import full_model_outputs, head_handle
         from stages.verify.detection_metrics import find_detection_outputs
+        from stages.verify.output_kinds import classify
 
         self.load, self.split, self.feeds, self.labels, self.names = load, split, feeds, labels, names
         self.gates, self.random_data = dict(gates or {}), random_data
@@ -40,6 +42,9 @@ class Judge:
         # As in the reference stage: for a cut graph, the TF head that the converted head is compared against.
         self.reference_head = head_handle(load, split).run(feeds) if split.meta.get("head_outputs") else None
         self.detections = find_detection_outputs(self.reference)
+        # Each output's kind as the reference stage has it (dataset.output_kinds overriding), so the search judges
+        # every output by the metric verify uses for it.
+        self.kinds = {n: k["kind"] for n, k in classify(self.reference, labels, label_output, output_kinds).items()}
         # As in the reference stage: padded detection scores are not class scores.
         self.label_output = None if self.detections else choose_label_output(self.reference, label_output, labels)[0]
         self.reference_accuracy = (
@@ -62,10 +67,10 @@ class Judge:
             final,
             self.labels,
             self.label_output,
-            self.detections,
             self.reference_accuracy,
             self.reference_head,
             head,
+            self.kinds,
         )
 
     def judge(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], bool, float]:

@@ -64,7 +64,17 @@ def stability(
     feeds, labels = load_samples(calibrate.path("eval"))
     random_data = bool(calibrate.meta.get("random"))
     names = io_names(head_handle(load, split))
-    judge = Judge(load, split, feeds, labels, names, {}, random_data, calibrate.meta.get("label_output"))
+    judge = Judge(
+        load,
+        split,
+        feeds,
+        labels,
+        names,
+        {},
+        random_data,
+        calibrate.meta.get("label_output"),
+        calibrate.meta.get("output_kinds"),
+    )
     first_metrics = judge.metrics(tflite.read_bytes())
     second_metrics = judge.metrics(requantize(second))
     a, b = summary(first_metrics), summary(second_metrics)
@@ -121,7 +131,15 @@ def convert_mixed(
     # copy, `search.gates`, which the variant's config interpolates from its gates.
     gates = settings.get("gates") or {}
     judge = Judge(
-        load, split, feeds, labels, names, gates, bool(calibrate.meta.get("random")), calibrate.meta.get("label_output")
+        load,
+        split,
+        feeds,
+        labels,
+        names,
+        gates,
+        bool(calibrate.meta.get("random")),
+        calibrate.meta.get("label_output"),
+        calibrate.meta.get("output_kinds"),
     )
     best, trials = run_search(backends, judge, layers, settings)
     convert_s = time.perf_counter() - started

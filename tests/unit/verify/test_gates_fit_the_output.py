@@ -28,7 +28,7 @@ def preset(name: str) -> dict[str, float]:
 
 
 def judged(preset_name: str, reference: dict, candidate: dict, labels=None, kinds=None):
-    metrics = candidate_metrics(reference, candidate, labels, None, None, None, kinds=kinds)
+    metrics = candidate_metrics(reference, candidate, labels, None, None, kinds=kinds)
     status, gates = judge(preset(preset_name), metrics)
     return status, gates, metrics
 
@@ -76,7 +76,7 @@ def test_a_yolo_head_whose_int8_scores_collapse_fails_and_fp16_noise_passes() ->
     status, gates, metrics = judged("half", {"output0": head}, {"output0": head + noise})
     assert metrics["detection"]["matched_fraction"] == 1.0 and status == "passed", gates
     # An absolute limit set by hand is not applied to pixel boxes either.
-    metrics = candidate_metrics({"output0": head}, {"output0": head + noise}, None, None, None, None)
+    metrics = candidate_metrics({"output0": head}, {"output0": head + noise}, None, None, None)
     status, gates = judge({"max_rmse": 0.01, "min_detection_match": 0.97}, metrics)
     assert status == "passed" and not gates["max_rmse"]["evaluated"]
 
@@ -146,7 +146,7 @@ def test_dataset_output_kinds_overrides_the_classification() -> None:
     assert classify({"p": probs})["p"]["kind"] == "class_scores"
     kinds = classify({"p": probs}, overrides={"p": "regression"})
     assert kinds["p"] == {"kind": "regression", "why": "dataset.output_kinds[p]=regression"}
-    metrics = candidate_metrics({"p": probs}, {"p": probs}, None, None, None, None, kinds={"p": "regression"})
+    metrics = candidate_metrics({"p": probs}, {"p": probs}, None, None, None, kinds={"p": "regression"})
     assert "argmax_agreement" not in metrics and metrics["output_kinds"] == {"p": "regression"}
     with pytest.raises(ValueError, match="not outputs of the model"):
         classify({"p": probs}, overrides={"q": "regression"})
