@@ -25,7 +25,7 @@ from stages.load.config import ModelConfig
 from stages.result import InputError
 from stages.settings import BadSetting
 from stages.split.config import SplitConfig
-from stages.verify.config import Gates
+from stages.verify.config import Gates, VerifyConfig
 
 
 @dataclass
@@ -116,6 +116,7 @@ class Config:
     calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
@@ -131,6 +132,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "gates": Gates,
     "quantization": QuantizationConfig,
     "benchmark": BenchmarkConfig,
+    "verify": VerifyConfig,
     "tracking": TrackingConfig,
     "runtime": RuntimeConfig,
     "pipeline": PipelineConfig,

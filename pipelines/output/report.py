@@ -75,6 +75,8 @@ def _variant_entry(
     status = None
     if verified is not None:
         entry["metrics"].update({k: v for k, v in verified.metrics.items() if k != "finite"})
+        if verified.meta.get("shortened"):  # too slow for the whole evaluation set (stages/verify/stage.py)
+            entry["verification"] = {"shortened": verified.meta["shortened"]}
         judged = judge_variant(
             variant_cfg.get("gates") or {},
             verified.metrics,
@@ -90,7 +92,8 @@ def _variant_entry(
     if timed is not None and "latency_ms" in timed.metrics:
         entry["metrics"].update(timed.metrics)
         entry["benchmark"] = {
-            k: timed.meta.get(k) for k in ("num_threads", "threads", "use_xnnpack", "capped", "inputs", "environment")
+            k: timed.meta.get(k)
+            for k in ("num_threads", "threads", "use_xnnpack", "capped", "stopped", "inputs", "environment")
         }
     elif timed is not None and timed.meta.get("timing_skipped"):
         entry["benchmark"] = {"skipped": timed.meta["timing_skipped"]}
@@ -183,6 +186,12 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
         if (v.get("recipe") or {}).get("unmatched")
     ]
     report["notes"] += repair_notes(report)  # ops moved off a variant's precision so that it runs
+    report["notes"] += timing_notes(report["variants"])
+    report["notes"] += [
+        f"{name}: {v['verification']['shortened']['why']}."
+        for name, v in report["variants"].items()
+        if (v.get("verification") or {}).get("shortened")
+    ]
     report["warnings"] = latency_warnings(cfg, report["variants"])
     report["status"] = overall_status([v["status"] for v in report["variants"].values()])
     global_errors = {nid: o.error for nid, o in outcomes.items() if "[" not in nid and o.status == "error"}
@@ -254,6 +263,20 @@ def latency_warnings(cfg: dict[str, Any], variants: dict[str, Any]) -> list[str]
                 "its percentiles rest on few samples."
             )
     return warnings
+
+
+def timing_notes(variants: dict[str, Any]) -> list[str]:
+    """A line per variant whose timing ended early on the confidence target: fewer runs, a steady mean."""
+    notes = []
+    for name, entry in variants.items():
+        stopped = (entry.get("benchmark") or {}).get("stopped") or {}
+        if "target_ci" in stopped.values():
+            runs = (entry["metrics"].get("latency_ms") or {}).get("count")
+            notes.append(
+                f"{name}: timed {runs} invokes, stopping once the mean latency was known to the confidence "
+                "target (benchmark.target_ci) before benchmark.min_runs: a slow variant's figure is steady sooner."
+            )
+    return notes
 
 
 def write_plot(report: dict[str, Any], run_dir: Path, cache_root: Path | None = None) -> None:

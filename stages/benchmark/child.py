@@ -152,8 +152,20 @@ def _dataset_feeds(interpreter: Any, path: str | None) -> dict[int, Any] | None:
     return feeds
 
 
+CONFIDENT_RUNS = 10  # timed invokes before the confidence target may end the loop
+
+
+def _half_width(samples: Any, total: float, squares: float) -> float:
+    """The 95% interval's half-width of the mean latency, as a fraction of the mean (normal approximation)."""
+    n = len(samples)
+    mean = total / n
+    variance = max(0.0, (squares - n * mean * mean) / (n - 1))
+    return 1.96 * (variance / n) ** 0.5 / mean if mean > 0 else 0.0
+
+
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    """Init, first invoke, warm-up, then timed invokes until min_runs and min_seconds (or max_seconds)."""
+    """Init, first invoke, warm-up, then timed invokes until min_runs and min_seconds, or the confidence target
+    (`target_ci`) after min_seconds, or max_seconds."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -186,10 +198,16 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     interpreter.invoke()
     first_ms = (clock() - start) * 1e3
     invoke = interpreter.invoke
+    warm_until = clock() + float(spec["min_seconds"])
     for i in range(int(spec["warmup"])):
         set_sample(i)
         invoke()
+        if clock() >= warm_until:  # a slow model: its first invokes already warmed it
+            break
     min_runs, samples = int(spec["min_runs"]), array.array("d")  # 8 bytes a sample
+    target = spec.get("target_ci")
+    total = squares = 0.0
+    stopped = "max_seconds"
     begin = clock()
     enough, stop = begin + float(spec["min_seconds"]), begin + float(spec["max_seconds"])
     gc.disable()
@@ -200,8 +218,21 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             t0 = clock()
             invoke()
             t1 = clock()
-            samples.append(t1 - t0)
-            if (len(samples) >= min_runs and t1 >= enough) or t1 >= stop:
+            took = t1 - t0
+            samples.append(took)
+            total, squares = total + took, squares + took * took
+            if t1 >= stop:
+                break
+            if t1 >= enough and len(samples) >= min_runs:
+                stopped = "min_runs"
+                break
+            if (
+                target
+                and t1 >= enough
+                and len(samples) >= CONFIDENT_RUNS
+                and _half_width(samples, total, squares) <= target
+            ):
+                stopped = "target_ci"
                 break
     finally:
         gc.enable()
@@ -212,7 +243,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "first_invoke_ms": round(first_ms, 3),
         "samples_ms": [round(float(v), 6) for v in samples_ms],
         "timed_s": round(float(samples_ms.sum()) / 1e3, 3),
-        "capped": len(samples) < min_runs,
+        "capped": stopped == "max_seconds" and len(samples) < min_runs,
+        "stopped": stopped,
         "memory": {
             # peak of the whole timing process, and the part added by the interpreter (model bytes included)
             "peak_rss_mb": round(peak_kib / 1024, 2),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Optional
 
 from stages.result import InputError
 
@@ -16,11 +16,16 @@ class BenchmarkConfig:
     # An int, or a list of ints to time each (`'benchmark.num_threads=[1,2,4]'`); the first is the headline.
     num_threads: Any = 1
     use_xnnpack: bool = True
+    # Untimed invokes first; a slow model stops warming up once min_seconds were spent on it.
     warmup: int = 10
     # Timed invokes continue until both are reached, unless max_seconds of timing is spent first.
     min_runs: int = 50
     min_seconds: float = 0.5
     max_seconds: float = 20.0
+    # Or until the mean latency is known this closely (95% interval's half-width over the mean, after at least
+    # 10 timed invokes and min_seconds): a model on LiteRT's reference kernels stops when its figure is steady,
+    # not after min_runs seconds-long invokes. null: min_runs and min_seconds only.
+    target_ci: Optional[float] = 0.02
 
     def __post_init__(self) -> None:
         if self.enabled:  # settings of a disabled benchmark are never used
@@ -51,5 +56,10 @@ def check_settings(settings: dict[str, Any]) -> list[int]:
         raise InputError(
             f"`benchmark.min_seconds` must be >= 0 and `benchmark.max_seconds` > 0 (got {settings['min_seconds']} "
             f"and {settings['max_seconds']}); max_seconds caps the timed loop of each variant."
+        )
+    if settings.get("target_ci") is not None and not 0 < float(settings["target_ci"]) < 1:
+        raise InputError(
+            f"`benchmark.target_ci` must lie between 0 and 1 (a fraction of the mean), or be null, got "
+            f"{settings['target_ci']}."
         )
     return threads

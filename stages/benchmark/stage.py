@@ -23,6 +23,9 @@ from stages.result import StageError, StageResult
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+_NOT_METRICS = ("capped", "stopped")  # how the loop ended: meta, not figures
+
+
 def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Run one measurement in a fresh `python -m stages.benchmark.child`; its JSON result, or StageError."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "TF_NUM_"))}
@@ -134,6 +137,7 @@ def benchmark(
             "min_runs": int(settings["min_runs"]),
             "min_seconds": float(settings["min_seconds"]),
             "max_seconds": float(settings["max_seconds"]),
+            "target_ci": settings.get("target_ci"),
             "seed": 0,
         }
         result = run_child(spec, budget)
@@ -145,20 +149,23 @@ def benchmark(
             "first_invoke_ms": result["first_invoke_ms"],
             **result["memory"],
             "capped": result["capped"],
+            "stopped": result["stopped"],
         }
     (Path(out_dir) / "samples.json").write_text(
         json.dumps({"unit": "ms", "order": "as measured", "by_threads": samples})
     )
     primary = figures[str(threads[0])]
-    metrics = {k: v for k, v in primary.items() if k != "capped"}
+    metrics = {k: v for k, v in primary.items() if k not in _NOT_METRICS}
     if len(threads) > 1:
-        metrics["by_threads"] = {k: {m: v for m, v in f.items() if m != "capped"} for k, f in figures.items()}
+        metrics["by_threads"] = {k: {m: v for m, v in f.items() if m not in _NOT_METRICS} for k, f in figures.items()}
     meta = {
         "num_threads": threads[0],
         "threads": threads,
         "use_xnnpack": bool(settings["use_xnnpack"]),
         "capped": sorted(int(k) for k, f in figures.items() if f["capped"]),
-        "settings": {k: settings[k] for k in ("warmup", "min_runs", "min_seconds", "max_seconds")},
+        # Why each timing loop ended: min_runs (the count), target_ci (steady early) or max_seconds (the cap).
+        "stopped": {k: f["stopped"] for k, f in figures.items()},
+        "settings": {k: settings.get(k) for k in ("warmup", "min_runs", "min_seconds", "max_seconds", "target_ci")},
         "inputs": inputs_source,
         "environment": environment,
     }

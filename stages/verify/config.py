@@ -41,3 +41,19 @@ class Gates:
             # alert's dry run); a negative limit is a typo.
             if value < 0:
                 raise BadSetting(item.name, value, " must be 0 or more; null disables the gate.")
+
+
+@dataclass
+class VerifyConfig:
+    """How long a variant's verification may take (`conf/verify/default.yaml`): a variant that would need more
+    than `max_seconds` for the whole evaluation set is verified on its first samples, never fewer than
+    `min_samples`, and the report says so. null: always the whole set."""
+
+    max_seconds: Optional[float] = 120.0
+    min_samples: int = 200
+
+    def __post_init__(self) -> None:
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise BadSetting("max_seconds", self.max_seconds, " must be above 0, or null for the whole set.")
+        if self.min_samples < 1:
+            raise BadSetting("min_samples", self.min_samples, " must be at least 1.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +153,39 @@ def test_fp32_reuses_the_split_checks_conversion(upstream: dict[str, StageResult
 
 def _chain(upstream: dict[str, StageResult]) -> tuple[StageResult, StageResult, StageResult]:
     return upstream["load"], upstream["split"], upstream["calibrate"]
+
+
+def test_a_variant_too_slow_for_the_budget_is_verified_on_a_recorded_subset(
+    upstream: dict[str, StageResult], tmp_path: Path
+) -> None:
+    """With a budget no model meets, verify judges the first `min_samples` evaluation samples: every figure, the
+    original's accuracy included, on those same samples, and the stage says what it shortened and why."""
+    from stages.convert.stage import convert
+    from stages.samples import load_samples
+    from stages.verify.metrics import accuracy
+    from stages.verify.reference import load_reference
+    from stages.verify.stage import verify
+
+    variant = {"name": "int16x8", **VARIANTS["int16x8"]}
+    conv_dir = _dir(tmp_path, "convert")
+    converted = _settled(convert({"variant": variant}, conv_dir, *_chain(upstream)), conv_dir)
+    budget = {"max_seconds": 1e-9, "min_samples": 40}
+    verified = verify(
+        {"variant": variant, "verify": budget}, _dir(tmp_path, "v"), *_chain(upstream), upstream["reference"], converted
+    )
+    shortened = verified.meta["shortened"]
+    feeds, labels = load_samples(upstream["calibrate"].path("eval"))
+    assert shortened["samples"] == 40 and shortened["of"] == len(labels) > 40
+    assert "verify.max_seconds" in shortened["why"] and shortened["ms_per_sample"] > 0
+    original = accuracy(load_reference(upstream["reference"])["probs"][:40], labels[:40])
+    assert verified.metrics["accuracy_delta"] == pytest.approx(verified.metrics["accuracy"] - original, abs=1e-6)
+    whole_dir = _dir(tmp_path, "w")
+    whole = verify(
+        {"variant": variant, "verify": {"max_seconds": None}},
+        whole_dir,
+        *_chain(upstream),
+        upstream["reference"],
+        converted,
+    )
+    assert not whole.meta  # null: the whole evaluation set, always
+    assert json.loads((Path(whole_dir) / "verification.json").read_text())["samples"] == len(labels)

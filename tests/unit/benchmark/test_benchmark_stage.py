@@ -90,6 +90,18 @@ def test_max_seconds_caps_timing_and_says_so(tiny_tflite: StageResult, tmp_path:
     assert result.meta["capped"] == [1]
 
 
+def test_a_steady_mean_ends_timing_before_min_runs_and_says_so(tiny_tflite: StageResult, tmp_path: Path) -> None:
+    """With a confidence target the loop ends once min_seconds passed and the mean is known that closely, long
+    before an unreachable min_runs or max_seconds; without one the same settings run to max_seconds."""
+    steady = benchmark(settings(min_runs=10**9, max_seconds=3.0, target_ci=0.2), str(tmp_path), tiny_tflite)
+    assert steady.meta["stopped"] == {"1": "target_ci"} and steady.meta["capped"] == []
+    assert 10 <= steady.metrics["latency_ms"]["count"] < 10**9
+    assert sum(json.loads((tmp_path / steady.files["samples"]).read_text())["by_threads"]["1"]) < 2000  # ms
+    (tmp_path / "n").mkdir()
+    counted = benchmark(settings(min_runs=10**9, max_seconds=0.3, target_ci=None), str(tmp_path / "n"), tiny_tflite)
+    assert counted.meta["stopped"] == {"1": "max_seconds"} and counted.meta["capped"] == [1]
+
+
 def test_disabled_benchmark_skips(tiny_tflite: StageResult, tmp_path: Path) -> None:
     assert benchmark(settings(enabled=False), str(tmp_path), tiny_tflite).meta == {"skipped": True}
 
