@@ -3,7 +3,8 @@
 Latency is measured in a fresh process that imports only numpy and ai_edge_litert (never TensorFlow, never
 the pipeline), so the figures carry none of the pipeline's memory, threads or allocator state, and peak RSS
 is the interpreter's own. With `inputs_path` (an .npz of the evaluation samples, keyed by signature input
-key, already in each input's dtype) every invoke gets the next sample, cycled, set before the first clock read;
+key, already in each input's dtype, `values[i]` the i-th sample as the model takes it) every invoke gets the
+next sample, cycled, set before the first clock read;
 only `interpreter.invoke()` sits between the two clock reads. Without it (no dataset), seeded random floats
 are set once.
 
@@ -133,7 +134,8 @@ def _inputs(details: dict[str, dict[str, Any]], seed: int) -> dict[str, Any]:
 
 
 def _dataset_feeds(interpreter: Any, path: str | None) -> dict[int, Any] | None:
-    """{tensor index: samples [count, 1, ...]} from the inputs file, the inputs resized to one sample."""
+    """{tensor index: samples [count, *one sample in the model's layout]} from the inputs file (batch 1 on each
+    input's own batch axis, stages/benchmark/stage.py writes it so), the inputs resized to one sample."""
     if not path:
         return None
     import numpy as np
@@ -147,8 +149,8 @@ def _dataset_feeds(interpreter: Any, path: str | None) -> dict[int, Any] | None:
             if detail is None:
                 raise ValueError(f"the inputs file names '{key}', which is not an input of the model")
             values = data[key]
-            interpreter.resize_tensor_input(detail["index"], [1, *values.shape[1:]])
-            feeds[int(detail["index"])] = values[:, None]
+            interpreter.resize_tensor_input(detail["index"], list(values.shape[1:]))
+            feeds[int(detail["index"])] = values
     return feeds
 
 

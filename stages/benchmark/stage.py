@@ -90,6 +90,11 @@ def _timing_inputs(convert: StageResult, calibrate: StageResult | None, out_dir:
         return None, "random"
     feeds, _ = load_samples(calibrate.path("eval"))
     raw: dict[str, Any] = model.quantized_feeds(feeds)
+    axes = calibrate.meta.get("batch_axes") or {}  # each sample as the model takes it: batch 1 on its batch axis
+    raw = {
+        k: v if axes.get(model.name(k), 0) is None else np.expand_dims(v, axes.get(model.name(k), 0) + 1)
+        for k, v in raw.items()
+    }
     np.savez(out_dir / "inputs.npz", **raw)
     count = len(next(iter(raw.values())))
     source = "random samples (dataset=random)" if random_data else "evaluation samples"

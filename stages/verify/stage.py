@@ -27,12 +27,13 @@ def verify(
     convert: StageResult,
 ) -> StageResult:
     from stages.litert_runtime import SignatureModel
+    from stages.load.batch_axis import axes_of
     from stages.split.stage import run_tail
 
     if convert.meta.get("skipped"):
         return StageResult(meta={"skipped": convert.meta["skipped"]})
     feeds, labels = load_samples(calibrate.path("eval"))
-    model = SignatureModel(convert.path("tflite"), convert.meta["names"])
+    model = SignatureModel(convert.path("tflite"), convert.meta["names"], axes=axes_of(load.meta["model"]))
     head = model(feeds)
     final = run_tail(split, head, feeds, load)
     expected = load_reference(reference)
