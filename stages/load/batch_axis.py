@@ -108,8 +108,10 @@ def one_sample_each(feeds: dict[str, np.ndarray], axes: dict[str, int | None]) -
 
 
 def axes_of(model_meta: dict[str, Any]) -> dict[str, int | None]:
-    """{tensor name: batch axis} as the load stage recorded them (entries cached before axes read as 0)."""
-    return {t["name"]: t.get("batch_axis", 0) for t in [*model_meta.get("inputs", []), *model_meta.get("outputs", [])]}
+    """{tensor name: batch axis} as the load stage recorded them (entries cached before axes read as 0); empty
+    for a model config (a frozen graph's `model.inputs` lists names, not recorded tensors)."""
+    tensors = [*(model_meta.get("inputs") or []), *(model_meta.get("outputs") or [])]
+    return {t["name"]: t.get("batch_axis", 0) for t in tensors if isinstance(t, dict)}
 
 
 def describe(axis: int | None) -> str:

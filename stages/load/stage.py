@@ -25,8 +25,9 @@ def _build(model: dict[str, Any], out_dir: Path) -> Path:
 
 def probe_axes(handle: Any, model: dict[str, Any]) -> list[str]:
     """Outputs whose batch axis the signature leaves open (stages/load/batch_axis.py) are probed on seeded
-    random samples shaped by the signature and `model.input_shapes`; where those cannot fix every dim, axis 0
-    is assumed, and running the model on the data checks it (a clear error if the samples are not there)."""
+    random samples shaped by the signature and `model.input_shapes`, other unknown dims set to PROBE_DIM; where
+    the probe fails, axis 0 is assumed, and running the model on the data checks it (a clear error if the
+    samples are not there)."""
     import numpy as np
 
     from stages.load.batch_axis import UNKNOWN, sample_shape
@@ -37,15 +38,19 @@ def probe_axes(handle: Any, model: dict[str, Any]) -> list[str]:
         return []
     try:
         shapes = fixed_shapes([i.to_json() for i in handle.inputs], shape_overrides(model), None)
-    except InputError:
-        handle.adopt_axes({o.name: 0 for o in handle.outputs if o.batch_axis == UNKNOWN})
-        return ["outputs whose batch axis the signature leaves open are assumed batch-first (axis 0)"]
+    except InputError:  # unknown sequence or spatial dims: a small size the probe can run
+        shapes = {i.name: list(i.shape) for i in handle.inputs}
     rng = np.random.default_rng(0)
     feeds = {
-        i.name: rng.random([2, *(int(d or 1) for d in sample_shape(shapes[i.name], i.batch_axis))]).astype(i.dtype)
+        i.name: rng.random(
+            [2, *(PROBE_DIM if d is None else d for d in sample_shape(shapes[i.name], i.batch_axis))]
+        ).astype(i.dtype)
         for i in handle.inputs
     }
-    return list(handle.resolve_axes(feeds))
+    return handle.resolve_axes(feeds)
+
+
+PROBE_DIM = 8  # an unknown non-batch dim in the batch-axis probe
 
 
 def load(cfg: dict[str, Any], out_dir: str) -> StageResult:

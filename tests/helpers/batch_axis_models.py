@@ -59,3 +59,38 @@ def state_input(path: Path) -> Path:
 
     tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
     return path
+
+
+def ctc_fixed_batch(path: Path) -> Path:
+    """As onnx2tf exports a CTC recognizer: input `image` [1, H, None, 1] (batch fixed at 1, width open) and
+    output `ctc` [None, 1, C] (time-major, T = width), whose only unknown dim is the time, not the batch."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    module = tf.Module()
+    module.w = tf.Variable(rng.normal(size=(FEATURES, CLASSES)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([1, FEATURES, None, 1], tf.float32, name="image")])
+    def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
+        columns = tf.transpose(image[:, :, :, 0], [2, 0, 1])  # [W, 1, H]
+        return {"ctc": tf.nn.softmax(tf.einsum("wbh,hc->wbc", columns, module.w), axis=-1)}
+
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    return path
+
+
+def time_major_open(path: Path) -> Path:
+    """Input `x` [batch, None, F]; output `logits` [T, batch, C] whose signature says [None, None, C]: only a
+    probe can tell the batch from the time."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    module = tf.Module()
+    module.w = tf.Variable(rng.normal(size=(FEATURES, CLASSES)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, FEATURES], tf.float32, name="x")])
+    def serve(x: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"logits": tf.transpose(tf.einsum("btf,fc->btc", x, module.w), [1, 0, 2])}
+
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    return path
