@@ -3,13 +3,13 @@
 Latency is measured in a fresh process that imports only numpy and ai_edge_litert (never TensorFlow, never
 the pipeline), so the figures carry none of the pipeline's memory, threads or allocator state, and peak RSS
 is the interpreter's own. With `inputs_path` (an .npz of the evaluation samples, keyed by signature input
-key, already in each input's dtype, `values[i]` the i-th sample as the model takes it) every invoke gets the
-next sample, cycled, set before the first clock read;
+key, already in each input's dtype) every invoke gets the next sample, cycled, set before the first clock read;
 only `interpreter.invoke()` sits between the two clock reads. Without it (no dataset), seeded random floats
 are set once.
 
 Spec: {"model_path", "inputs_path" (or null), "num_threads", "use_xnnpack", "warmup", "min_runs",
-"min_seconds", "max_seconds", "seed"}. Result: {"init_ms", "first_invoke_ms", "samples_ms" (every timed invoke,
+"min_seconds", "max_seconds", "seed", "batch_axes" ({input key: batch axis} where not 0; optional)}.
+Result: {"init_ms", "first_invoke_ms", "samples_ms" (every timed invoke,
 in order), "capped", "memory": {...}, "environment": {...}}; on failure {"error": "..."} and exit code 1.
 """
 
@@ -133,9 +133,9 @@ def _inputs(details: dict[str, dict[str, Any]], seed: int) -> dict[str, Any]:
     return raw
 
 
-def _dataset_feeds(interpreter: Any, path: str | None) -> dict[int, Any] | None:
-    """{tensor index: samples [count, *one sample in the model's layout]} from the inputs file (batch 1 on each
-    input's own batch axis, stages/benchmark/stage.py writes it so), the inputs resized to one sample."""
+def _dataset_feeds(interpreter: Any, path: str | None, axes: dict[str, int | None]) -> dict[int, Any] | None:
+    """{tensor index: samples [count, 1, ...]} from the inputs file, the inputs resized to one sample; `axes`:
+    {input key: batch axis} where it is not 0 (the spec's `batch_axes`)."""
     if not path:
         return None
     import numpy as np
@@ -149,8 +149,10 @@ def _dataset_feeds(interpreter: Any, path: str | None) -> dict[int, Any] | None:
             if detail is None:
                 raise ValueError(f"the inputs file names '{key}', which is not an input of the model")
             values = data[key]
-            interpreter.resize_tensor_input(detail["index"], list(values.shape[1:]))
-            feeds[int(detail["index"])] = values
+            axis = axes.get(key, 0)  # each sample with batch 1 on the input's batch axis (None: none)
+            one = values if axis is None else np.expand_dims(values, axis + 1)
+            interpreter.resize_tensor_input(detail["index"], list(one.shape[1:]))
+            feeds[int(detail["index"])] = one
     return feeds
 
 
@@ -166,7 +168,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     interpreter = Interpreter(
         model_content=content, num_threads=int(spec["num_threads"]), experimental_op_resolver_type=resolver
     )
-    feeds = _dataset_feeds(interpreter, spec.get("inputs_path"))
+    feeds = _dataset_feeds(interpreter, spec.get("inputs_path"), spec.get("batch_axes") or {})
     if feeds is None:
         for d in interpreter.get_input_details():  # dynamic dimensions (batch) become 1
             if any(int(s) < 0 for s in d["shape_signature"]):

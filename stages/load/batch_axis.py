@@ -44,9 +44,10 @@ def batch_size(inputs: Sequence[Any]) -> int | None:
 def output_axis(shape: Shape, batch: int | None) -> int | None:
     """From the output's signature: with a dynamic batch, its one unknown dim (`[T, None, C]` -> 1) or UNKNOWN
     when there are several or none; with a fixed batch `b`, the first dim of size b (`[T?, 1, C]` -> 1, as
-    onnx2tf's CTC outputs), UNKNOWN when an unknown dim might be it, else None (no batch axis)."""
+    onnx2tf's CTC outputs), UNKNOWN when an unknown dim might be it, else None (no batch axis). An empty shape
+    is an unknown rank (a frozen graph's output): batch-first, as the pipeline always assumed."""
     if not len(shape):
-        return None
+        return 0
     unknown = [axis for axis, dim in enumerate(shape) if dim is None]
     if batch is None:
         return unknown[0] if len(unknown) == 1 else UNKNOWN
@@ -70,7 +71,7 @@ def probe_outputs(
     found: dict[str, int | None] = {}
     for name, value in one.items():
         grew = [a for a, (x, y) in enumerate(zip(value.shape, two[name].shape, strict=False)) if (x, y) == (1, 2)]
-        found[name] = grew[0] if len(grew) == 1 else (0 if value.ndim == two[name].ndim else None)
+        found[name] = grew[0] if len(grew) == 1 else (0 if value.ndim else None)
     return found
 
 

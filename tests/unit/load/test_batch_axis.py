@@ -59,6 +59,7 @@ def test_axes_from_the_signature() -> None:
     assert output_axis([None, 1, 8210], 1) == 1  # onnx2tf's CTC output, batch fixed at 1, time open
     assert output_axis([None, None, 5], None) == UNKNOWN  # a probe decides
     assert output_axis([7, 5], 1) is None  # a fixed-batch output without batch axis
+    assert output_axis([], None) == 0  # a frozen graph's output of unknown rank: batch-first, as always
 
 
 def test_time_major_output_runs_batch_first(models: dict[str, Path], tmp_path: Path) -> None:
