@@ -1,7 +1,8 @@
 """Run a .tflite file with the LiteRT interpreter through its signature runner, by input and output name.
 
 Integer inputs are quantized, and integer outputs dequantized, with the model's own (scale, zero_point), so
-callers always feed and receive float arrays keyed by the original model's tensor names.
+callers always feed and receive float arrays keyed by the original model's tensor names, batch-first: each
+tensor's batch axis (stages/load/batch_axis.py, as the load stage recorded it) is moved there and back here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from stages.load.batch_axis import to_model, to_samples
 
 
 def open_interpreter(model_path: str | Path, num_threads: int = 1, use_xnnpack: bool = True) -> Any:
@@ -55,6 +58,7 @@ class SignatureModel:
         names: dict[str, str] | None = None,
         num_threads: int = 1,
         use_xnnpack: bool = True,
+        axes: dict[str, int | None] | None = None,
     ) -> None:
         self.interpreter = open_interpreter(model_path, num_threads, use_xnnpack)
         signatures = self.interpreter.get_signature_list()
@@ -63,6 +67,8 @@ class SignatureModel:
         self.output_details = self.runner.get_output_details()
         # signature key -> original tensor name (identity when the keys already are the names)
         self.names = names or {}
+        # original tensor name -> batch axis (stages/load/batch_axis.py); absent names are batch-first
+        self.axes = axes or {}
 
     def name(self, key: str) -> str:
         return self.names.get(key, key)
@@ -78,17 +84,25 @@ class SignatureModel:
         return self.runner(**raw)
 
     def __call__(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Run all samples, in batches when the model's batch dimension is dynamic, else one at a time."""
+        """Run all samples (batch-first), in batches when the model's batch dimension is dynamic, else as many
+        at a time as its fixed batch holds (one sample per call for a tensor without batch axis)."""
         raw = self.quantized_feeds(feeds)
         count = len(next(iter(raw.values())))
-        first = next(iter(self.input_details.values()))
-        dynamic = len(first["shape_signature"]) > 0 and first["shape_signature"][0] == -1
-        step = batch_size if dynamic else max(1, int(first["shape"][0]) if len(first["shape"]) else 1)
+        axes = {key: self.axes.get(self.name(key), 0) for key in [*self.input_details, *self.output_details]}
+        key, first = next(iter(self.input_details.items()))
+        axis = axes[key]
+        if axis is None or any(axes[k] is None for k in self.output_details) or not len(first["shape"]):
+            step = 1
+        elif len(first["shape_signature"]) > axis and first["shape_signature"][axis] == -1:
+            step = batch_size
+        else:
+            step = max(1, int(first["shape"][axis]))
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, count, step):
-            out = self.runner(**{k: v[start : start + step] for k, v in raw.items()})
+            out = self.runner(**{k: to_model(v[start : start + step], axes[k]) for k, v in raw.items()})
             for key, value in out.items():
-                parts.setdefault(key, []).append(dequantize(np.array(value), self.output_details[key]))
+                dequantized = dequantize(np.array(value), self.output_details[key])
+                parts.setdefault(key, []).append(to_samples(dequantized, axes[key]))
         return {self.name(key): np.concatenate(chunks) for key, chunks in parts.items()}
 
 

@@ -129,6 +129,10 @@ def _with_log_in_run_dir(error: str, variant_dir: Path) -> str:
     return error.replace(found.group(1), str(target))
 
 
+def _tensor(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: info.get(k) for k in ("name", "shape", "dtype", "batch_axis")}
+
+
 def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Path) -> dict[str, Any]:
     """The run's report; copies every converted variant to `variants/<name>/model.tflite`."""
     load = outcomes.get("load")
@@ -147,7 +151,11 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     }
     random_data = bool(calib and calib.result and calib.result.meta.get("random"))
     report: dict[str, Any] = {
-        "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes", "loader")},
+        "model": {
+            **{k: model.get(k) for k in ("name", "format", "path", "size_bytes", "loader")},
+            # Each input's and output's name, shape and batch axis, as the load stage found them (stages/load)
+            **({r: [_tensor(t) for t in model[r]] for r in ("inputs", "outputs")} if load and load.result else {}),
+        },
         "split": {
             k: split.get(k)
             for k in ("mode", "unsupported_ops", "unsupported_where", "cut_tensors", "postprocess", "tail", "note")

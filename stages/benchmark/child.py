@@ -8,7 +8,8 @@ only `interpreter.invoke()` sits between the two clock reads. Without it (no dat
 are set once.
 
 Spec: {"model_path", "inputs_path" (or null), "num_threads", "use_xnnpack", "warmup", "min_runs",
-"min_seconds", "max_seconds", "seed"}. Result: {"init_ms", "first_invoke_ms", "samples_ms" (every timed invoke,
+"min_seconds", "max_seconds", "seed", "batch_axes" ({input key: batch axis} where not 0; optional)}.
+Result: {"init_ms", "first_invoke_ms", "samples_ms" (every timed invoke,
 in order), "capped", "memory": {...}, "environment": {...}}; on failure {"error": "..."} and exit code 1.
 """
 
@@ -132,8 +133,9 @@ def _inputs(details: dict[str, dict[str, Any]], seed: int) -> dict[str, Any]:
     return raw
 
 
-def _dataset_feeds(interpreter: Any, path: str | None) -> dict[int, Any] | None:
-    """{tensor index: samples [count, 1, ...]} from the inputs file, the inputs resized to one sample."""
+def _dataset_feeds(interpreter: Any, path: str | None, axes: dict[str, int | None]) -> dict[int, Any] | None:
+    """{tensor index: samples [count, 1, ...]} from the inputs file, the inputs resized to one sample; `axes`:
+    {input key: batch axis} where it is not 0 (the spec's `batch_axes`)."""
     if not path:
         return None
     import numpy as np
@@ -147,8 +149,10 @@ def _dataset_feeds(interpreter: Any, path: str | None) -> dict[int, Any] | None:
             if detail is None:
                 raise ValueError(f"the inputs file names '{key}', which is not an input of the model")
             values = data[key]
-            interpreter.resize_tensor_input(detail["index"], [1, *values.shape[1:]])
-            feeds[int(detail["index"])] = values[:, None]
+            axis = axes.get(key, 0)  # each sample with batch 1 on the input's batch axis (None: none)
+            one = values if axis is None else np.expand_dims(values, axis + 1)
+            interpreter.resize_tensor_input(detail["index"], list(one.shape[1:]))
+            feeds[int(detail["index"])] = one
     return feeds
 
 
@@ -176,7 +180,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     interpreter = Interpreter(
         model_content=content, num_threads=int(spec["num_threads"]), experimental_op_resolver_type=resolver
     )
-    feeds = _dataset_feeds(interpreter, spec.get("inputs_path"))
+    feeds = _dataset_feeds(interpreter, spec.get("inputs_path"), spec.get("batch_axes") or {})
     if feeds is None:
         for d in interpreter.get_input_details():  # dynamic dimensions (batch) become 1
             if any(int(s) < 0 for s in d["shape_signature"]):

@@ -99,6 +99,14 @@ def _timing_inputs(convert: StageResult, calibrate: StageResult | None, out_dir:
     return "inputs.npz", f"{count} {source}, cycled, batch 1"
 
 
+def _batch_axes(convert: StageResult, calibrate: StageResult | None) -> dict[str, int | None]:
+    """{signature input key: batch axis} for the inputs not batched on axis 0 (stages/load/batch_axis.py): the
+    timing process puts each sample there."""
+    axes = (calibrate.meta.get("batch_axes") if calibrate is not None else None) or {}
+    names = convert.meta.get("names") or {}
+    return {key: axes[name] for key, name in names.items() if axes.get(name, 0) != 0}
+
+
 class _NoTiming(Exception):
     """Timing would be meaningless or crash; the reason goes into the stage's meta."""
 
@@ -139,6 +147,7 @@ def benchmark(
             "max_seconds": float(settings["max_seconds"]),
             "target_ci": settings.get("target_ci"),
             "seed": 0,
+            "batch_axes": _batch_axes(convert, calibrate),
         }
         result = run_child(spec, budget)
         samples[str(count)] = result["samples_ms"]

@@ -115,11 +115,14 @@ def check_npz(path: str) -> None:
 
 
 def random_inputs(inputs: list[dict[str, Any]], count: int, seed: int) -> dict[str, np.ndarray]:
-    """Uniform [0, 1) samples shaped like each input (unknown dims become 1)."""
+    """Uniform [0, 1) samples shaped like each input without its batch axis (unknown dims become 1), batch-first."""
+    from stages.load.batch_axis import sample_shape
+    from stages.load.shapes import axis_of
+
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in inputs:
-        shape = [1 if d is None else d for d in spec["shape"][1:]]
+        shape = [1 if d is None else d for d in sample_shape(spec["shape"], axis_of(spec))]
         if spec["dtype"].startswith("int") or spec["dtype"].startswith("uint"):
             feeds[spec["name"]] = rng.integers(0, 10, size=[count, *shape]).astype(spec["dtype"])
         else:

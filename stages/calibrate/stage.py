@@ -11,21 +11,24 @@ from typing import Any
 import numpy as np
 
 from stages.calibrate.datasets import check_labels, check_samples, digits_split, random_inputs, read_npz
+from stages.calibrate.layout import batch_first
+from stages.load.batch_axis import sample_shape
 from stages.load.model.formats import shape_overrides
-from stages.load.shapes import fixed_shapes
+from stages.load.shapes import axis_of, fixed_shapes
 from stages.result import InputError, StageResult
 from stages.samples import checksum, save_samples
 
 
 def check_inputs(feeds: dict[str, np.ndarray], inputs: list[dict[str, Any]], source: str) -> dict[str, np.ndarray]:
     """The samples (check_samples), then shape and dtype against the model's inputs; returns arrays cast to
-    the input dtypes."""
+    the input dtypes. The arrays are batch-first: samples on axis 0, then one sample's dims (the input's shape
+    without its batch axis, stages/load/batch_axis.py)."""
     check_samples({name: np.asarray(array) for name, array in feeds.items()}, source)
     checked = {}
     for spec in inputs:
         array = np.asarray(feeds[spec["name"]])
-        expected = [d for d in spec["shape"][1:]]
-        if array.ndim != len(spec["shape"]) or any(
+        expected = sample_shape(spec["shape"], axis_of(spec))
+        if array.ndim != len(expected) + 1 or any(
             e is not None and e != a for e, a in zip(expected, array.shape[1:], strict=False)
         ):
             shown = ["N"] + ["?" if d is None else d for d in expected]
@@ -56,14 +59,16 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
     stable, n_holdout = bool(cfg.get("stability", False)), int(cfg.get("holdout_samples", 0))
     kind = dataset["kind"]
     labels: np.ndarray | None
+    layouts: dict[str, Any] = {}
     pool_labels: np.ndarray | None
     if kind == "digits":
         x_train, y_train, x_test, y_test = digits_split(seed=0)
         if len(names) != 1:
             raise InputError(f"The digits dataset feeds one input; the model has {names}. Use `dataset=npz`.")
-        shape = [d for d in inputs[0]["shape"][1:]]
-        if None not in shape and int(np.prod(shape)) == 64:
-            x_train, x_test = x_train.reshape([-1, *shape]), x_test.reshape([-1, *shape])
+        dims = sample_shape(inputs[0]["shape"], axis_of(inputs[0]))
+        known = [int(d) for d in dims if d is not None]
+        if len(known) == len(dims) and int(np.prod(known)) == 64:
+            x_train, x_test = x_train.reshape([-1, *known]), x_test.reshape([-1, *known])
         source = "digits (scikit-learn, training split for calibration, test split for evaluation)"
         train = check_inputs({names[0]: x_train}, inputs, "digits")
         test = check_inputs({names[0]: x_test}, inputs, "digits")
@@ -74,6 +79,7 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
         if kind == "npz":
             feeds, labels = read_npz(dataset["path"], names)
             source = str(dataset["path"])
+            feeds, layouts = batch_first(feeds, inputs, source)
         else:
             shapes = fixed_shapes(inputs, load.meta["model"].get("input_shapes"), None)
             shaped = [{**i, "shape": shapes[i["name"]]} for i in inputs]
@@ -128,6 +134,8 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
             "source": source,
             "checksum": checksum(calib),
             "stability": [len(calib_idx), len(second_idx)] if stable else None,
+            # Inputs not batched on axis 0: the model's batch axis and the one the user's data had it on.
+            **({"input_layout": layouts} if layouts else {}),
         },
         "holdout": {
             "count": len(holdout_idx),
@@ -139,5 +147,8 @@ def calibrate(cfg: dict[str, Any], out_dir: str, load: StageResult, split: Stage
         "random": kind == "random",
         "label_output": dataset.get("label_output"),  # dataset.label_output, for stages that score class outputs
         "output_kinds": dataset.get("output_kinds"),  # dataset.output_kinds, for stages that judge outputs
+        # Each input's batch axis (stages/load/batch_axis.py): the samples above are batch-first, the model's
+        # layout is rebuilt from these where a stage feeds it without the load stage's meta (benchmark).
+        "batch_axes": {i["name"]: axis_of(i) for i in inputs},
     }
     return StageResult(files=files, meta=meta)

@@ -36,12 +36,13 @@ _UNSUPPORTED = re.compile(
 )
 
 
-def _representative(feeds: dict[str, np.ndarray], keys: dict[str, str]) -> Any:
-    count = len(next(iter(feeds.values())))
+def _representative(feeds: dict[str, np.ndarray], keys: dict[str, str], axes: dict[str, int | None]) -> Any:
+    """One batch-first sample at a time, in the model's layout (batch 1 on each input's batch axis)."""
+    from stages.load.batch_axis import one_sample_each
 
     def generate() -> Any:
-        for i in range(count):
-            yield {keys[name]: array[i : i + 1] for name, array in feeds.items()}
+        for sample in one_sample_each(feeds, axes):
+            yield {keys[name]: array for name, array in sample.items()}
 
     return generate
 
@@ -66,7 +67,9 @@ def make_converter(
     if chosen.supported_types:
         converter.target_spec.supported_types = [getattr(tf, t) for t in chosen.supported_types]
     if chosen.ops_set:  # full integer: calibrated on the representative dataset
-        converter.representative_dataset = _representative(calib, {i.name: i.key for i in handle.inputs})
+        converter.representative_dataset = _representative(
+            calib, {i.name: i.key for i in handle.inputs}, {i.name: i.batch_axis for i in handle.inputs}
+        )
         # allow_float_ops: ops without an integer kernel stay in float instead of failing the variant.
         converter.target_spec.supported_ops = [
             getattr(tf.lite.OpsSet, chosen.ops_set),

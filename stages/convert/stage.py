@@ -34,7 +34,7 @@ from stages.convert.quantization.stage import convert_mixed, integer_info
 from stages.convert.schemes import FLOAT, scheme
 from stages.convert.variant_checks import check_calibration, check_variant, explain_float_ops, inspect_tflite
 from stages.load.model.formats import shape_overrides
-from stages.load.shapes import fixed_shapes
+from stages.load.shapes import batch_one, fixed_shapes
 from stages.result import StageError, StageResult
 from stages.samples import load_samples
 
@@ -55,8 +55,9 @@ def not_applicable(variant: dict[str, Any], inputs: list[dict[str, Any]]) -> str
 
 def _roads(handle: Any, shapes: dict[str, list[int | None]]) -> list[tuple[str, dict[str, Any]]]:
     roads = [("as_loaded", shapes)]
-    if any(s and s[0] is None for s in shapes.values()):
-        roads.append(("batch1", {k: [1, *s[1:]] for k, s in shapes.items()}))
+    one = batch_one([i.to_json() for i in handle.inputs], shapes)  # batch 1 on each input's own batch axis
+    if one != shapes:
+        roads.append(("batch1", one))
     return roads
 
 

@@ -2,7 +2,8 @@
 
 A TFLite model with unknown spatial or sequence dims converts, but XNNPACK cannot reshape it at run time and
 the benchmark fails; so every unknown dim except the batch is fixed before conversion, and the convert
-stage records the shapes it used.
+stage records the shapes it used. The batch is each input's own batch axis (stages/load/batch_axis.py: a state
+`[2, None, 128]` keeps its axis 1 open), and the data, batch-first, gives one sample's dims.
 """
 
 from __future__ import annotations
@@ -11,13 +12,27 @@ from typing import Any
 
 import numpy as np
 
+from stages.load.batch_axis import UNKNOWN, input_axis, with_batch
 from stages.result import InputError
+
+
+def axis_of(spec: dict[str, Any]) -> int | None:
+    """An input's batch axis as the load stage recorded it (found from its shape for entries without one)."""
+    axis = spec.get("batch_axis", UNKNOWN)
+    return input_axis(spec["shape"]) if axis == UNKNOWN else axis
+
+
+def batch_one(inputs: list[dict[str, Any]], shapes: dict[str, list[int | None]]) -> dict[str, list[int | None]]:
+    """The shapes with batch 1 at each input's batch axis (recurrent layers convert to fused kernels only so)."""
+    axes = {spec["name"]: axis_of(spec) for spec in inputs}
+    return {name: with_batch(shape, axes.get(name, 0), 1) for name, shape in shapes.items()}
 
 
 def fixed_shapes(
     inputs: list[dict[str, Any]], overrides: dict[str, Any] | None, data: dict[str, np.ndarray] | None
 ) -> dict[str, list[int | None]]:
-    """{input name: shape} with every non-batch dim known; the batch dim stays as the model has it.
+    """{input name: shape} with every non-batch dim known; the batch dim (at the input's batch axis) stays as the
+    model has it.
 
     `overrides` is `model.input_shapes` ({name: [dims]}, batch included; -1/null leaves a dim as is).
     """
@@ -35,10 +50,13 @@ def fixed_shapes(
                     "fixed), or drop the entry."
                 )
             shape = [s if g is None or g < 0 else int(g) for g, s in zip(given, shape, strict=True)]
-        if any(d is None for d in shape[1:]):
+        axis = axis_of(spec)
+        open_dims = [a for a, d in enumerate(shape) if d is None and a != axis]
+        if open_dims:
             if data is not None and name in data:
-                sample = np.shape(data[name])[1:]
-                shape = [shape[0], *(s if s is not None else int(d) for s, d in zip(shape[1:], sample, strict=False))]
+                positions = [a for a in range(len(shape)) if a != axis]  # the data is batch-first: one sample's
+                for a, size in zip(positions, np.shape(data[name])[1:], strict=False):  # dims, in order
+                    shape[a] = int(size) if shape[a] is None else shape[a]
             else:
                 raise InputError(
                     f"Input '{name}' has unknown dims {['?' if d is None else d for d in shape]} and no data fixes "

@@ -23,6 +23,36 @@ def _build(model: dict[str, Any], out_dir: Path) -> Path:
     return target
 
 
+def probe_axes(handle: Any, model: dict[str, Any]) -> list[str]:
+    """Outputs whose batch axis the signature leaves open (stages/load/batch_axis.py) are probed on seeded
+    random samples shaped by the signature and `model.input_shapes`, other unknown dims set to PROBE_DIM; where
+    the probe fails, axis 0 is assumed, and running the model on the data checks it (a clear error if the
+    samples are not there)."""
+    import numpy as np
+
+    from stages.load.batch_axis import UNKNOWN, sample_shape
+    from stages.load.model.formats import shape_overrides
+    from stages.load.shapes import fixed_shapes
+
+    if all(o.batch_axis != UNKNOWN for o in handle.outputs):
+        return []
+    try:
+        shapes = fixed_shapes([i.to_json() for i in handle.inputs], shape_overrides(model), None)
+    except InputError:  # unknown sequence or spatial dims: a small size the probe can run
+        shapes = {i.name: list(i.shape) for i in handle.inputs}
+    rng = np.random.default_rng(0)
+    feeds = {
+        i.name: rng.random(
+            [2, *(PROBE_DIM if d is None else d for d in sample_shape(shapes[i.name], i.batch_axis))]
+        ).astype(i.dtype)
+        for i in handle.inputs
+    }
+    return handle.resolve_axes(feeds)
+
+
+PROBE_DIM = 8  # an unknown non-batch dim in the batch-axis probe
+
+
 def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
     from stages.load.model import load_handle
 
@@ -51,6 +81,7 @@ def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
             f"Check that `model={model['format']}` matches its format (expected {expected}) and that the file "
             "was copied completely; if it loads in TensorFlow itself, please report this message."
         ) from None
+    notes = probe_axes(handle, model)
     meta = {
         "model": {
             **model,
@@ -62,6 +93,6 @@ def load(cfg: dict[str, Any], out_dir: str) -> StageResult:
         },
         # Which loader worked (SavedModels fall back v2 -> v2_signatures -> v1_session) and why others did not.
         "load_path": handle.load_path,
-        "load_notes": handle.notes,
+        "load_notes": handle.notes + notes,
     }
     return StageResult(files=files, meta=meta)

@@ -31,12 +31,13 @@ def verify(
     convert: StageResult,
 ) -> StageResult:
     from stages.litert_runtime import SignatureModel
+    from stages.load.batch_axis import axes_of
     from stages.split.stage import run_tail
 
     if convert.meta.get("skipped"):
         return StageResult(meta={"skipped": convert.meta["skipped"]})
     feeds, labels = load_samples(calibrate.path("eval"))
-    model = SignatureModel(convert.path("tflite"), convert.meta["names"])
+    model = SignatureModel(convert.path("tflite"), convert.meta["names"], axes=axes_of(load.meta["model"]))
     head, shortened = run_within_budget(model, feeds, cfg.get("verify") or {}, cfg["variant"]["name"])
     expected, expected_head = load_reference(reference), load_reference(reference, "head/")
     reference_accuracy = reference.metrics.get("accuracy")

@@ -34,12 +34,13 @@ LAYER_COLUMNS = (
 
 def debug_dataset(handle: Any, calib: dict[str, np.ndarray], samples: int) -> Any:
     """The first `samples` calibration samples, one at a time, in the model's input order."""
-    names = [i.name for i in handle.inputs]
+    from stages.load.batch_axis import to_model
+
     count = min(int(samples), len(next(iter(calib.values()))))
 
     def generate() -> Any:
-        for i in range(count):
-            yield [calib[name][i : i + 1] for name in names]
+        for n in range(count):
+            yield [to_model(calib[i.name][n : n + 1], i.batch_axis) for i in handle.inputs]
 
     return generate
 

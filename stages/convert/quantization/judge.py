@@ -55,12 +55,13 @@ class Judge:
 
     def metrics(self, flatbuffer: bytes) -> dict[str, Any]:
         from stages.litert_runtime import SignatureModel
+        from stages.load.batch_axis import axes_of
         from stages.split.stage import run_tail
 
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "trial.tflite"
             path.write_bytes(flatbuffer)
-            head = SignatureModel(path, self.names)(self.feeds)
+            head = SignatureModel(path, self.names, axes=axes_of(self.load.meta["model"]))(self.feeds)
         final = run_tail(self.split, head, self.feeds, self.load)
         return candidate_metrics(
             self.reference,

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from stages.load.batch_axis import axes_of
 from stages.load.model.formats import model_format
 from stages.load.model.frozen_graph import check_node_names, frozen_graph_handle, read_graph_def
 from stages.load.model.handle import ModelHandle, TensorInfo, signature_key
@@ -49,4 +50,6 @@ def load_handle(model: dict[str, Any]) -> ModelHandle:
         names = options[role]
         if names:
             options[role] = [t["name"] if isinstance(t, dict) else t for t in names]
-    return _load_cached(model["format"], path, (stat.st_mtime_ns, stat.st_size), json.dumps(options, sort_keys=True))
+    handle = _load_cached(model["format"], path, (stat.st_mtime_ns, stat.st_size), json.dumps(options, sort_keys=True))
+    handle.adopt_axes(axes_of(model))  # the batch axes the load stage found (stages/load/batch_axis.py)
+    return handle

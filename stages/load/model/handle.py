@@ -9,6 +9,18 @@ from typing import Any
 
 import numpy as np
 
+from stages.load.batch_axis import (
+    UNKNOWN,
+    describe,
+    input_axis,
+    output_axis,
+    probe_outputs,
+    to_model,
+    to_samples,
+)
+from stages.load.batch_axis import batch_size as inputs_batch
+from stages.result import InputError, StageError
+
 
 def signature_key(name: str) -> str:
     """A tensor name as a TFLite signature key: `input_1:0` -> `input_1`, `a/b` -> `a_b`."""
@@ -23,13 +35,21 @@ class TensorInfo:
     key: str  # the TFLite signature key
     shape: tuple[int | None, ...]
     dtype: str
+    # Which axis holds the samples (stages/load/batch_axis.py); None: none; UNKNOWN until the handle finds it.
+    batch_axis: int | None = UNKNOWN
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "key": self.key, "shape": list(self.shape), "dtype": self.dtype}
+        return {
+            "name": self.name,
+            "key": self.key,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "batch_axis": self.batch_axis,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TensorInfo:
-        return cls(data["name"], data["key"], tuple(data["shape"]), data["dtype"])
+        return cls(data["name"], data["key"], tuple(data["shape"]), data["dtype"], data.get("batch_axis", UNKNOWN))
 
 
 @dataclass
@@ -63,6 +83,51 @@ class ModelHandle:
     export: Callable[[], tuple[str, str]] | None = None
     export_road: str = "keras_export"
 
+    def __post_init__(self) -> None:
+        """Batch axes from the signature (stages/load/batch_axis.py); outputs it leaves open wait for a probe."""
+        self.inputs = [
+            i if i.batch_axis != UNKNOWN else replace(i, batch_axis=input_axis(i.shape)) for i in self.inputs
+        ]
+        batch = inputs_batch(self.inputs)
+        self.outputs = [
+            o if o.batch_axis != UNKNOWN else replace(o, batch_axis=output_axis(o.shape, batch)) for o in self.outputs
+        ]
+
+    def adopt_axes(self, recorded: dict[str, int | None]) -> None:
+        """Take the batch axes the load stage recorded, so every process batches as the report says."""
+        fix = lambda t: t if recorded.get(t.name, UNKNOWN) == UNKNOWN else replace(t, batch_axis=recorded[t.name])  # noqa: E731
+        self.inputs, self.outputs = [fix(i) for i in self.inputs], [fix(o) for o in self.outputs]
+
+    def resolve_axes(self, feeds: dict[str, np.ndarray]) -> list[str]:
+        """Probe the outputs whose batch axis the signature leaves open, on the first samples of `feeds`
+        (batch-first); returns notes saying what was found."""
+        open_ = [o.name for o in self.outputs if o.batch_axis == UNKNOWN]
+        if not open_:
+            return []
+        dynamic = inputs_batch(self.inputs) is None
+        first = {k: np.concatenate([v[:2]] * 2)[:2] if dynamic else v[:1] for k, v in feeds.items()}
+        try:
+            found = probe_outputs(self._invoke, first, dynamic)
+        except Exception as err:  # noqa: BLE001 - the probe is a diagnostic; the run itself reports the error
+            found, why = {}, (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            notes = [f"batch axis of {open_} assumed 0: probing the model failed ({why})"]
+        else:
+            notes = [f"output '{n}': {describe(found.get(n, 0))}, found by a probe (1 vs 2 samples)" for n in open_]
+        self.adopt_axes({n: found.get(n, 0) for n in open_})
+        return notes
+
+    def _invoke(self, chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One call of the model on batch-first samples; outputs in the model's own layout, keyed by name."""
+        import tensorflow as tf
+
+        function = self.live if self.live is not None else self.fn
+        given = {i.name: to_model(chunk[i.name], i.batch_axis) for i in self.inputs}
+        try:
+            result = function(*[tf.constant(given[i.name]) for i in self.inputs])
+        except Exception as err:  # noqa: BLE001 - TF raises ValueError, TypeError, InvalidArgumentError, ...
+            raise InputError(shape_error(err, self.inputs, given)) from None
+        return {o.name: np.asarray(result[o.key]) for o in self.outputs}
+
     @property
     def fn(self) -> Any:
         """The frozen function (frozen now if this handle was waiting), or the live one if freezing failed."""
@@ -84,19 +149,28 @@ class ModelHandle:
         return self.fn is not None and self._frozen
 
     def run(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
-        """Run the original model on numpy inputs keyed by input name; outputs keyed by output name."""
-        import tensorflow as tf
-
-        function = self.live if self.live is not None else self.fn
+        """Run the original model on batch-first numpy inputs keyed by input name; batch-first outputs keyed by
+        output name. Each chunk is moved to the model's layout (batch on each tensor's own axis) and back."""
+        self.resolve_axes(feeds)
         count = len(next(iter(feeds.values())))
         chunks: dict[str, list[np.ndarray]] = {o.name: [] for o in self.outputs}
-        fixed = self.inputs[0].shape[0] if self.inputs[0].shape else None
-        step = fixed if fixed else batch_size
+        fixed = inputs_batch(self.inputs)
+        unbatched = any(t.batch_axis is None for t in [*self.inputs, *self.outputs])
+        step = 1 if unbatched else (fixed or batch_size)
         for start in range(0, count, step):
-            args = [tf.constant(feeds[i.name][start : start + step]) for i in self.inputs]
-            result = function(*args)
+            chunk = {k: v[start : start + step] for k, v in feeds.items()}
+            result = self._invoke(chunk)
+            size = len(next(iter(chunk.values())))
             for out in self.outputs:
-                chunks[out.name].append(np.asarray(result[out.key]))
+                part = to_samples(result[out.name], out.batch_axis)
+                if len(part) != size:
+                    raise StageError(
+                        f"The model's output '{out.name}' has shape {list(result[out.name].shape)} for {size} "
+                        f"samples: its {describe(out.batch_axis)} (from the signature {list(out.shape)}) does not "
+                        "hold the samples. Export the model with the batch on a dim of its own, or report this "
+                        "message with the model's signature."
+                    )
+                chunks[out.name].append(part)
         return {name: np.concatenate(parts) for name, parts in chunks.items()}
 
     def with_shapes(self, shapes: dict[str, tuple[int | None, ...]]) -> ModelHandle:
@@ -107,6 +181,30 @@ class ModelHandle:
         if self.retrace is not None:  # trace the source model itself for the shapes (it stays lazily frozen)
             return self.retrace(shapes)
         return replace(self, _fn=_reshaped(self.fn, inputs), inputs=inputs, live=None, export=None)
+
+
+def shape_error(err: BaseException, inputs: list[TensorInfo], given: dict[str, np.ndarray]) -> str:
+    """One paragraph for the model failing on the data: TF's first line, then the input(s) whose shape is
+    suspect (given a shape its signature does not take, or named in TF's message), expected vs given."""
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+    def fits(info: TensorInfo) -> bool:
+        shape = np.shape(given[info.name])
+        return len(shape) == len(info.shape) and all(
+            e is None or e == g for e, g in zip(info.shape, shape, strict=True)
+        )
+
+    suspects = [i for i in inputs if not fits(i)] or [i for i in inputs if i.name in first or i.key in first] or inputs
+    shown = "; ".join(
+        f"input '{i.name}' expects {['?' if d is None else d for d in i.shape]} ({describe(i.batch_axis)}) and was "
+        f"given {list(np.shape(given[i.name]))}"
+        for i in suspects
+    )
+    return (
+        f"The original model failed on the data ({type(err).__name__}: {first}). {shown}. Check that the dataset's "
+        "samples have the shapes the model takes (one sample per row of each input, or the model's own layout "
+        "with the sample count on its batch axis), or fix unknown dims with `model.input_shapes`."
+    )
 
 
 def _reshaped(inner: Any, inputs: list[TensorInfo]) -> Any:
