@@ -1,4 +1,4 @@
-"""Batch on another axis through the CLI (issue 28): a time-major output `[T, B, C]` and a `[2, B, H]` state
+"""Batch on another axis through the CLI: a time-major output `[T, B, C]` and a `[2, B, H]` state
 input pass fp32 with a matching error, with random data and with an .npz (the state in the model's layout),
 and report.json says which axis held the batch."""
 

@@ -182,7 +182,7 @@ def test_a_dead_nodes_lease_expires_and_a_live_one_is_waited_for(s3: dict[str, s
 def test_a_cli_run_on_another_node_recomputes_nothing(s3: dict[str, str], tmp_path: Path, tiny_keras: Path) -> None:
     """The same command on node B (its own working directory and local cache) takes every stage from the store;
     its outputs reach the shared outputs location too."""
-    from tests.conftest import cli
+    from tests.helpers.cli import cli
 
     url = f"s3://{BUCKET}/cli"
     outputs = f"s3://{BUCKET}/runs"
@@ -219,7 +219,7 @@ def test_a_cli_run_on_another_node_recomputes_nothing(s3: dict[str, str], tmp_pa
 
 
 def test_an_unreachable_store_is_exit_2_before_any_work(s3: dict[str, str], tmp_path: Path) -> None:
-    from tests.conftest import cli
+    from tests.helpers.cli import cli
 
     proc = cli(
         ["tracking.enabled=false", "runtime.cache_dir=s3://no-such-bucket-here/x"], cwd=tmp_path, env=s3, timeout=300
@@ -264,7 +264,7 @@ def test_a_ray_sweep_over_two_nodes_shares_the_cache_and_its_reports_reach_mlflo
     """Two Ray nodes on this machine (one CPU each, so two jobs run one per node), each with its own local cache
     (TFLITE_NODE in its environment), the cache and MLflow's artifacts on the S3 store. A second sweep after both
     nodes lost their local caches computes nothing; the parent run lists both jobs with their reports."""
-    from tests.conftest import cli
+    from tests.helpers.cli import cli
 
     port, mlflow_port = _free_port(), _free_port()
     marker = f"/tmp/rc{os.getpid()}"  # Ray's socket paths must stay short; this prefix marks our processes

@@ -1,4 +1,4 @@
-"""Issue 28: a cut that is not post-processing. The op TFLite cannot run sits in the first block of a tiny CNN
+"""A cut that is not post-processing. The op TFLite cannot run sits in the first block of a tiny CNN
 (tests/helpers/mid_network_op.py): `split=auto` refuses (exit 2) naming the op, where it sits, the share of
 weights and conv/matmul ops the tail would hold, and what to try instead; `split=manual` still cuts there and
 states the share in the report's notes."""

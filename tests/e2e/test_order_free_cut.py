@@ -1,4 +1,4 @@
-"""Issue 25: a KerasHub-like detector whose serving function ranks anchors with argsort, gathers boxes and class
+"""A KerasHub-like detector whose serving function ranks anchors with argsort, gathers boxes and class
 probabilities in score order and then runs a bitwise NMS in a `tf.while_loop` (tests/helpers/sorted_detector.py).
 `split=auto` with no numpy tail must cut before the argsort (per-anchor tensors), so fp32 and fp16 match the
 original's detections (the cut after the argsort gave fp16 a head RMSE of 1.8 on rows that swapped places)."""
@@ -18,8 +18,8 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.mark.slow
 def test_cut_before_argsort_hands_over_per_anchor_tensors(tmp_path: Path, run_cli: Cli) -> None:
+    from tests.helpers.keras_detector import detector_dataset
     from tests.helpers.sorted_detector import ANCHORS, save_sorted_detector
-    from tests.keras_detector import detector_dataset
 
     model = save_sorted_detector(tmp_path / "sm")
     data = detector_dataset(tmp_path / "images.npz")

@@ -1,4 +1,4 @@
-"""Issue 25, end to end: the tiny KerasHub-like detector (tests/keras_detector.py) with the bundled numpy tail.
+"""End to end: the tiny KerasHub-like detector (tests/helpers/keras_detector.py) with the bundled numpy tail.
 One wrong setting (KerasHub's variances are 1, the tail says 0.1/0.2) stops the run at the reference stage,
 before any variant is judged, exit 2 naming `variances`; the right settings proceed and record the check."""
 
@@ -15,7 +15,7 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def _run(run_cli: Cli, tmp_path: Path, tail: dict[str, object]) -> tuple[subprocess.CompletedProcess[str], Path]:
-    from tests.keras_detector import detector_dataset, hydra_value, save_detector
+    from tests.helpers.keras_detector import detector_dataset, hydra_value, save_detector
 
     model = tmp_path.parent / "sm"
     data = tmp_path.parent / "images.npz"
@@ -41,7 +41,7 @@ def _run(run_cli: Cli, tmp_path: Path, tail: dict[str, object]) -> tuple[subproc
 
 @pytest.mark.slow
 def test_wrong_tail_setting_stops_before_any_variant(tmp_path: Path, run_cli: Cli) -> None:
-    from tests.keras_detector import DETECTOR_TAIL
+    from tests.helpers.keras_detector import DETECTOR_TAIL
 
     done, _ = _run(run_cli, tmp_path / "wrong", {**DETECTOR_TAIL, "variances": [0.1, 0.1, 0.2, 0.2]})
     assert done.returncode == 2, done.stderr[-2000:]

@@ -1,5 +1,5 @@
-"""Issue 25: the bundled `detect` tail configured from a KerasHub `.keras` file's config (`from_keras`), end to
-end on the tiny KerasHub-like detector (tests/keras_detector.py, SavedModel with its NMS in the serving
+"""The bundled `detect` tail configured from a KerasHub `.keras` file's config (`from_keras`), end to
+end on the tiny KerasHub-like detector (tests/helpers/keras_detector.py, SavedModel with its NMS in the serving
 function). keras_hub is not installed, so the `.keras` file is a zip with a config.json written in keras-hub
 0.32's structure (tests/helpers/keras_hub_files.py) for this detector's anchors and NMS. The
 stand-in's NMS differs from KerasHub's in two places the user overrides: a 64-candidate pre-NMS top-k, and no
@@ -19,8 +19,8 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.mark.slow
 def test_detect_configured_from_the_keras_file(tmp_path: Path, run_cli: Cli) -> None:
+    from tests.helpers.keras_detector import detector_dataset, save_detector
     from tests.helpers.keras_hub_files import keras_hub_config, write_keras
-    from tests.keras_detector import detector_dataset, save_detector
 
     model = save_detector(tmp_path / "sm")
     data = detector_dataset(tmp_path / "images.npz")

@@ -1,4 +1,4 @@
-"""Issue 28 through the CLI: a YOLO-style head whose one output concatenates pixel boxes and class scores.
+"""Through the CLI: a YOLO-style head whose one output concatenates pixel boxes and class scores.
 
 Full-integer quantization gives that output one scale, set by the pixel boxes, which leaves the class scores a
 step of about 1.3: the detections vanish while the tensor's relative RMSE stays small. The report must record

@@ -1,4 +1,4 @@
-"""A tiny CNN whose op TFLite cannot run sits in its first block (issue 28, "cuts that are not
+"""A tiny CNN whose op TFLite cannot run sits in its first block ("cuts that are not
 post-processing"): stem conv -> a bitwise quantisation of the activations (`tf.bitwise.bitwise_and`, not a
 builtin) -> three more convs and a dense classifier. Cutting before the bitwise op would leave nearly all the
 weights to the host."""

@@ -1,11 +1,11 @@
-"""A tiny stand-in for KerasHub's `RetinaNetObjectDetector.decode_predictions` (issue 25): its serving function
+"""A tiny stand-in for KerasHub's `RetinaNetObjectDetector.decode_predictions`: its serving function
 scores anchors with a sigmoid, ranks them with `argsort` (KerasHub's `non_max_suppression/argsort/Neg` + TopKV2),
 gathers boxes AND class probabilities in score order (float tensors downstream of the top-k, as KerasHub's
 `Reshape_5`), then runs an NMS with `tf.bitwise` ops inside a `tf.while_loop` (not a TFLite builtin) and takes the
 labels after the NMS. A cut placed after the argsort would hand the tail boxes already in score order; the cut
 must land before it, at per-anchor tensors.
 
-The model itself is `tests.keras_detector.build_model` (two pyramid levels, 240 anchors, 3 classes).
+The model itself is `tests.helpers.keras_detector.build_model` (two pyramid levels, 240 anchors, 3 classes).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.keras_detector import DETECTOR_TAIL, IMAGE, _anchors, _bitwise_nms, build_model
+from tests.helpers.keras_detector import DETECTOR_TAIL, IMAGE, _anchors, _bitwise_nms, build_model
 
 ANCHORS = 240
 TOP_K = 64

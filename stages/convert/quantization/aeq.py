@@ -147,13 +147,26 @@ def needs_calibration(recipe: list[dict[str, Any]]) -> bool:
     return bool(manager.need_calibration())
 
 
-def signature_calibration(float_tflite: str | Path, calib: dict[str, np.ndarray], keys: dict[str, str]) -> Any:
-    """AEQ's calibration input: {signature: [{input key: one sample}, ...]} from {input name: samples}."""
+def signature_calibration(
+    float_tflite: str | Path,
+    calib: dict[str, np.ndarray],
+    keys: dict[str, str],
+    axes: dict[str, int | None] | None = None,
+) -> Any:
+    """AEQ's calibration input: {signature: [{input key: one sample}, ...]} from {input name: samples}
+    (batch-first), each sample in the model's layout (`axes`: each input's batch axis, 0 when not given)."""
     from ai_edge_litert.interpreter import Interpreter
+
+    from stages.load.batch_axis import to_model
 
     signature = next(iter(Interpreter(model_content=Path(float_tflite).read_bytes()).get_signature_list()))
     count = len(next(iter(calib.values())))
-    return {signature: [{keys.get(n, n): a[i : i + 1] for n, a in calib.items()} for i in range(count)]}
+    axes = axes or {}
+    return {
+        signature: [
+            {keys.get(n, n): to_model(a[i : i + 1], axes.get(n, 0)) for n, a in calib.items()} for i in range(count)
+        ]
+    }
 
 
 def quantize_with_recipe(
@@ -163,6 +176,7 @@ def quantize_with_recipe(
     out_path: str | Path,
     keys: dict[str, str] | None = None,
     calibrated: dict[str, Any] | None = None,
+    axes: dict[str, int | None] | None = None,
 ) -> Path:
     """Quantize a fp32 .tflite by `recipe` into `out_path` (static recipes calibrate on `calibration`,
     {input name: samples}; `keys` maps input names to signature keys when they differ). `calibrated`: a dict
@@ -176,7 +190,7 @@ def quantize_with_recipe(
             raise StageError("This recipe quantizes activations statically and needs calibration samples; none given.")
         result = (calibrated or {}).get("ranges")
         if result is None:
-            data = signature_calibration(float_tflite, calibration, keys or {})
+            data = signature_calibration(float_tflite, calibration, keys or {}, axes)
             result = q.calibrate(data, num_threads=1)
         if calibrated is not None:
             calibrated["ranges"] = result

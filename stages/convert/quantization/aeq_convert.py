@@ -19,6 +19,7 @@ from stages.convert.quantization.aeq import (
     variant_recipe,
 )
 from stages.convert.schemes import FLOAT
+from stages.load.batch_axis import axes_of
 from stages.result import StageError, StageResult
 
 
@@ -55,13 +56,14 @@ def convert_aeq(
     if needs_calibration(recipe):  # empty or constant samples would give zero ranges, silently
         check_samples(variant, calib)
     keys = {i.name: i.key for i in handle.inputs}
+    axes = axes_of(load.meta["model"])
     quantize_started = time.perf_counter()
 
     calibrated: dict[str, Any] = {}  # repair's rebuilds reuse the float ranges of the first quantization
 
     def quantize(entries: list[dict[str, Any]]) -> Path:
         try:
-            return quantize_with_recipe(float_path, entries, calib, out / "model.tflite", keys, calibrated)
+            return quantize_with_recipe(float_path, entries, calib, out / "model.tflite", keys, calibrated, axes)
         except (ValueError, RuntimeError, KeyError) as err:
             raise StageError(f"AI Edge Quantizer failed for '{variant['name']}' ({source}): {str(err)[:400]}") from None
 

@@ -1,4 +1,4 @@
-"""Batch on another axis (issue 28): each input's and output's batch axis is found at load, every sample array
+"""Batch on another axis: each input's and output's batch axis is found at load, every sample array
 stays batch-first inside the pipeline, and the model's own layout is used only when calling it."""
 
 from __future__ import annotations

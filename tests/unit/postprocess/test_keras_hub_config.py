@@ -1,4 +1,4 @@
-"""`detect`'s settings read from a KerasHub `RetinaNetObjectDetector` `.keras` file without KerasHub (issue 25).
+"""`detect`'s settings read from a KerasHub `RetinaNetObjectDetector` `.keras` file without KerasHub.
 
 keras_hub is not installed here, so the `.keras` files are written by the test, with a config.json in the
 structure keras-hub 0.32 saves (tests/helpers/keras_hub_files.py says which keys, read from the wheel's source)."""

@@ -1,4 +1,4 @@
-"""`split=auto` cuts upstream of every selection op that feeds the unsupported region (issue 25): the head hands
+"""`split=auto` cuts upstream of every selection op that feeds the unsupported region: the head hands
 over per-anchor tensors, the tail does all sorting and selecting. GraphDef-level: no conversion runs here."""
 
 from __future__ import annotations

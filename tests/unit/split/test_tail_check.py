@@ -1,7 +1,7 @@
-"""Issue 25: the configured numpy tail is checked on the original model's own head outputs before any variant;
+"""The configured numpy tail is checked on the original model's own head outputs before any variant;
 a tail with one wrong setting stops (exit 2, InputError) naming that setting. Here the "original" detections
 are the bundled `detect` with the right settings on seeded raw predictions of a 240-anchor pyramid (the tiny
-KerasHub-like detector's, tests/keras_detector.py); the end-to-end run on the real SavedModel is in
+KerasHub-like detector's, tests/helpers/keras_detector.py); the end-to-end run on the real SavedModel is in
 tests/e2e/test_tail_check_cli.py."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from stages.postprocess.detector import detect
 from stages.result import InputError, StageResult
 from stages.split.tail_check import check_tail
 from stages.verify.detection_metrics import find_detection_outputs, match_detections
-from tests.keras_detector import DETECTOR_TAIL
+from tests.helpers.keras_detector import DETECTOR_TAIL
 
 RIGHT = {k: v for k, v in DETECTOR_TAIL.items() if k != "_target_"}
 

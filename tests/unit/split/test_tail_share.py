@@ -1,4 +1,4 @@
-"""The tail's share of the model (issue 28): weights count the constant inputs of convolutions and matmuls, so
+"""The tail's share of the model: weights count the constant inputs of convolutions and matmuls, so
 an anchor table or an NMS does not look like model; a tail with most of the weights is too large for
 `split=auto`, a small one (under 1,024 parameters) never is. GraphDef-level, no conversion."""
 

@@ -1,4 +1,4 @@
-"""Detection matching treats genuine score ties at the cut-off as interchangeable (issue 25), and says how many."""
+"""Detection matching treats genuine score ties at the cut-off as interchangeable, and says how many."""
 
 from __future__ import annotations
 

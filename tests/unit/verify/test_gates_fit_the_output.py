@@ -1,4 +1,4 @@
-"""Issue 28: each output is judged by a metric that means something for it (stages/verify/output_kinds.py).
+"""Each output is judged by a metric that means something for it (stages/verify/output_kinds.py).
 
 The figures come from the real comparison and judge (`candidate_metrics`, `judge`) and the shipped presets
 (conf/gates/*.yaml). The int8 candidate of the YOLO-style head is what full-integer quantization makes of a
