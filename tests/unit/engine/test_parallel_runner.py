@@ -47,11 +47,12 @@ def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
 THREE = {"a": {}, "b": {}, "c": {}}
 
 
+@pytest.mark.slow  # about 15 s: stages long enough to outlast a TensorFlow import on a busy machine
 def test_variants_run_side_by_side_and_benchmarks_alone(tmp_path: Path) -> None:
     pool = WorkerPool(size=2)
-    # The second worker imports TensorFlow while the first variant's stage runs (seconds on a quiet machine): the
-    # first stage lasts long enough for that, as a real conversion does.
-    variants = {"a": {"seconds": 8}, "b": {}, "c": {}}
+    # The second worker imports TensorFlow while the first variant's stage runs (seconds on a quiet machine, more
+    # beside other tests): the stages last long enough for that, as real conversions do.
+    variants = {"a": {"seconds": 8}, "b": {"seconds": 6}, "c": {"seconds": 6}}
     outcomes = _run(tmp_path, variants, pool)
     assert all(o.status == "ok" for o in outcomes.values())
     runs = _intervals(tmp_path / "log")
