@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Optional
 
@@ -27,8 +27,9 @@ class DatasetConfig:
     label_output: Optional[str] = None
     # What each model output holds, {output: kind}, where the classification from the reference's values is
     # wrong (the report's reference.output_kinds says what it found and why); kinds: class_scores, multilabel,
-    # regression, boxes, packed_detections, yolo (stages/verify/output_kinds.py).
-    output_kinds: Optional[dict[str, str]] = None
+    # regression, boxes, packed_detections, yolo (stages/verify/output_kinds.py). An empty map, not null: OmegaConf
+    # 2.3 cannot merge an override dict (`dataset.output_kinds={prob: regression}`) into a null field.
+    output_kinds: dict[str, str] = field(default_factory=dict)
     # Fraction of the data held out for evaluation (npz/random); digits uses its own held-out test split.
     eval_fraction: float = 0.5
     max_eval_samples: int = 1000

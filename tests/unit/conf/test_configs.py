@@ -149,3 +149,11 @@ def test_the_pipeline_hands_label_output_to_the_reference_stage() -> None:
 
     stages = OmegaConf.to_container(cfg.pipeline.stages, resolve=True)
     assert stages["reference"]["config"]["label_output"] == "probs"
+
+
+def test_output_kinds_override_composes_and_an_unknown_kind_is_exit_2() -> None:
+    """The override as the README writes it reaches the dataset config; a kind no metric knows fails at compose."""
+    cfg = compose_config(["+dataset.output_kinds={probs: regression}"])
+    assert cfg["dataset"]["output_kinds"] == {"probs": "regression"}
+    with pytest.raises(ConfigError, match=re.escape("`dataset.output_kinds=")):
+        compose_config(["+dataset.output_kinds={probs: banana}"])
