@@ -50,6 +50,24 @@ def _postprocess_target(cfg: dict[str, Any] | None) -> str | None:
     return str(target)
 
 
+def _deploy(value: Any, target: str | None, kwargs: dict[str, Any]) -> str:
+    """`split.deploy` as a string; for `in_graph` the tail must be one that has an in-graph form (InputError)."""
+    deploy = str(getattr(value, "value", value) or "host")
+    if deploy not in ("host", "in_graph"):
+        raise InputError(f"`split.deploy={deploy}` is not a deploy mode: give `host` (default) or `in_graph`.")
+    if deploy == "in_graph" and target:
+        from stages.postprocess.in_graph import detect_settings
+
+        detect_settings(target, kwargs)
+    return deploy
+
+
+def in_graph_note(target: str | None, kwargs: dict[str, Any]) -> str:
+    from stages.postprocess.in_graph import detect_settings, semantics_note
+
+    return semantics_note(detect_settings(str(target), kwargs))
+
+
 def _graph_view(load: StageResult, out_dir: Path) -> tuple[Any, dict[str, str], dict[str, str], str | None]:
     """(GraphDef, {model input: graph tensor}, {model output: graph tensor}, file written or None)."""
     from stages.load.model import read_graph_def
@@ -144,8 +162,10 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     mode = str(scfg["mode"])
     target = _postprocess_target(scfg.get("postprocess"))
     tail_fn, tail_kwargs = load_postprocess(scfg["postprocess"]) if target else (None, {})
+    deploy = _deploy(scfg.get("deploy"), target, tail_kwargs)
     meta: dict[str, Any] = {
         "mode": mode,
+        "deploy": deploy,
         "unsupported_ops": [],
         "cut_tensors": [],
         "postprocess": None,
@@ -237,6 +257,13 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
             plan, aliases = named[0], named[1]
     if not plan.tail:
         return StageResult(meta=meta, files=files)
+    if deploy == "in_graph" and not target:
+        raise InputError(
+            f"`split.deploy=in_graph` builds the tail into the .tflite from a bundled numpy tail's settings, and no "
+            f"`split.postprocess` is configured (the tail from {plan.cut_tensors} would run in TensorFlow). Give "
+            "`stages.postprocess.detector.detect` or `stages.postprocess.nms.filter_detections` with the model's "
+            "settings (docs/split.md), or drop `split.deploy=in_graph`."
+        )
     if not plan.cut_tensors:
         why = "every path from the inputs to the outputs runs through them: the head would have no outputs."
         raise InputError(_no_cut_message(_verdict_of(unsupported, meta), why))
@@ -261,6 +288,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
             n
             for n in (
                 manual_note,
+                in_graph_note(target, tail_kwargs) if deploy == "in_graph" else None,
                 None
                 if target
                 else (
