@@ -147,7 +147,16 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
         "model": {k: model.get(k) for k in ("name", "format", "path", "size_bytes", "loader")},
         "split": {
             k: split.get(k)
-            for k in ("mode", "unsupported_ops", "unsupported_where", "cut_tensors", "postprocess", "tail", "note")
+            for k in (
+                "mode",
+                "unsupported_ops",
+                "unsupported_where",
+                "cut_tensors",
+                "postprocess",
+                "tail",
+                "deploy",
+                "note",
+            )
         },
         "calibration": calib.result.meta["calibration"] if calib and calib.result else None,
         "reference": {

@@ -15,7 +15,7 @@ class SplitMode(str, Enum):
 
 class SplitDeploy(str, Enum):
     """Where the tail runs in the deployed model: `host` (the .tflite is the head, the numpy tail runs beside it) or
-    `in_graph` (the bundled tail rebuilt from TFLite builtins inside the one .tflite: stages/postprocess/in_graph.py)."""
+    `in_graph` (the bundled tail rebuilt from TFLite builtins inside the .tflite: stages/postprocess/in_graph.py)."""
 
     host = "host"
     in_graph = "in_graph"

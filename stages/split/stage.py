@@ -21,7 +21,7 @@ from typing import Any
 from stages.load.model.access import head_from, io_shapes, model_path, source_handle
 from stages.load.model.formats import model_format
 from stages.result import InputError, StageError, StageResult
-from stages.split.postprocess_target import with_model_settings
+from stages.split.postprocess_target import deploy_mode, in_graph_note, with_model_settings
 from stages.split.tail import load_postprocess, run_tail, run_tf_tail
 
 __all__ = ["load_postprocess", "run_tail", "run_tf_tail", "split"]
@@ -48,24 +48,6 @@ def _postprocess_target(cfg: dict[str, Any] | None) -> str | None:
             "`+split.postprocess._target_=stages.postprocess.nms.filter_detections`, or drop it."
         )
     return str(target)
-
-
-def _deploy(value: Any, target: str | None, kwargs: dict[str, Any]) -> str:
-    """`split.deploy` as a string; for `in_graph` the tail must be one that has an in-graph form (InputError)."""
-    deploy = str(getattr(value, "value", value) or "host")
-    if deploy not in ("host", "in_graph"):
-        raise InputError(f"`split.deploy={deploy}` is not a deploy mode: give `host` (default) or `in_graph`.")
-    if deploy == "in_graph" and target:
-        from stages.postprocess.in_graph import detect_settings
-
-        detect_settings(target, kwargs)
-    return deploy
-
-
-def in_graph_note(target: str | None, kwargs: dict[str, Any]) -> str:
-    from stages.postprocess.in_graph import detect_settings, semantics_note
-
-    return semantics_note(detect_settings(str(target), kwargs))
 
 
 def _graph_view(load: StageResult, out_dir: Path) -> tuple[Any, dict[str, str], dict[str, str], str | None]:
@@ -162,7 +144,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     mode = str(scfg["mode"])
     target = _postprocess_target(scfg.get("postprocess"))
     tail_fn, tail_kwargs = load_postprocess(scfg["postprocess"]) if target else (None, {})
-    deploy = _deploy(scfg.get("deploy"), target, tail_kwargs)
+    deploy = deploy_mode(scfg.get("deploy"), target, tail_kwargs)
     meta: dict[str, Any] = {
         "mode": mode,
         "deploy": deploy,
