@@ -158,7 +158,16 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
         },
         "split": {
             k: split.get(k)
-            for k in ("mode", "unsupported_ops", "unsupported_where", "cut_tensors", "postprocess", "tail", "note")
+            for k in (
+                "mode",
+                "unsupported_ops",
+                "unsupported_where",
+                "cut_tensors",
+                "postprocess",
+                "tail",
+                "deploy",
+                "note",
+            )
         },
         "calibration": calib.result.meta["calibration"] if calib and calib.result else None,
         "reference": {

@@ -32,7 +32,7 @@ def model_config(variant: str, outcomes: dict[str, Any]) -> dict[str, Any]:
     load = outcomes["load"].result
     split = outcomes["split"].result.meta if outcomes.get("split") and outcomes["split"].result else {}
     tail = None
-    if split.get("head_outputs"):
+    if split.get("head_outputs") and split.get("deploy") != "in_graph":  # in_graph: the .tflite holds the tail
         if not split.get("postprocess"):
             raise ValueError(
                 "the model was split and its tail runs in TensorFlow, which a LiteRT-only pyfunc cannot serve; "

@@ -183,10 +183,10 @@ def convert(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
     from stages.litert_runtime import SignatureModel, describe_io
-    from stages.load.model.access import head_handle
+    from stages.load.model.access import deployed_handle
 
     variant = cfg["variant"]
-    handle = head_handle(load, split)
+    handle = deployed_handle(load, split)
     skipped = not_applicable(variant, [i.to_json() for i in handle.inputs])
     if skipped:
         return StageResult(meta={"skipped": skipped, "variant": variant})

@@ -13,6 +13,14 @@ class SplitMode(str, Enum):
     manual = "manual"
 
 
+class SplitDeploy(str, Enum):
+    """Where the tail runs in the deployed model: `host` (the .tflite is the head, the numpy tail runs beside it) or
+    `in_graph` (the bundled tail rebuilt from TFLite builtins inside the .tflite: stages/postprocess/in_graph.py)."""
+
+    host = "host"
+    in_graph = "in_graph"
+
+
 @dataclass
 class SplitConfig:
     mode: SplitMode = SplitMode.auto
@@ -23,3 +31,4 @@ class SplitConfig:
     # (add keyword arguments with `+split.postprocess.name=value`). Typed Any: OmegaConf 2.3 cannot merge an
     # override dict into a None Optional[dict] field.
     postprocess: Any = field(default_factory=lambda: {"_target_": None})
+    deploy: SplitDeploy = SplitDeploy.host

@@ -1,7 +1,8 @@
 """Is `split.postprocess._target_` importable? Asked twice: by preflight in the main process, without running
 the user's module (a missing package fails the run in a second, before TensorFlow is imported or a model
 trained), and by the tail when it imports the function in the worker. Also: the tail's settings read from the
-model itself (`from_keras`, `with_model_settings`) instead of written by the user."""
+model itself (`from_keras`, `with_model_settings`) instead of written by the user, and whether the tail can be
+deployed inside the .tflite (`split.deploy=in_graph`: `deploy_mode`)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,21 @@ def with_model_settings(cfg: dict[str, Any] | None, input_shape: list[Any] | Non
         ) from None
     anchors = {**settings["anchors"], **dict(given.pop("anchors", None) or {})}
     return {**settings, **given, "anchors": anchors}
+
+
+def deploy_mode(value: Any, target: str | None, kwargs: dict[str, Any]) -> str:
+    """`split.deploy` as a string; for `in_graph` the tail must be one that has an in-graph form (InputError)."""
+    deploy = str(getattr(value, "value", value) or "host")
+    if deploy not in ("host", "in_graph"):
+        raise InputError(f"`split.deploy={deploy}` is not a deploy mode: give `host` (default) or `in_graph`.")
+    if deploy == "in_graph" and target:
+        from stages.postprocess.in_graph import detect_settings
+
+        detect_settings(target, kwargs)
+    return deploy
+
+
+def in_graph_note(target: str | None, kwargs: dict[str, Any]) -> str:
+    from stages.postprocess.in_graph import detect_settings, semantics_note
+
+    return semantics_note(detect_settings(str(target), kwargs))

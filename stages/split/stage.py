@@ -21,7 +21,7 @@ from typing import Any
 from stages.load.model.access import head_from, io_shapes, model_path, source_handle
 from stages.load.model.formats import model_format
 from stages.result import InputError, StageError, StageResult
-from stages.split.postprocess_target import with_model_settings
+from stages.split.postprocess_target import deploy_mode, in_graph_note, with_model_settings
 from stages.split.tail import load_postprocess, run_tail, run_tf_tail
 
 __all__ = ["load_postprocess", "run_tail", "run_tf_tail", "split"]
@@ -144,8 +144,10 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
     mode = str(scfg["mode"])
     target = _postprocess_target(scfg.get("postprocess"))
     tail_fn, tail_kwargs = load_postprocess(scfg["postprocess"]) if target else (None, {})
+    deploy = deploy_mode(scfg.get("deploy"), target, tail_kwargs)
     meta: dict[str, Any] = {
         "mode": mode,
+        "deploy": deploy,
         "unsupported_ops": [],
         "cut_tensors": [],
         "postprocess": None,
@@ -237,6 +239,13 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
             plan, aliases = named[0], named[1]
     if not plan.tail:
         return StageResult(meta=meta, files=files)
+    if deploy == "in_graph" and not target:
+        raise InputError(
+            f"`split.deploy=in_graph` builds the tail into the .tflite from a bundled numpy tail's settings, and no "
+            f"`split.postprocess` is configured (the tail from {plan.cut_tensors} would run in TensorFlow). Give "
+            "`stages.postprocess.detector.detect` or `stages.postprocess.nms.filter_detections` with the model's "
+            "settings (docs/split.md), or drop `split.deploy=in_graph`."
+        )
     if not plan.cut_tensors:
         why = "every path from the inputs to the outputs runs through them: the head would have no outputs."
         raise InputError(_no_cut_message(_verdict_of(unsupported, meta), why))
@@ -261,6 +270,7 @@ def split(cfg: dict[str, Any], out_dir: str, load: StageResult) -> StageResult:
             n
             for n in (
                 manual_note,
+                in_graph_note(target, tail_kwargs) if deploy == "in_graph" else None,
                 None
                 if target
                 else (

@@ -98,14 +98,20 @@ def _check_tail_outputs(split: StageResult, result: Any, final: dict[str, Any], 
 
 
 def run_tail(
-    split: StageResult, head_outputs: dict[str, Any], feeds: dict[str, Any], load: StageResult | None = None
+    split: StageResult,
+    head_outputs: dict[str, Any],
+    feeds: dict[str, Any],
+    load: StageResult | None = None,
+    host: bool = False,
 ) -> dict[str, Any]:
-    """Turn the converted head's outputs into the model's final outputs (identity when nothing was cut).
+    """Turn the converted head's outputs into the model's final outputs (identity when nothing was cut, and with
+    `split.deploy=in_graph`, whose .tflite returns them itself).
 
     With a postprocess function, it gets `{cut tensor: array}` in `split.cut_tensors` order (plus any model
-    inputs the tail reads) and its config kwargs; without one the cut-off subgraph runs in TensorFlow.
+    inputs the tail reads) and its config kwargs; without one the cut-off subgraph runs in TensorFlow. `host`: run
+    the numpy tail on head outputs even when it is deployed in the graph (the reference's check of the tail).
     """
-    if not split.meta.get("head_outputs"):
+    if not split.meta.get("head_outputs") or (split.meta.get("deploy") == "in_graph" and not host):
         return head_outputs
     final = {n: head_outputs[n] for n in split.meta.get("head_final_outputs", []) if n in head_outputs}
     if split.meta.get("postprocess"):

@@ -55,7 +55,7 @@ def check_tail(
     not reproduce the original's detections."""
     if not split.meta.get("postprocess") or not names:
         return None
-    score, found = agreement(reference, run_tail(split, head, feeds, load), names, match)
+    score, found = agreement(reference, run_tail(split, head, feeds, load, host=True), names, match)
     figures = {"agreement": round(score, 6), "reference_detections": found["reference_detections"]}
     if score >= MIN_MATCH:
         return figures
@@ -79,7 +79,7 @@ def _message(
     for label, changed in alternatives(target, kwargs, reference[names["boxes"]].shape[1]):
         trial = StageResult(meta={**split.meta, "postprocess_config": {"_target_": target, **changed}})
         try:
-            tried.append((agreement(reference, run_tail(trial, head, feeds, load), names, match)[0], label))
+            tried.append((agreement(reference, run_tail(trial, head, feeds, load, host=True), names, match)[0], label))
         except Exception:  # noqa: BLE001 - an alternative that does not fit the head's shapes is simply wrong
             continue
     tried.sort(key=lambda t: -t[0])

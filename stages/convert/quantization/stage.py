@@ -34,9 +34,9 @@ def integer_info(
     """`quantization` metadata of a converted int8/int16x8 variant: the debugger's table and, when
     `calibrate.stability=true`, the same variant calibrated on a second, disjoint subset."""
     from stages.convert.converter import make_converter
-    from stages.load.model.access import head_handle
+    from stages.load.model.access import deployed_handle
 
-    variant, handle = cfg["variant"], head_handle(load, split)
+    variant, handle = cfg["variant"], deployed_handle(load, split)
     calib, _ = load_samples(calibrate.path("calib"))
     info, files = record_layers(handle, variant, calib, cfg.get("quantization") or {}, out_dir)
     if "calib_b" in calibrate.files:
@@ -58,12 +58,12 @@ def stability(
 ) -> dict[str, Any]:
     """Metrics on the evaluation set of the variant as converted and as calibrated on the second subset, and
     their spread: a gate passed by a lucky calibration subset shows as a large spread or a disagreement."""
-    from stages.load.model.access import head_handle
+    from stages.load.model.access import deployed_handle
 
     second, _ = load_samples(calibrate.path("calib_b"))
     feeds, labels = load_samples(calibrate.path("eval"))
     random_data = bool(calibrate.meta.get("random"))
-    names = io_names(head_handle(load, split))
+    names = io_names(deployed_handle(load, split))
     judge = Judge(
         load,
         split,

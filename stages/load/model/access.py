@@ -72,3 +72,14 @@ def head_handle(load: StageResult, split: StageResult) -> Any:
         _HEADS.clear()
         _HEADS[key] = head_from(graph_def, ins, split.meta["head_outputs"], io_shapes(load, ins))
     return _HEADS[key]
+
+
+def deployed_handle(load: StageResult, split: StageResult) -> Any:
+    """What the convert stage converts: the head, or with `split.deploy=in_graph` the head and the post-processing
+    as TFLite builtins in one function returning the model's own outputs (`stages.postprocess.in_graph`)."""
+    head = head_handle(load, split)
+    if split.meta.get("deploy") != "in_graph" or not split.meta.get("head_outputs"):
+        return head
+    from stages.postprocess.in_graph import with_tail
+
+    return with_tail(head, split.meta, [TensorInfo.from_json(o) for o in load.meta["model"]["outputs"]])
