@@ -41,6 +41,7 @@ def _entry() -> dict[str, Any]:
     return {"status": "passed", "tflite_path": "variants/fp32/model.tflite", "metrics": {"accuracy": 0.5}, "gates": {}}
 
 
+@pytest.mark.slow  # two tracked runs and two pyfunc loads: ~13 s on a busy 2-core host
 def test_two_runs_of_one_variant_save_its_pyfunc_once_and_get_a_model_each(
     run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
