@@ -81,13 +81,13 @@ def test_two_runs_of_one_variant_save_its_pyfunc_once_and_get_a_model_each(
         assert np.array_equal(outputs["probs"], expected["probs"])
 
 
-def test_new_content_saves_a_new_pyfunc_directory(run_dir: Path, tmp_path: Path) -> None:
-    from pipelines.tracking.logged_model import MODEL_CONFIG, content_key
+def test_new_content_saves_a_new_pyfunc_directory(tmp_path: Path) -> None:
+    from pipelines.tracking.logged_model import content_key
 
-    other = tmp_path / "model.tflite"
-    tflite = run_dir / "variants" / "fp32" / "model.tflite"
-    other.write_bytes(tflite.read_bytes() + b"\0")
-    config = tflite.with_name(MODEL_CONFIG)
+    tflite, other, config = tmp_path / "model.tflite", tmp_path / "other.tflite", tmp_path / "model_config.json"
+    tflite.write_bytes(b"TFL3 weights")
+    other.write_bytes(b"TFL3 weights\0")
+    config.write_text('{"variant": "fp32"}')
     assert content_key(tflite, config, "fp32") == content_key(tflite, config, "fp32")
     assert content_key(other, config, "fp32") != content_key(tflite, config, "fp32")
     assert content_key(tflite, config, "fp16") != content_key(tflite, config, "fp32")
