@@ -27,14 +27,18 @@ def _remote(method: str, *args: Any) -> Any:
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep "creating tables" off the console
         uri, experiment, cfg, run_name, parent_run_id, run_dir = args
+        from pipelines.tracking.run_recovery import owner_tags
+
         _session = MlflowTracker(uri, experiment)
-        run_id = _session.start(cfg, run_name, parent_run_id)
+        run_id = _session.start(cfg, run_name, parent_run_id, owner_tags(run_dir))
         # Registered after MLflow's own exit hook, so it runs first: that hook would end the open run FINISHED
         # when this process exits after the CLI was killed. Only the CLI's finish/abort close runs (a killed
         # run is closed by the next run, pipelines/tracking/run_recovery.py).
         atexit.register(os._exit, 0)
-        _claim_and_recover(_session, cfg, run_dir)
+        _recover(_session, cfg, run_dir)
         return run_id
+    if method == "preload":
+        return _preload()
     assert _session is not None
     try:
         return getattr(_session, method)(*args)
@@ -44,20 +48,24 @@ def _remote(method: str, *args: Any) -> Any:
         raise TrackingFailed(first_line(err)) from None
 
 
-def _claim_and_recover(session: MlflowTracker, cfg: dict[str, Any], run_dir: Path | None) -> None:
-    """Tag the new parent run with its owner process, then close runs of this configuration or run directory
-    that a killed process left RUNNING (pipelines/tracking/run_recovery.py)."""
-    from pipelines.tracking.run_recovery import close_dead_runs_quietly, owner_tags
+def _recover(session: MlflowTracker, cfg: dict[str, Any], run_dir: Path | None) -> None:
+    """Close runs of this configuration or run directory that a killed process left RUNNING
+    (pipelines/tracking/run_recovery.py); the new parent run carries its owner's tags from its start."""
+    from pipelines.tracking.run_recovery import close_dead_runs_quietly
 
-    tags = owner_tags(run_dir)
-    try:
-        session.mlflow.set_tags(tags)
-    except Exception:  # noqa: BLE001 - without the tags only the recovery of this run after kill -9 is lost
-        return
-    active = session.mlflow.active_run()
-    if active is not None and session.parent_id is not None:
-        match = {"config_hash": config_hash(cfg), **({"run_dir": tags["run_dir"]} if "run_dir" in tags else {})}
-        close_dead_runs_quietly(session.uri, active.info.experiment_id, match, session.parent_id)
+    if session.parent_id is not None:
+        match = {"config_hash": config_hash(cfg)} | ({"run_dir": str(run_dir.resolve())} if run_dir else {})
+        close_dead_runs_quietly(session.uri, session.experiment_id, match, session.parent_id)
+
+
+def _preload() -> None:
+    """Import what logging the finished run needs while the stages compute (queued after `open`, so that the
+    first stage never waits for it; after a run whose stages all come from the cache it costs nothing more)."""
+    import mlflow.data.numpy_dataset  # noqa: F401
+    import mlflow.models  # noqa: F401
+    import PIL.Image  # noqa: F401
+
+    import pipelines.output.quantization_report  # noqa: F401
 
 
 _prewarmed: Any = None
@@ -109,6 +117,7 @@ class BackgroundTracker:
         self.page: str | None = None  # set by `finish`: how to open the parent run's page
         self._pool = _take_pool()
         self._opened = self._pool.apply_async(_remote, ("open", uri, experiment, cfg, run_name, parent, run_dir))
+        self._pool.apply_async(_remote, ("preload",))  # after the opening, not waited for
 
     def wait_started(self) -> str:
         """The parent run's id; raises ConfigError when the store cannot be used."""
@@ -133,8 +142,10 @@ class BackgroundTracker:
         self.wait_started()
         return self._pool.apply_async(_remote, (method, *args)).get(timeout=_CALL_TIMEOUT_S)
 
-    def log_variant(self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path) -> str:
-        return str(self._call("log_variant", name, entry, params, run_dir))
+    def log_variant(
+        self, name: str, entry: dict[str, Any], params: dict[str, Any], run_dir: Path, model_store: Path | None = None
+    ) -> str:
+        return str(self._call("log_variant", name, entry, params, run_dir, model_store))
 
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> None:
         self.page = self._call("finish", report, run_dir, status)

@@ -2,9 +2,9 @@
 
 The parent run's description is the comparison table (failed gates and warnings included), per-variant summary
 metrics (`<variant>/size_ratio`, `<variant>/latency_ms_p50`, ...) feed the runs table and the chart views, and the
-table and trade-off plot are a logged table and image; child runs get a one-paragraph description. Datasets and
-LoggedModels are pipelines/tracking/lineage.py. Text and metrics are built here from the report (plain data, no MLflow
-import); `log_*` functions take the `mlflow` module from the tracker, which owns the runs.
+table and trade-off plot are a logged table and image; child runs get a one-paragraph description. Datasets are
+pipelines/tracking/lineage.py, LoggedModels pipelines/tracking/logged_model.py. Text and metrics are built here
+from the report (plain data, no MLflow import); `log_parent` takes the tracker's `MlflowClient`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.output.table import format_table, header, table_rows
-from pipelines.tracking import lineage
 
 NOTE_TAG = "mlflow.note.content"  # what MLflow's run page renders as the run's description (markdown)
 NOTE_LIMIT = 8000  # MLflow's maximum tag value length
@@ -129,24 +128,16 @@ def comparison_table(report: dict[str, Any]) -> dict[str, list[Any]]:
 # --- In the tracking process: calls on the tracker's `mlflow` module ----------------------------------------
 
 
-def log_parent(mlflow: Any, report: dict[str, Any], run_dir: Path, calibrated: set[str]) -> None:
-    """Description, summary metrics, datasets, comparison table and trade-off image of the active parent run."""
-    mlflow.set_tag(NOTE_TAG, parent_note(report))
-    mlflow.log_metrics(summary_metrics(report))
-    mlflow.log_table(comparison_table(report), artifact_file="comparison.json")
+def log_parent(client: Any, run_id: str, report: dict[str, Any], run_dir: Path) -> None:
+    """The parent run's comparison table (an MLflow table) and trade-off image (an image card in the chart
+    view); its description and summary metrics go in the tracker's one `log_batch`."""
+    client.log_table(run_id, comparison_table(report), artifact_file="comparison.json")
     plot = run_dir / "tradeoffs.png"
     if plot.exists():
         from PIL import Image
 
         with Image.open(plot) as image:
-            mlflow.log_image(image.convert("RGB"), key="tradeoffs")  # an image card in the chart view
-    lineage.link_children(mlflow, report, calibrated)
-
-
-def log_child(mlflow: Any, name: str, entry: dict[str, Any], run_dir: Path) -> str | None:
-    """The active child run's description and LoggedModel; returns the model's id to link the metrics to."""
-    mlflow.set_tag(NOTE_TAG, variant_note(name, entry))
-    return lineage.log_model(mlflow, name, entry, run_dir)
+            client.log_image(run_id, image.convert("RGB"), key="tradeoffs", step=0, synchronous=True)
 
 
 def setup_mlflow() -> bool:
@@ -157,7 +148,6 @@ def setup_mlflow() -> bool:
 
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    lineage.warm_up()
     if importlib.util.find_spec("psutil") is None:
         return False
     os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "2")

@@ -2,8 +2,8 @@
 
 Before tracking, in the main process, `prepare` records the calibration and evaluation sets (name, digest, source,
 shapes, file) in the report and writes each variant's `model_config.json` beside its `model.tflite`: only the
-stage results know these. In the tracking process the sets become MLflow datasets (parent and child runs) and each
-variant a LoggedModel: the LiteRT pyfunc of pipelines/tracking/tflite_pyfunc.py, which the registry registers.
+stage results know these. In the tracking process the sets become MLflow datasets (parent and child runs); each
+variant's LoggedModel (the LiteRT pyfunc, which the registry registers) is pipelines/tracking/logged_model.py.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipelines.tracking.logged_model import MODEL_CONFIG
 from stages.convert.quantization.aeq import reads_calibration
-
-STAGES_DIR = Path(__file__).resolve().parents[2] / "stages"
-PYFUNC_FILE = Path(__file__).resolve().parent / "tflite_pyfunc.py"
-MODEL_CONFIG = "model_config.json"  # beside each variant's model.tflite: what the pyfunc needs to serve it
 
 
 def calibrated_variants(cfg: dict[str, Any]) -> set[str]:
@@ -107,9 +104,12 @@ def _dataset(mlflow: Any, record: dict[str, Any]) -> Any:
     )
 
 
-def link_children(mlflow: Any, report: dict[str, Any], calibrated: set[str]) -> None:
+def link_children(
+    mlflow: Any, report: dict[str, Any], calibrated: set[str], models: dict[str, str] | None = None
+) -> None:
     """Datasets: both on the parent, evaluation on every child, calibration on the children it calibrated; the
-    children's LoggedModels listed on the parent's page (as its inputs: the models it compares)."""
+    children's LoggedModels listed on the parent's page (as its inputs: the models it compares). `models` (child
+    run id -> model id, as the tracker logged them) spares asking the store for each child's outputs."""
     from mlflow.entities import DatasetInput, InputTag, LoggedModelInput
 
     client = mlflow.MlflowClient()
@@ -119,17 +119,22 @@ def link_children(mlflow: Any, report: dict[str, Any], calibrated: set[str]) -> 
         for context, record in records.items()
         if Path(record["path"]).exists()
     }
-    models = []
+    model_ids = []
     for name, entry in report["variants"].items():
-        if not entry.get("mlflow_run_id"):
+        run_id = entry.get("mlflow_run_id")
+        if not run_id:
             continue
         used = ["calibration", "evaluation"] if name in calibrated else ["evaluation"]
         if any(c in inputs for c in used):
-            _log_inputs(client, entry["mlflow_run_id"], datasets=[inputs[c] for c in used if c in inputs])
-        outputs = client.get_run(entry["mlflow_run_id"]).outputs
-        models += [LoggedModelInput(o.model_id) for o in (outputs.model_outputs if outputs else [])]
-    if inputs or models:
-        _log_inputs(client, mlflow.active_run().info.run_id, datasets=list(inputs.values()), models=models)
+            _log_inputs(client, run_id, datasets=[inputs[c] for c in used if c in inputs])
+        if models is not None:
+            model_ids += [models[run_id]] if run_id in models else []
+        else:
+            outputs = client.get_run(run_id).outputs
+            model_ids += [o.model_id for o in (outputs.model_outputs if outputs else [])]
+    if inputs or model_ids:
+        parent = mlflow.active_run().info.run_id
+        _log_inputs(client, parent, datasets=list(inputs.values()), models=[LoggedModelInput(m) for m in model_ids])
 
 
 def _log_inputs(client: Any, run_id: str, **inputs: Any) -> None:
@@ -147,53 +152,3 @@ def _log_inputs(client: Any, run_id: str, **inputs: Any) -> None:
             if "UNIQUE constraint failed: datasets" not in str(err) or attempt == 2:
                 raise
             time.sleep(0.2 * (attempt + 1))
-
-
-def log_model(mlflow: Any, name: str, entry: dict[str, Any], run_dir: Path) -> str | None:
-    """The variant as a LoggedModel (the LiteRT pyfunc) of the active child run; None when not servable."""
-    if not entry.get("tflite_path"):
-        return None
-    tflite = run_dir / entry["tflite_path"]
-    config = tflite.with_name(MODEL_CONFIG)
-    if not config.exists():
-        return None
-    info = mlflow.pyfunc.log_model(
-        name=name,
-        python_model=str(PYFUNC_FILE),
-        artifacts={"tflite": str(tflite), "config": str(config)},
-        code_paths=[str(STAGES_DIR)],
-        pip_requirements=pip_requirements(),
-        metadata={"variant": name},
-        tags={"variant": name, "status": entry["status"]},
-        model_type="tflite",
-    )
-    return str(info.model_id)
-
-
-def warm_up() -> None:
-    """Logging the first model scans every installed distribution (MLflow checks the pip requirements against
-    them, about a second); do it in a thread while the pipeline runs, instead of after it."""
-    import threading
-
-    def scan() -> None:
-        try:
-            from mlflow.utils.requirements_utils import _init_modules_to_packages_map
-
-            _init_modules_to_packages_map()
-        except Exception:  # noqa: BLE001 - an optimisation only: log_model does the scan itself otherwise
-            pass
-
-    threading.Thread(target=scan, name="warm-up-requirements-check", daemon=True).start()
-
-
-def pip_requirements() -> list[str]:
-    """The served model's runtime: the LiteRT interpreter and numpy, pinned to what verified it."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    reqs = []
-    for dist in ("ai-edge-litert", "numpy"):
-        try:
-            reqs.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError:
-            reqs.append(dist)
-    return reqs

@@ -39,8 +39,10 @@ def track_run(
     registry_cfg = cfg.get("registry") or {}
     try:
         tracker.wait_started()
+        # The variants' pyfunc directories, kept beside the stage cache (pipelines/tracking/logged_model.py).
+        models = cache_root / "mlflow-models" if cfg["runtime"]["use_cache"] else None
         for name, entry in report["variants"].items():
-            entry["mlflow_run_id"] = tracker.log_variant(name, entry, variant_params(cfg, name), run_dir)
+            entry["mlflow_run_id"] = tracker.log_variant(name, entry, variant_params(cfg, name), run_dir, models)
         report["mlflow_run_id"] = tracker.parent_id
         if registry_cfg.get("name"):
             from pipelines.tracking.registry import promote

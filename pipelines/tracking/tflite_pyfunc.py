@@ -2,8 +2,9 @@
 when the model was split.
 
 MLflow stores this file with the model and executes it on `mlflow.pyfunc.load_model`, so a registered model
-does not need this project installed: `stages/` travels as the model's code path (for `stages.litert_runtime`
-and the bundled `stages.postprocess` tails); the runtime needs only `ai-edge-litert` and `numpy`.
+does not need this project installed: the part of `stages/` it runs travels as the model's code path
+(`stages.litert_runtime` and the bundled `stages.postprocess` tails; pipelines/tracking/logged_model.py); the
+runtime needs only `ai-edge-litert` and `numpy`.
 
 `predict` takes `{input name: array}` (or one array for a single-input model) and returns `{output name: float
 array}`, with the original model's tensor names, exactly as verification compares them.
