@@ -9,6 +9,7 @@ the last cut asked for.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ def head_from(graph_def: Any, ins: dict[str, str], outputs: list[str], shapes: d
     """A handle on the graph from the model inputs up to `outputs`, its inputs named as the model's."""
     handle = frozen_graph_handle(graph_def, list(ins.values()), outputs, shapes)
     by_graph = {v: k for k, v in ins.items()}
-    handle.inputs = [TensorInfo(by_graph.get(i.name, i.name), i.key, i.shape, i.dtype) for i in handle.inputs]
+    # `replace` keeps each input's batch axis, found from its shape when the handle was made.
+    handle.inputs = [replace(i, name=by_graph.get(i.name, i.name)) for i in handle.inputs]
     return handle
 
 
