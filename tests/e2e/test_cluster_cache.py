@@ -259,7 +259,7 @@ def _stop_ray(marker: str) -> None:
     reason="the Ray launcher is an extra: pip install -e '.[ray]'",
 )
 def test_a_ray_sweep_over_two_nodes_shares_the_cache_and_its_reports_reach_mlflow(
-    s3: dict[str, str], tmp_path: Path, tiny_keras: Path
+    s3: dict[str, str], tmp_path: Path, tiny_keras: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two Ray nodes on this machine (one CPU each, so two jobs run one per node), each with its own local cache
     (TFLITE_NODE in its environment), the cache and MLflow's artifacts on the S3 store. A second sweep after both
@@ -334,7 +334,7 @@ def test_a_ray_sweep_over_two_nodes_shares_the_cache_and_its_reports_reach_mlflo
         assert sum(c["computed"] for c in caches["second"]) == 0
         assert all(c["remote_hits"] > 0 for c in caches["second"])
         # through MLflow alone (as a main process on a third node sees them): both jobs, both reports
-        os.environ["MLFLOW_S3_ENDPOINT_URL"] = s3["AWS_ENDPOINT_URL"]
+        monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3["AWS_ENDPOINT_URL"])
         from pipelines.tracking.sweep_gather import gather_jobs
 
         parent = json.loads((tmp_path / "second" / "sweep_report.json").read_text())["mlflow_run_id"]
