@@ -185,9 +185,12 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     report["notes"] = []
     if load and load.result and model.get("loader") == "tf_keras":  # which Keras read it, and why (stages/load)
         report["notes"] += [n for n in load.result.meta["load_notes"] if n.startswith("Loaded with tf_keras")]
-    choice = report["reference"]["label_output_choice"]
-    if choice and report["reference"]["label_output"] and choice.startswith("chosen from"):
-        report["notes"].append(f"Class scores: output '{report['reference']['label_output']}', {choice}.")
+    choice, label_output = report["reference"]["label_output_choice"], report["reference"]["label_output"]
+    kinds = report["reference"].get("output_kinds") or {}
+    if choice and label_output and len(kinds) > 1 and not choice.startswith("dataset.label_output"):
+        # Several outputs, one chosen by itself: say which, and what the others were taken for.
+        others = ", ".join(f"'{n}': {k['kind']}" for n, k in kinds.items() if n != label_output)
+        report["notes"].append(f"Class scores: output '{label_output}', {choice} (the others: {others}).")
     if random_data:
         report["notes"] += [
             "dataset=random: no accuracy, and argmax agreement is not gated (the argmax of noise is arbitrary); "
