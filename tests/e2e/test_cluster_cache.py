@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.marked_processes import stop_marked
+
 pytest.importorskip("s3fs", reason="the cluster extra: pip install -e '.[cluster]'")
 pytest.importorskip("moto", reason="the test extra: pip install -e '.[test]'")
 
@@ -228,32 +230,6 @@ def test_an_unreachable_store_is_exit_2_before_any_work(s3: dict[str, str], tmp_
     assert "runtime.cache_dir=s3://no-such-bucket-here/x" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _ray_pids(marker: str) -> list[int]:
-    """Processes whose command line holds `marker` (our Ray temp dirs): only the ones `ray start` spawned for us."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != os.getpid():
-            try:
-                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(proc.name))
-            except OSError:
-                continue
-    return pids
-
-
-def _stop_ray(marker: str) -> None:
-    """TERM our own Ray daemons, then KILL what is left (never `ray stop`: it stops every user's Ray)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _ray_pids(marker):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + 10
-        while _ray_pids(marker) and time.time() < deadline:
-            time.sleep(0.3)
-
-
 @pytest.mark.skipif(
     pytest.importorskip("importlib.util").find_spec("hydra_plugins.hydra_ray_launcher") is None,
     reason="the Ray launcher is an extra: pip install -e '.[ray]'",
@@ -342,6 +318,6 @@ def test_a_ray_sweep_over_two_nodes_shares_the_cache_and_its_reports_reach_mlflo
         assert sorted(j["num"] for j in jobs) == [0, 1]
         assert all(j["report"]["cache"]["computed"] == 0 and j["exit_code"] == 0 for j in jobs)
     finally:
-        _stop_ray(marker)
+        stop_marked(marker)
         subprocess.run(["rm", "-rf", marker], check=False)
         _stop(server)

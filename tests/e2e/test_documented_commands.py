@@ -5,16 +5,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.cli import cli
+from tests.helpers.marked_processes import pids_of, stop_marked
 
 
 @pytest.mark.slow
@@ -34,32 +33,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _pids_of(marker: str) -> list[int]:
-    """Processes whose command line holds `marker` (our Ray temp dir): the ones `ray start` spawned for us."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != os.getpid():
-            try:
-                if marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(proc.name))
-            except OSError:
-                continue
-    return pids
-
-
-def _stop(marker: str) -> None:
-    """TERM our own Ray processes, then KILL whatever is left (never `ray stop`: it stops every user's Ray)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _pids_of(marker):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + 10
-        while _pids_of(marker) and time.time() < deadline:
-            time.sleep(0.2)
 
 
 def tiny_run(model: Path) -> list[str]:
@@ -106,9 +79,9 @@ def test_sweeps_md_existing_cluster_command(tmp_path: Path, tiny_keras: Path) ->
             env={"RAY_DEDUP_LOGS": "0", **home},
         )
     finally:
-        _stop(str(temp))
+        stop_marked(str(temp))
         shutil.rmtree(temp, ignore_errors=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "object_store_memory" not in proc.stderr
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
-    assert not _pids_of(str(temp))
+    assert not pids_of(str(temp))
