@@ -36,14 +36,15 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_keras(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-conv classifier on 8x8x1 inputs with 10 classes, saved as .keras (untrained, seeded)."""
+    """A 1-conv classifier on 8x8x1 inputs with 10 classes, saved as .keras (untrained, seeded); its layers are
+    named, so a test that cuts at a layer does not depend on how many models the process built before."""
     import keras
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 1), name="image")
-    x = keras.layers.Conv2D(8, 3, activation="relu")(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv2d")(inputs)
     x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(64, activation="relu")(x)
+    x = keras.layers.Dense(64, activation="relu", name="dense")(x)
     outputs = keras.layers.Dense(10, activation="softmax", name="probs")(x)
     path = tmp_path_factory.mktemp("models") / "tiny.keras"
     keras.Model(inputs, outputs).save(path)
