@@ -23,6 +23,7 @@ def _run(run_cli: Callable[..., Any], tmp_path: Path, cache: str, model: Path, n
         f"model.path={model}",
         "variants=[fp32,fp16]",
         "tracking.enabled=false",
+        "benchmark.enabled=false",
         f"runtime.cache_dir={cache}",
         f"hydra.run.dir={tmp_path / name}",
         *extra,

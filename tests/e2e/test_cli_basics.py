@@ -18,7 +18,9 @@ def _report(cwd: Path) -> dict:
 @pytest.mark.slow
 def test_default_example_end_to_end_then_cached(run_cli, tmp_path: Path, shared_cache: str) -> None:
     # The session's stage cache: the digits CNN is trained once for every test of the default example.
-    first = run_cli("benchmark.min_seconds=0.05", "benchmark.min_runs=20", f"runtime.cache_dir={shared_cache}")
+    # The README's command as it runs there: stages side by side on every core (`runtime.workers=null`).
+    args = ["benchmark.min_seconds=0.05", "benchmark.min_runs=20", f"runtime.cache_dir={shared_cache}"]
+    first = run_cli(*args, "runtime.workers=null")
     assert first.returncode == 0, first.stdout + first.stderr
     report = _report(tmp_path)
     assert set(report["variants"]) == {"fp32", "fp16", "dynamic", "int8", "int8_io", "int16x8"}
@@ -38,7 +40,7 @@ def test_default_example_end_to_end_then_cached(run_cli, tmp_path: Path, shared_
     assert len(runs) == 7 and nested == 6
     assert {status for _, status in runs} == {"FINISHED"}
 
-    second = run_cli("benchmark.min_seconds=0.05", "benchmark.min_runs=20", f"runtime.cache_dir={shared_cache}")
+    second = run_cli(*args)
     assert second.returncode == 0
     output = second.stdout + second.stderr
     assert output.count(" cached") == 22, output

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.marked_processes import stop_marked
+from tests.helpers.marked_processes import pids_of, stop_marked
 
 pytest.importorskip("s3fs", reason="the cluster extra: pip install -e '.[cluster]'")
 pytest.importorskip("moto", reason="the test extra: pip install -e '.[test]'")
@@ -230,16 +230,45 @@ def test_an_unreachable_store_is_exit_2_before_any_work(s3: dict[str, str], tmp_
     assert "runtime.cache_dir=s3://no-such-bucket-here/x" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def _node_pids(node: str) -> list[int]:
+    """Every process of one Ray node: the raylet, its workers and what they started (a job's stage worker), found
+    by the TFLITE_NODE that `ray start` ran with (both nodes share this machine, so nothing else tells them apart)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and f"TFLITE_NODE={node}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return [pid for pid in pids if pid != os.getpid()]
+
+
+def _tiny_model(path: Path, seed: int) -> Path:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 1), name="image")
+    x = keras.layers.Dense(6, activation="relu")(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="probs")(x)).save(path)
+    return path
+
+
 @pytest.mark.skipif(
     pytest.importorskip("importlib.util").find_spec("hydra_plugins.hydra_ray_launcher") is None,
     reason="the Ray launcher is an extra: pip install -e '.[ray]'",
 )
-def test_a_ray_sweep_over_two_nodes_shares_the_cache_and_its_reports_reach_mlflow(
+def test_a_ray_sweep_over_two_nodes_shares_the_cache_survives_a_killed_node_and_reaches_mlflow(
     s3: dict[str, str], tmp_path: Path, tiny_keras: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two Ray nodes on this machine (one CPU each, so two jobs run one per node), each with its own local cache
-    (TFLITE_NODE in its environment), the cache and MLflow's artifacts on the S3 store. A second sweep after both
-    nodes lost their local caches computes nothing; the parent run lists both jobs with their reports."""
+    """docs/sweeps.md "Running on a cluster", on this machine: two Ray nodes (one CPU each, so jobs run on both),
+    each with its own local cache (TFLITE_NODE in its environment), the cache and MLflow's artifacts on the S3
+    store, the sweep sent to the running cluster by `hydra.launcher.ray.init.address` (no `+`).
+    1. Four jobs over two models: each model's stages are computed once, by whichever job came first.
+    2. Node B is killed (kill -9, raylet and workers) while its job computes a stage: the check command reads
+       every entry of the store, none is damaged and every entry of step 1 is still there.
+    3. Node B back, both nodes' local caches gone: the sweep of step 1 again computes nothing, and the sweep's
+       parent run lists every job with its report, through MLflow alone."""
+    from pipelines.cache_check import check
     from tests.helpers.cli import cli
 
     port, mlflow_port = _free_port(), _free_port()
@@ -255,6 +284,9 @@ def test_a_ray_sweep_over_two_nodes_shares_the_cache_and_its_reports_reach_mlflo
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
+    second_model = _tiny_model(tmp_path / "second.keras", seed=1)
+    common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
+    node_b = [ray, "start", f"--address=127.0.0.1:{port}", *common, '--resources={"nodeB": 1}']
     try:
         import urllib.request
 
@@ -266,58 +298,95 @@ def test_a_ray_sweep_over_two_nodes_shares_the_cache_and_its_reports_reach_mlflo
             except OSError:
                 assert time.time() < deadline and server.poll() is None, (tmp_path / "mlflow.log").read_text()[-2000:]
                 time.sleep(0.5)
-        common = ["--num-cpus=1", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
         subprocess.run(
             [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={marker}",
              *common, '--resources={"nodeA": 1}'],
             check=True, capture_output=True, timeout=180, env={**env, "TFLITE_NODE": "a"},
         )  # fmt: skip
-        subprocess.run(
-            [ray, "start", f"--address=127.0.0.1:{port}", *common, '--resources={"nodeB": 1}'],
-            check=True, capture_output=True, timeout=180, env={**env, "TFLITE_NODE": "b"},
-        )  # fmt: skip
+        subprocess.run(node_b, check=True, capture_output=True, timeout=180, env={**env, "TFLITE_NODE": "b"})
         url = f"s3://{BUCKET}/ray-cache"
         args = [
             "-m",
             "hydra/launcher=ray",
             f"hydra.launcher.ray.init.address=127.0.0.1:{port}",
             "model=keras",
-            f"model.path={tiny_keras}",
+            f"model.path={tiny_keras},{second_model}",
             "dataset=random",
             "variants=[fp32]",
             "benchmark.enabled=false",
             f"tracking.uri=http://127.0.0.1:{mlflow_port}",
             f"runtime.cache_dir={url}",
             f"runtime.local_cache_dir={tmp_path}/node-${{oc.env:TFLITE_NODE}}",
-            "variants.fp32.gates.max_relative_rmse=0.001,0.002",  # two jobs sharing every stage but the verdict
+            "runtime.lease_s=15",  # the killed node's claims expire quickly (docs/sweeps.md: at most lease_s)
+            "variants.fp32.gates.max_relative_rmse=0.001,0.002",  # two jobs per model sharing all but the verdict
         ]
-        caches = {}
-        for sweep in ("first", "second"):
-            if sweep == "second":  # both nodes lose their working copies: everything must come from the store
-                for node in ("a", "b"):
-                    subprocess.run(["rm", "-rf", str(tmp_path / f"node-{node}")], check=True)
-            proc = cli([*args, f"hydra.sweep.dir={tmp_path / sweep}"], cwd=tmp_path, env=env, timeout=480)
-            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-            summary = json.loads((tmp_path / sweep / "sweep_report.json").read_text())
-            caches[sweep] = [
-                json.loads(Path(j["run_dir"], "report.json").read_text())["cache"] for j in summary["jobs"]
-            ]
-            assert sorted(j["num"] for j in summary["jobs"]) == [0, 1]
-            assert all(r["report_artifact"] for r in summary["rows"])
-        nodes = {p.name for p in tmp_path.glob("node-*")}
-        print("cache figures:", json.dumps(caches))
-        assert nodes == {"node-a", "node-b"}, nodes  # the jobs ran on both nodes
-        assert sum(c["computed"] for c in caches["second"]) == 0
-        assert all(c["remote_hits"] > 0 for c in caches["second"])
-        # through MLflow alone (as a main process on a third node sees them): both jobs, both reports
+
+        def sweep(name: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
+            proc = cli([*args, *extra, f"hydra.sweep.dir={tmp_path / name}"], cwd=tmp_path, env=env, timeout=480)
+            jobs = json.loads((tmp_path / name / "sweep_report.json").read_text())["jobs"]
+            return proc, jobs
+
+        # 1. four jobs over two models
+        first, jobs = sweep("first")
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        assert "object_store_memory" not in first.stderr
+        assert sorted(p.name for p in (tmp_path / "first").iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+        caches = {j["num"]: json.loads(Path(j["run_dir"], "report.json").read_text())["cache"] for j in jobs}
+        computed = {m: sorted(caches[n]["computed"] for n in (2 * m, 2 * m + 1)) for m in (0, 1)}
+        print("first sweep, stages computed per model's two jobs:", computed)
+        assert all(c[0] == 0 and c[1] > 0 for c in computed.values()), computed  # one job computed, one reused
+        assert {p.name for p in tmp_path.glob("node-*")} == {"node-a", "node-b"}  # the jobs ran on both nodes
+        finished = set(check(url)["ok"])
+
+        # 2. node B killed while its job computes a stage (a new variant: new entries to compute)
+        one_job_per_model = [*args[:-1], "variants=[dynamic]", f"hydra.sweep.dir={tmp_path / 'killed'}"]
+        killer = subprocess.Popen(  # the sweep, in the background: both jobs compute, one on each node
+            [sys.executable, "-m", "pipelines", *one_job_per_model],
+            cwd=tmp_path, env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.time() + 300
+        computing = lambda: [w for w in tmp_path.glob("node-b/*/.tmp-*") if "-fetch-" not in w.name]  # noqa: E731
+        while not computing() and time.time() < deadline and killer.poll() is None:
+            time.sleep(0.05)
+        assert computing(), "node B never started computing a stage of the second sweep"
+        for pid in _node_pids("b"):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            killer.wait(timeout=300)  # Ray retries the lost job on node A, or the sweep fails: either is fine
+        finally:
+            _stop(killer)  # type: ignore[arg-type]
+        after = check(url)
+        assert after["damaged"] == [] and finished <= set(after["ok"]), after
+        print(f"after the kill (sweep exit {killer.returncode}):", {k: len(v) for k, v in after.items()})
+
+        # 3. node B back, both local caches gone: nothing is recomputed
+        subprocess.run(node_b, check=True, capture_output=True, timeout=180, env={**env, "TFLITE_NODE": "b"})
+        for node in ("a", "b"):
+            subprocess.run(["rm", "-rf", str(tmp_path / f"node-{node}")], check=True)
+        again, jobs = sweep("again")
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        caches_again = [json.loads(Path(j["run_dir"], "report.json").read_text())["cache"] for j in jobs]
+        print("cache figures, sweep after the kill:", json.dumps(caches_again))
+        assert sum(c["computed"] for c in caches_again) == 0 and all(c["remote_hits"] > 0 for c in caches_again)
+        # through MLflow alone (as a main process on a third node sees them): every job, every report
         monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", s3["AWS_ENDPOINT_URL"])
         from pipelines.tracking.sweep_gather import gather_jobs
 
-        parent = json.loads((tmp_path / "second" / "sweep_report.json").read_text())["mlflow_run_id"]
-        jobs = gather_jobs(f"http://127.0.0.1:{mlflow_port}", parent, [])
-        assert sorted(j["num"] for j in jobs) == [0, 1]
-        assert all(j["report"]["cache"]["computed"] == 0 and j["exit_code"] == 0 for j in jobs)
+        parent = json.loads((tmp_path / "again" / "sweep_report.json").read_text())["mlflow_run_id"]
+        gathered = gather_jobs(f"http://127.0.0.1:{mlflow_port}", parent, [])
+        assert sorted(j["num"] for j in gathered) == [0, 1, 2, 3]
+        assert all(j["report"]["cache"]["computed"] == 0 and j["exit_code"] == 0 for j in gathered)
     finally:
         stop_marked(marker)
+        for pid in _node_pids("a") + _node_pids("b"):  # the worker node's daemons carry no marker
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         subprocess.run(["rm", "-rf", marker], check=False)
         _stop(server)
+    assert not pids_of(marker)

@@ -14,7 +14,7 @@ from tests.helpers.keras2_models import custom_h5, unknown_op_saved_model, write
 
 pytestmark = pytest.mark.slow
 
-COMMON = ["dataset=random", "variants=[fp32]", "tracking.enabled=false"]
+COMMON = ["dataset=random", "variants=[fp32]", "tracking.enabled=false", "benchmark.enabled=false"]
 
 
 def test_keras2_h5_with_custom_objects_end_to_end(tmp_path: Path, run_cli: Callable[..., Any]) -> None:

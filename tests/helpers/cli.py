@@ -16,13 +16,23 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m pipelines ARGS` in `cwd`, the way a user runs `tflite-pipeline`."""
     return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args],
+        [sys.executable, "-m", "pipelines", *one_worker(args)],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
         env=cli_env(env),
     )
+
+
+def one_worker(args: list[str]) -> list[str]:
+    """`runtime.workers=1` unless the test sets it: pytest-xdist already runs one test per core, so a second
+    stage worker per run would only import TensorFlow once more on a busy core (about 4 s of CPU per run). Tests
+    of the parallel runner set `runtime.workers` themselves; `tests/unit/engine/` drives the pool directly."""
+    informational = {"-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "--resolve"}
+    if any(a.startswith(("runtime.workers", "+runtime.workers")) or a in informational for a in args):
+        return args
+    return [*args, "runtime.workers=1"]
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -35,7 +45,7 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def start_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """A CLI run in the background, in its own process group (so a test can kill it and its worker at once)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines", *args],
+        [sys.executable, "-m", "pipelines", *one_worker(args)],
         cwd=cwd,
         env=cli_env(env),
         text=True,
