@@ -22,7 +22,7 @@ from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 from pipelines.engine.errors import StageFailed
-from pipelines.engine.worker import Worker, resident_mb
+from pipelines.engine.worker import WARM, Worker, resident_mb
 
 
 def usable_cpus() -> int:
@@ -61,8 +61,10 @@ class WorkerPool:
         max_rss_mb: float | None = None,
         workers: list[Worker] | None = None,
         memory_mb: float | None = None,
+        warm: str | None = WARM,
     ) -> None:
         self.size = max(1, size or usable_cpus())
+        self._warm = warm  # what each new worker imports ahead of its first stage (Worker's `warm`)
         self.memory_mb = memory_mb  # what the workers together may hold; None: what the machine has available
         self._log_path = log_path
         self._max_rss_mb = max_rss_mb
@@ -141,7 +143,7 @@ class WorkerPool:
         return next((w for w in self._workers if w not in self._running), None)
 
     def _new(self) -> Worker:
-        worker = Worker(log_path=self._log_path, max_rss_mb=self._max_rss_mb)
+        worker = Worker(log_path=self._log_path, max_rss_mb=self._max_rss_mb, warm=self._warm)
         self._workers.append(worker)
         return worker
 

@@ -30,6 +30,9 @@ def warm() -> None:
     import tensorflow  # noqa: F401
 
 
+WARM = "pipelines.engine.worker.warm"  # the pipeline's stages all need TensorFlow
+
+
 def _serve(conn: Connection, log_path: str | None) -> None:
     """Child main loop: receive (target, kwargs), reply ('ok', result) or ('error', info)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -135,9 +138,10 @@ class Worker:
     worker that has grown past `max_rss_mb` is retired after its stage and the next stage starts a fresh one.
     """
 
-    def __init__(self, log_path: str | None = None, max_rss_mb: float | None = None) -> None:
+    def __init__(self, log_path: str | None = None, max_rss_mb: float | None = None, warm: str | None = WARM) -> None:
         self._log_path = log_path
         self._max_rss_mb = max_rss_mb
+        self._warm = warm  # what `warm_up` imports (None: nothing, for stages that need no TensorFlow)
         self._proc: Any = None
         self._conn: Connection | None = None
         self._warming = False
@@ -157,8 +161,10 @@ class Worker:
         waits for something else (the MLflow store), so the two take their seconds side by side."""
         if self._proc is None or not self._proc.is_alive():
             self._start()
+            if self._warm is None:
+                return
             assert self._conn is not None
-            self._conn.send(("pipelines.engine.worker.warm", {}))
+            self._conn.send((self._warm, {}))
             self._warming = True
 
     def call(self, target: str, kwargs: dict[str, Any], timeout_s: float, what: str) -> Any:

@@ -1,6 +1,6 @@
-"""Tier 2: the runner with a worker pool, on toy stages in real worker processes: independent variants run side
-by side after the first one sized the pool, exclusive stages (benchmarks) run alone, memory bounds the pool, and a
-crash, a timeout or Ctrl-C stays as contained as with one worker."""
+"""Tier 2: the runner with a worker pool, on toy stages in real worker processes (which import nothing heavy):
+independent variants run side by side after the first one sized the pool, exclusive stages (benchmarks) run
+alone, memory bounds the pool, and a crash, a timeout or Ctrl-C stays as contained as with one worker."""
 
 from __future__ import annotations
 
@@ -47,13 +47,11 @@ def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
 THREE = {"a": {}, "b": {}, "c": {}}
 
 
-@pytest.mark.slow  # about 15 s: stages long enough to outlast a TensorFlow import on a busy machine
 def test_variants_run_side_by_side_and_benchmarks_alone(tmp_path: Path) -> None:
-    pool = WorkerPool(size=2)
-    # The second worker imports TensorFlow while the first variant's stage runs (seconds on a quiet machine, more
-    # beside other tests): the stages last long enough for that, as real conversions do.
-    variants = {"a": {"seconds": 8}, "b": {"seconds": 6}, "c": {"seconds": 6}}
-    outcomes = _run(tmp_path, variants, pool)
+    pool = WorkerPool(warm=None, size=2)  # toy stages: no worker imports TensorFlow (`warm=None`)
+    # The second worker starts while the first variant's stage runs: a second long enough for that.
+    variants = {"a": {"seconds": 2}, "b": {"seconds": 1.5}, "c": {"seconds": 1.5}}
+    outcomes = _run(tmp_path, variants, pool, seconds=0.3)  # 0.3 s: the source and the benchmarks
     assert all(o.status == "ok" for o in outcomes.values())
     runs = _intervals(tmp_path / "log")
     # The first variant's stage runs alone (its peak memory sizes the pool), the next two side by side.
@@ -63,12 +61,12 @@ def test_variants_run_side_by_side_and_benchmarks_alone(tmp_path: Path) -> None:
     assert pool.most_at_once == 2 and pool.peak_mb is not None and pool.peak_mb > 10
     for name in ("bench[a]", "bench[b]", "bench[c]"):  # timing never shares the machine with another stage
         assert not any(_overlap(runs[name], other) for key, other in runs.items() if key != name)
-    again = _run(tmp_path, variants, WorkerPool(size=2))
+    again = _run(tmp_path, variants, WorkerPool(warm=None, size=2), seconds=0.3)
     assert all(o.cached for o in again.values())
 
 
 def test_one_worker_runs_one_stage_at_a_time(tmp_path: Path) -> None:
-    pool = WorkerPool(size=1)
+    pool = WorkerPool(warm=None, size=1)
     _run(tmp_path, THREE, pool, seconds=0.3)
     runs = list(_intervals(tmp_path / "log").values())
     assert pool.most_at_once == 1
@@ -77,14 +75,14 @@ def test_one_worker_runs_one_stage_at_a_time(tmp_path: Path) -> None:
 
 def test_a_memory_budget_below_two_peaks_keeps_stages_one_at_a_time(tmp_path: Path) -> None:
     # Each toy worker holds tens of MB (the measured peak); a 1 MB budget cannot hold a second one.
-    pool = WorkerPool(size=2, memory_mb=1.0)
+    pool = WorkerPool(warm=None, size=2, memory_mb=1.0)
     _run(tmp_path, THREE, pool, seconds=0.3)
     assert pool.peak_mb is not None and pool.most_at_once == 1
 
 
 def test_a_crash_beside_a_running_stage_fails_only_that_stage(tmp_path: Path) -> None:
     variants = {"a": {}, "b": {"crash": True}, "c": {}}
-    outcomes = _run(tmp_path, variants, WorkerPool(size=2))
+    outcomes = _run(tmp_path, variants, WorkerPool(warm=None, size=2), seconds=0.3)
     assert outcomes["work[b]"].status == "error" and "SIGSEGV" in (outcomes["work[b]"].error or "")
     assert outcomes["bench[b]"].status == "skipped"
     assert outcomes["bench[a]"].status == outcomes["bench[c]"].status == "ok"
@@ -93,8 +91,8 @@ def test_a_crash_beside_a_running_stage_fails_only_that_stage(tmp_path: Path) ->
 def test_a_hanging_stage_times_out_while_its_sibling_finishes(tmp_path: Path) -> None:
     variants = {"a": {}, "b": {"hang": True}, "c": {}}
     started = time.monotonic()
-    outcomes = _run(tmp_path, variants, WorkerPool(size=2), timeout_s=4)
-    assert "did not finish within 4 s" in (outcomes["work[b]"].error or "")
+    outcomes = _run(tmp_path, variants, WorkerPool(warm=None, size=2), timeout_s=2, seconds=0.3)
+    assert "did not finish within 2 s" in (outcomes["work[b]"].error or "")
     assert outcomes["bench[c]"].status == "ok"
     assert time.monotonic() - started < 30
 
@@ -103,7 +101,7 @@ def test_ctrl_c_stops_every_busy_worker_and_keeps_nothing_half_written(tmp_path:
     variants = {"a": {"seconds": 0.1}, "b": {"interrupt": True}, "c": {}}
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        _run(tmp_path, variants, WorkerPool(size=2), seconds=30)
+        _run(tmp_path, variants, WorkerPool(warm=None, size=2), seconds=30)
     assert time.monotonic() - started < 15  # work[b] and work[c] would take 30 s each: not waited for
     work = tmp_path / "cache" / "work"
     # Only work[a]'s entry: the interrupted stages' temp folders are gone, nothing half-written.
