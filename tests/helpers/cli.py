@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.helpers.mlflow_store import new_sqlite_store
 from tests.helpers.paths import REPO
 
 
@@ -15,6 +16,7 @@ def cli(
     args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m pipelines ARGS` in `cwd`, the way a user runs `tflite-pipeline`."""
+    ready_store(args, cwd)
     return subprocess.run(
         [sys.executable, "-m", "pipelines", *one_worker(args)],
         cwd=cwd,
@@ -35,6 +37,15 @@ def one_worker(args: list[str]) -> list[str]:
     return [*args, "runtime.workers=1"]
 
 
+def ready_store(args: list[str], cwd: Path) -> None:
+    """A run on the default store (`sqlite:///mlflow.db` in `cwd`) that does not exist yet finds a migrated empty
+    one there, as after a user's first run (tests/helpers/mlflow_store.py): saves MLflow's migrations per run."""
+    if any(a.startswith(("tracking.uri=", "tracking.enabled=false", "-")) for a in args):
+        return  # a named store (maybe a test of its creation), no tracking, or not one plain run
+    if not (cwd / "mlflow.db").exists():
+        new_sqlite_store(cwd / "mlflow.db")
+
+
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a CLI run: this checkout on PYTHONPATH, no MLFLOW_TRACKING_URI that in-process MLflow
     calls of other tests exported."""
@@ -44,6 +55,7 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def start_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """A CLI run in the background, in its own process group (so a test can kill it and its worker at once)."""
+    ready_store(args, cwd)
     return subprocess.Popen(
         [sys.executable, "-m", "pipelines", *one_worker(args)],
         cwd=cwd,

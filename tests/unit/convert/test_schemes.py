@@ -12,6 +12,7 @@ import pytest
 from pipelines.tracking.lineage import calibrated_variants
 from stages.convert.quantization.aeq import reads_calibration
 from stages.convert.schemes import SCHEMES, backend_mismatch, modes_for
+from tests.helpers.mlflow_store import new_sqlite_store
 
 SHIPPED = {  # the shipped variants (conf/variants/) and their backend/mode
     "fp32": ("converter", "fp32"),
@@ -70,7 +71,7 @@ def test_an_aeq_a8w8_child_run_has_the_calibration_dataset(tmp_path: Path, monke
     from stages.samples import save_samples
 
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_sqlite_store(tmp_path / "mlflow.db")
     records = {}
     for context, seed in (("calibration", 0), ("evaluation", 1)):
         path = tmp_path / f"{context}.npz"

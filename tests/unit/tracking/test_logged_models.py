@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.helpers.mlflow_store import new_sqlite_store
 from tests.helpers.stage_chain import keras_model, load_split_calibrate, run_stage
 
 
@@ -49,7 +50,7 @@ def test_two_runs_of_one_variant_save_its_pyfunc_once_and_get_a_model_each(
     from stages.litert_runtime import SignatureModel
 
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_sqlite_store(tmp_path / "mlflow.db")
     store = tmp_path / "mlflow-models"
     child_ids = []
     for run in ("first", "second"):

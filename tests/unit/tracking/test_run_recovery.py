@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pipelines.tracking.run_recovery import FOUND_BY_TAG, OWNER_TAG, close_dead_runs, owner_alive, owner_tag
+from tests.helpers.mlflow_store import new_sqlite_store
 
 
 def _dead_pid() -> int:
@@ -25,7 +26,7 @@ def test_owner_liveness_is_known_on_this_host_only() -> None:
 def test_runs_of_dead_owners_are_closed_with_their_children(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=new_sqlite_store(tmp_path / "mlflow.db"))
     exp = client.create_experiment("recovery")
     same = {"config_hash": "abc"}
     dead = client.create_run(exp, tags={**same, OWNER_TAG: owner_tag(_dead_pid())}).info.run_id

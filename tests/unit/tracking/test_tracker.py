@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.mlflow_store import new_sqlite_store
+
 
 # MLflow: an errored variant's child run ends FAILED; verdicts are filterable tags.
 def test_errored_variant_child_run_ends_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pipelines.tracking.tracker import MlflowTracker
 
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_sqlite_store(tmp_path / "mlflow.db")
     tracker = MlflowTracker(uri, "honesty")
     tracker.start({"model": {"name": "m"}}, "run")
     entries = {
