@@ -6,6 +6,7 @@ path and the `model=` override that loads it. ONNX models go through onnx2tf (a 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -103,8 +104,6 @@ def onnx_to_saved_model(
         "onnx.save(m, sys.argv[2])\n"
     )
     env = {**os.environ, "PYTHONPATH": str(onnx2tf), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    import json
-
     _run([sys.executable, "-c", script, str(root / entry.member), str(fixed), json.dumps(shapes)], work, env)
     _write_onnx2tf_sample_images(work)
     out = dest / entry.name
