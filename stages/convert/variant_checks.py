@@ -87,6 +87,10 @@ def check_variant(
     mode, name = variant["mode"], variant["name"]
     compute = scheme(mode).compute
     want_io = variant.get("io_dtype", "float32") if compute else "float32"
+    weights, float_ops = contents.get("weight_dtypes", {}), contents.get("float_ops", {})
+    # Ops the quantizer has no rule for also leave int8_io's I/O in float: name them, not the I/O dtype.
+    if compute and any(weights.get(d) for d in compute) and float_ops and not variant.get("allow_float_ops"):
+        _refuse_float_ops(name, mode, float_ops)
     for role in ("inputs", "outputs"):
         for tensor, detail in io[role].items():
             got = detail["dtype"]
@@ -99,7 +103,6 @@ def check_variant(
                 + (": the converter did not produce a full-integer model." if np.dtype(got).kind == "f" else ".")
                 + f" Check `variants.{name}.io_dtype`."
             )
-    weights, float_ops = contents.get("weight_dtypes", {}), contents.get("float_ops", {})
     if compute:
         if not any(weights.get(d) for d in compute):
             raise StageError(
@@ -107,16 +110,6 @@ def check_variant(
                 f"computes in float, with no integer weights at all (weight dtypes {weights}). The converter does "
                 "this silently when the calibration data is empty, constant or non-finite: check the dataset, or "
                 "use `dynamic` for weight-only quantization."
-            )
-        if float_ops and not variant.get("allow_float_ops"):
-            raise StageError(
-                f"Variant '{name}' asked for a full-integer {mode} model, but the converter left these ops in "
-                f"float: {explain_float_ops(float_ops)}. TFLite's quantizer has no {mode} rule for them, so they "
-                "cannot be full-integer; the calibration data is not the cause. Use `dynamic` (int8 weights, float "
-                "compute)"
-                + (", `int16x8`" if mode == "int8" else "")
-                + f", or let those ops stay in float with `variants.{name}.allow_float_ops=true` (they then run "
-                "in float between quantize/dequantize ops)."
             )
     elif mode == "dynamic" and not weights.get("int8"):
         raise StageError(
@@ -133,6 +126,18 @@ def check_variant(
         )
     elif mode == "fp32" and any(weights.get(d) for d in ("int8", "int16", "float16")):
         raise StageError(f"Variant '{name}' asked for a plain float32 model but it has quantized weights {weights}.")
+
+
+def _refuse_float_ops(name: str, mode: str, float_ops: dict[str, int]) -> None:
+    raise StageError(
+        f"Variant '{name}' asked for a full-integer {mode} model, but the converter left these ops in "
+        f"float: {explain_float_ops(float_ops)}. TFLite's quantizer has no {mode} rule for them, so they "
+        "cannot be full-integer; the calibration data is not the cause. Use `dynamic` (int8 weights, float "
+        "compute)"
+        + (", `int16x8`" if mode == "int8" else "")
+        + f", or let those ops stay in float with `variants.{name}.allow_float_ops=true` (they then run "
+        "in float between quantize/dequantize ops)."
+    )
 
 
 def check_calibration(variant: dict[str, Any], calib: dict[str, np.ndarray]) -> None:

@@ -150,6 +150,8 @@ def yolo_layout(values: np.ndarray) -> tuple[bool, str] | None:
     more than 4+C), non-negative box sizes, and per-class scores in [0, 1] that do not form a softmax."""
     if values.ndim != 3 or values.dtype.kind != "f":
         return None
+    if _in_unit_interval(values) and np.allclose(values.sum(axis=-1), 1.0, atol=1e-3):
+        return None  # a softmax at every step, [B, T, C] (PP-OCR's CTC recogniser [1, 40, 6625]): no boxes
     first = values.shape[1] < values.shape[2]
     channels, anchors = (values.shape[1], values.shape[2]) if first else (values.shape[2], values.shape[1])
     if channels < 5 or anchors < max(YOLO_MIN_ANCHORS, 4 * channels):

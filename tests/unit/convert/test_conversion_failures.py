@@ -50,5 +50,9 @@ def test_int8_float_ops_are_named_and_calibration_is_not_blamed() -> None:
     assert "calibration data is not the cause" in text and "`dynamic`" in text and "int16x8" in text
     assert "allow_float_ops=true" in text
     check_variant({**variant, "allow_float_ops": True}, io, contents)  # allowed: no error
+    # int8_io: the same ops also leave the I/O in float; the message names the ops, not the I/O dtype.
+    with pytest.raises(StageError, match="NEG x23") as err:
+        check_variant({**variant, "name": "int8_io", "io_dtype": "int8"}, io, contents)
+    assert "came back" not in str(err.value)
     with pytest.raises(StageError, match="empty, constant or non-finite"):
         check_variant(variant, io, {"weight_dtypes": {"float32": 4}, "float_ops": {"CONV_2D": 1}})

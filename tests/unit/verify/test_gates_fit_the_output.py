@@ -81,6 +81,15 @@ def test_a_yolo_head_whose_int8_scores_collapse_fails_and_fp16_noise_passes() ->
     assert status == "passed" and not gates["max_rmse"]["evaluated"]
 
 
+def test_a_softmax_at_every_step_is_not_a_yolo_head() -> None:
+    """A CTC recogniser's [B, T, C] (PaddleOCR's [1, 40, 6625]) has the shape of a [B, 4+C, N] head; its rows
+    are distributions over the last axis, not boxes beside scores. Judged as one, even fp32 failed."""
+    logits = np.random.default_rng(0).normal(0, 3, (2, 40, 300))
+    steps = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
+    assert classify({"ctc": steps})["ctc"]["kind"] == "regression"
+    assert classify({"output0": yolo_head()})["output0"]["kind"] == "yolo"
+
+
 def test_a_multilabel_head_is_judged_by_its_decisions_not_its_argmax() -> None:
     rng = np.random.default_rng(0)
     scores = rng.uniform(0.0, 0.3, (60, 12)).astype(np.float32)
