@@ -8,8 +8,8 @@ gate held; when no quality gate could be evaluated it is `unverified`, never `pa
 metric is missing is recorded as not evaluated, with the reason.
 
 Each output is judged by the metric of its kind (`metrics.output_kinds`, stages/verify/output_kinds.py): the
-error gates read the outputs of element-wise kinds (class scores, multi-label scores, regression) and never a
-detection tensor, whose rows reorder and whose boxes and scores share no unit; `min_label_agreement` reads the
+error gates read the outputs of element-wise kinds (class scores, multi-label scores, regression, a YOLO head's
+per-anchor tensor) and never padded or packed detections, whose rows reorder; `min_label_agreement` reads the
 multi-label outputs; argmax agreement exists only for the class-score output. Metrics without `output_kinds`
 (recorded before kinds existed) are judged as they were.
 
@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from stages.verify.output_kinds import ELEMENTWISE_KINDS
+from stages.verify.output_kinds import ELEMENTWISE_KINDS, RELATIVE_ERROR_KINDS
 
 
 @dataclass(frozen=True)
@@ -119,10 +119,15 @@ def _values(metrics: dict[str, Any], random_data: bool) -> dict[str, tuple[float
         values["min_detection_match"] = (matched, "the original model made no detections on the evaluation data")
         reference_count = detection.get("reference_detections") or 0
         unmatched = detection.get("unmatched_candidates")
-        # Against an empty reference every confident candidate is a false positive: count them as such.
+        # Against an empty reference every confident candidate is a false positive: count them as such. When
+        # neither model detects anything, "0 of 0" would be a hollow pass: not evaluated.
+        nothing = reference_count == 0 and not unmatched
         values["max_unmatched_fraction"] = (
-            None if unmatched is None else float(unmatched) / max(reference_count, 1),
-            "no detection comparison",
+            None if unmatched is None or nothing else float(unmatched) / max(reference_count, 1),
+            "neither the original nor the variant detected anything on the evaluation data (give data on which "
+            "the model detects objects)"
+            if nothing
+            else "no detection comparison",
         )
     else:
         values["min_detection_match"] = (None, "not a detection model")
@@ -194,14 +199,19 @@ def evaluate_gates(
 
 def _elementwise(metrics: dict[str, Any]) -> dict[str, Any]:
     """The per-output errors the error gates read: for a cut detection model the converted head's cut tensors
-    (padded detections swap places when scores nearly tie); else the final outputs of element-wise kinds."""
+    (padded detections swap places when scores nearly tie); else the final outputs of element-wise kinds (and a
+    YOLO head's, for the relative error only)."""
     if metrics.get("detection") and metrics.get("head"):
         return dict(metrics["head"])
     kinds = metrics.get("output_kinds")
     if kinds is None:
         return metrics
-    keep = {name for name, kind in kinds.items() if kind in ELEMENTWISE_KINDS}
-    return {key: {n: v for n, v in (metrics.get(key) or {}).items() if n in keep} for key in ERROR_METRICS.values()}
+    chosen = {}
+    for key in ERROR_METRICS.values():
+        read = RELATIVE_ERROR_KINDS if key == "relative_rmse" else ELEMENTWISE_KINDS
+        keep = {name for name, kind in kinds.items() if kind in read}
+        chosen[key] = {n: v for n, v in (metrics.get(key) or {}).items() if n in keep}
+    return chosen
 
 
 def _errors(metrics: dict[str, Any], gate: str) -> dict[str, float]:
