@@ -1,4 +1,4 @@
-from pipelines.cli import main
+from pipelines.entry import main
 
 if __name__ == "__main__":
     main()

@@ -219,10 +219,6 @@ def main() -> None:
     except ConfigError as err:
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
-    if _tracked_single_run(sys.argv[1:]):
-        from pipelines.tracking.background import prewarm
-
-        prewarm()
     try:
         _run_hydra()
     except KeyboardInterrupt:
@@ -233,7 +229,7 @@ def main() -> None:
         )
         sys.exit(EXIT_INTERRUPTED)
     finally:
-        from pipelines.tracking.background import discard_prewarmed
+        from pipelines.tracking.tracking_process import discard_prewarmed
 
         discard_prewarmed()
 
@@ -243,23 +239,6 @@ EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
-
-
-def _tracked_single_run(args: list[str]) -> bool:
-    """Whether this command will most likely log one pipeline run to MLflow (worth starting MLflow early)."""
-    informational = {
-        "-m",
-        "--multirun",
-        "-c",
-        "--cfg",
-        "-h",
-        "--help",
-        "--hydra-help",
-        "-i",
-        "--info",
-        "--resolve",
-    }
-    return not any(a in informational or a.startswith("--") for a in args) and "tracking.enabled=false" not in args
 
 
 def _run_hydra() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pipelines.engine.errors import ConfigError, EnvironmentFailure
 from pipelines.tracking.tracker import MlflowTracker, config_hash
-from pipelines.tracking.tracking_process import new_pool
+from pipelines.tracking.tracking_process import take_pool
 
 _session: MlflowTracker | None = None  # lives in the tracking process
 
@@ -18,10 +18,6 @@ _session: MlflowTracker | None = None  # lives in the tracking process
 def _remote(method: str, *args: Any) -> Any:
     """Entry point in the tracking process: `open` creates the session, other methods are forwarded to it."""
     global _session
-    if method == "warm":
-        import mlflow  # noqa: F401 - the slow part, done before the config is even composed
-
-        return None
     if method == "open":
         import logging
 
@@ -68,30 +64,8 @@ def _preload() -> None:
     import pipelines.output.quantization_report  # noqa: F401
 
 
-_prewarmed: Any = None
 _OPEN_TIMEOUT_S = 300
 _CALL_TIMEOUT_S = 600
-
-
-def prewarm() -> None:
-    """Start the tracking process and its MLflow import now, while Hydra composes the config."""
-    global _prewarmed
-    if _prewarmed is None:
-        _prewarmed = new_pool()
-        _prewarmed.apply_async(_remote, ("warm",))
-
-
-def _take_pool() -> Any:
-    global _prewarmed
-    pool, _prewarmed = _prewarmed, None
-    return pool if pool is not None else new_pool()
-
-
-def discard_prewarmed() -> None:
-    global _prewarmed
-    if _prewarmed is not None:
-        _prewarmed.terminate()
-        _prewarmed = None
 
 
 class BackgroundTracker:
@@ -115,7 +89,7 @@ class BackgroundTracker:
         self.parent_id: str | None = None
         self._closed = False
         self.page: str | None = None  # set by `finish`: how to open the parent run's page
-        self._pool = _take_pool()
+        self._pool = take_pool()
         self._opened = self._pool.apply_async(_remote, ("open", uri, experiment, cfg, run_name, parent, run_dir))
         self._pool.apply_async(_remote, ("preload",))  # after the opening, not waited for
 
