@@ -1,8 +1,9 @@
 """One variant "the seeds' way": a standalone script that loads the Keras model, converts, checks and times.
 
-Usage: python benchmarks/_seed_style_variant.py MODEL.keras VARIANT OUT_DIR
-Each invocation pays for its own TensorFlow import, model load and reference predictions, as the seed
-scripts (/work/shared/seeds) did; mobilenet_vs_scripts.py runs it once per variant.
+Usage: python benchmarks/_seed_style_variant.py MODEL.keras VARIANT OUT_DIR [SAMPLES]
+(SAMPLES: calibration and evaluation images, default 100 and 128.) Each invocation pays for its own
+TensorFlow import, model load and reference predictions, as the seed scripts (/work/shared/seeds) did;
+mobilenet_vs_scripts.py runs it once per variant.
 """
 
 from __future__ import annotations
@@ -14,28 +15,38 @@ from pathlib import Path
 import numpy as np
 
 
-def main(model_path: str, variant: str, out_dir: str) -> None:
+def converter_for(model: object, variant: str, calib: np.ndarray) -> object:
+    """The TFLiteConverter for one variant, configured as the seeds did (and as docs/quantization.md says)."""
     import tensorflow as tf
-
-    model = tf.keras.models.load_model(model_path)
-    shape = [1, *model.input_shape[1:]]
-    rng = np.random.default_rng(0)
-    calib = rng.random([100, *shape[1:]], dtype=np.float32)
-    evals = rng.random([128, *shape[1:]], dtype=np.float32)
-    expected = model.predict(evals, batch_size=32, verbose=0)
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if variant != "fp32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    if variant in ("int8", "int8_io"):
+    if variant in ("int8", "int8_io", "int16x8"):
         converter.representative_dataset = lambda: ([calib[i : i + 1]] for i in range(len(calib)))
     if variant == "int8_io":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    tflite = converter.convert()
+    if variant == "int16x8":
+        ops = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        converter.target_spec.supported_ops = [ops]
+    return converter
+
+
+def main(model_path: str, variant: str, out_dir: str, samples: str | None = None) -> None:
+    import tensorflow as tf
+
+    model = tf.keras.models.load_model(model_path)
+    shape = [1, *model.input_shape[1:]]
+    rng = np.random.default_rng(0)
+    calib = rng.random([int(samples or 100), *shape[1:]], dtype=np.float32)
+    evals = rng.random([int(samples or 128), *shape[1:]], dtype=np.float32)
+    expected = model.predict(evals, batch_size=32, verbose=0)
+
+    tflite = converter_for(model, variant, calib).convert()  # type: ignore[attr-defined]
     Path(out_dir, f"{variant}.tflite").write_bytes(tflite)
 
     interpreter = tf.lite.Interpreter(model_content=tflite, num_threads=1)
@@ -70,4 +81,4 @@ def main(model_path: str, variant: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -2,11 +2,12 @@
 without MLflow tracking; the parallel runner on (`runtime.workers` auto) and off (`runtime.workers=1`); and
 MobileNetV2 (α 0.35, 96×96, weights=None), 5 variants, against one seed-style script per variant.
 
-Usage: python benchmarks/speed.py [--parts default,parallel,mobilenet] [--cached-rounds 3] [--convnext]
+Usage: python benchmarks/speed.py [--parts default,parallel,mobilenet | none] [--cached-rounds 3] [--convnext]
 Every figure is a whole `python -m pipelines` process (start-up included) run from a snapshot of the code, in a
 fresh scratch directory; cached figures are the median of `--cached-rounds` reruns. `--convnext` adds
-ConvNeXtSmall (weights=None, 224×224, ~50M parameters, fp32 only and all six variants) against a bare
-hand-written conversion: several GB and many minutes per run, so it is off by default.
+ConvNeXtSmall (weights=None, 224×224, ~50M parameters): the pipeline fp32-only against a bare hand-written
+conversion and against the seeds' way doing the same work, and all six variants against six bare conversions
+(benchmarks/_bare_conversion.py): several GB and many minutes per run, so it is off by default.
 """
 
 from __future__ import annotations
@@ -91,26 +92,47 @@ def mobilenet(root: Path, code: Path) -> list[str]:
 
 
 def convnext(root: Path, code: Path) -> list[str]:
-    """ConvNeXtSmall: pipeline fp32-only and six variants against a bare conversion (heavy: opt-in)."""
+    """ConvNeXtSmall (heavy: opt-in), side by side: the pipeline fp32-only against a bare conversion and against
+    the seeds' way doing the same work; the pipeline's six variants against six bare conversions."""
     import keras
 
     model = root / "convnext_small.keras"
     keras.applications.ConvNeXtSmall(input_shape=(224, 224, 3), weights=None).save(model)
-    bare = (
-        "import sys, tensorflow as tf, keras\n"
-        "m = keras.models.load_model(sys.argv[1])\n"
-        "open(sys.argv[2], 'wb').write(tf.lite.TFLiteConverter.from_keras_model(m).convert())\n"
-    )
-    rows = []
-    wall, peak, _ = run_measured([PYTHON, "-c", bare, str(model), str(root / "bare.tflite")], root)
-    rows.append(f"| bare conversion (load, convert fp32, write) | {wall:.1f} | {peak:.0f} |")
+    here = Path(__file__).resolve().parent
+    rows, walls, peaks = [], {}, {}
+
+    def measure(label: str, cmd: list[str], cwd: Path, pipeline: bool = False) -> None:
+        wall, peak, done = run_measured(cmd, cwd, code=code)
+        if done.returncode not in ((0, 1) if pipeline else (0,)):
+            print(done.stdout[-3000:])
+            raise SystemExit(f"{label} failed with exit code {done.returncode}")
+        walls[label], peaks[label] = wall, peak
+        rows.append(f"| {label} | {wall:.1f} | {peak:.0f} | {load_avg()} |")
+        print(rows[-1], flush=True)
+
+    bare_fp32 = "bare conversion fp32 (load, convert, write)"
+    seeds_fp32 = "seeds' way fp32 (+ predictions, compare, time)"
+    bare = [PYTHON, str(here / "_bare_conversion.py"), str(model)]
+    measure(bare_fp32, [*bare, "fp32", str(root / "fp32.tflite")], root)
+    measure(seeds_fp32, [PYTHON, str(here / "_seed_style_variant.py"), str(model), "fp32", str(root), "16"], root)
     base = ["model=keras", f"model.path={model}", "dataset=random", "dataset.num_samples=16", "tracking.enabled=false"]
     for label, variants in (("pipeline fp32 only", ["variants=[fp32]"]), ("pipeline six variants", [])):
         work = root / f"convnext-{len(rows)}"
         work.mkdir()
-        wall, peak, _ = _run([*base, *variants], work, code)
-        rows.append(f"| {label} | {wall:.1f} | {peak:.0f} |")
-    return ["| ConvNeXtSmall 224×224 | wall s | peak MiB |", "|---|---|---|", *rows]
+        measure(label, pipeline_cmd(*base, *variants), work, pipeline=True)
+    six = walls[bare_fp32]
+    for variant in ("fp16", "dynamic", "int8", "int8_io", "int16x8"):
+        measure(f"bare conversion {variant}", [*bare, variant, str(root / f"{variant}.tflite")], root)
+        six += walls[f"bare conversion {variant}"]
+    fp32 = walls["pipeline fp32 only"]
+    ratios = [
+        f"pipeline fp32 / bare fp32: {fp32 / walls[bare_fp32]:.2f} (target <= 1.5)",
+        f"pipeline fp32 / seeds' way fp32: {fp32 / walls[seeds_fp32]:.2f} (target <= 0.8)",
+        f"pipeline fp32 peak / bare fp32 peak: {peaks['pipeline fp32 only'] / peaks[bare_fp32]:.2f} (target <= 1.2)",
+        f"pipeline six variants / six bare conversions ({six:.1f} s): {walls['pipeline six variants'] / six:.2f}"
+        " (target <= 2)",
+    ]
+    return ["| ConvNeXtSmall 224×224 | wall s | peak MiB | load |", "|---|---|---|---|", *rows, "", *ratios]
 
 
 def main() -> int:
