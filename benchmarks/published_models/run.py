@@ -60,9 +60,13 @@ def rows(name: str, report: dict[str, Any]) -> list[dict[str, Any]]:
         detection = m.get("detection") or {}
         per_output = detection.get("outputs") or {}
         for output, kind in sorted(kinds.items()):
-            row = {**base, "output": output, "kind": kind, "figure": None}
+            # Scores at every position are judged by their decisions only (no relative-RMSE gate reads them).
+            stepwise = output in (m.get("per_position") or [])
+            row = {**base, "output": output, "kind": kind, "figure": None, "per_position": stepwise}
             if kind == "class_scores" and output == label_output:
                 row["figure"] = m.get("argmax_agreement")
+            elif kind == "class_scores" and stepwise:
+                row["figure"] = (m.get("step_argmax_agreement") or {}).get(output)
             elif kind == "multilabel":
                 row["figure"] = (m.get("label_agreement") or {}).get(output)
             elif kind in ("yolo", "packed_detections", "boxes"):
@@ -86,7 +90,7 @@ def summary(all_rows: list[dict[str, Any]]) -> list[str]:
     worst: dict[tuple[str, str, str], float] = {}
     for r in all_rows:
         figures = [(r["kind"], r["figure"])]
-        if r["kind"] in ("class_scores", "multilabel"):  # the relative-RMSE gate reads them too
+        if r["kind"] in ("class_scores", "multilabel") and not r.get("per_position"):  # the relative-RMSE gate too
             figures.append((f"{r['kind']} relative RMSE", r.get("relative_rmse")))
         for kind, value in figures:
             if value is None or r["kind"] is None:
@@ -129,7 +133,11 @@ def per_model(all_rows: list[dict[str, Any]]) -> list[str]:
                 figures = [r["figure"] for r in rows_v if r["kind"] == kind and r["figure"] is not None]
                 if figures:
                     parts.append(f"{(max if kind == 'regression' else min)(figures):.3g}")
-            rel: list[float] = [r["relative_rmse"] for r in rows_v if r["kind"] in ELEMENTWISE and "relative_rmse" in r]
+            rel: list[float] = [
+                r["relative_rmse"]
+                for r in rows_v
+                if r["kind"] in ELEMENTWISE and "relative_rmse" in r and not r.get("per_position")
+            ]
             rel = [v for v in rel if v is not None]
             if rel and any(k != "regression" for k in kinds):
                 parts.append(f"rel {max(rel):.3g}")

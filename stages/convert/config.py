@@ -78,10 +78,11 @@ class VariantConfig:
     # Full-integer variants only: let ops without an integer kernel stay in float (between quantize and
     # dequantize ops) instead of refusing the variant; the report lists them.
     allow_float_ops: bool = False
-    # Per-op repair: when a few ops have no kernel at the variant's precision (int16x8 stops on SQRT, LiteRT
-    # refuses one of AEQ's int16 depthwise convs), rebuild with at most this many ops moved to a precision that
-    # runs (the scheme's `repair`, stages/convert/schemes.py) and list them in the report; 0: fail naming the op.
-    repair_budget: int = 4
+    # Per-op repair: when ops have no kernel at the variant's precision (int16x8 stops on SQRT, LiteRT refuses
+    # one of AEQ's int16 depthwise convs), rebuild with them moved to a precision that runs (the scheme's `repair`,
+    # stages/convert/schemes.py), in at most this many rebuilds, and list them in the report; 0: fail naming the
+    # op. The converter moves every kernel-less op in one rebuild; AEQ one op per rebuild, each a full quantization.
+    repair_budget: int = 32
     gates: Gates = field(default_factory=Gates)
     backend: Backend = Backend["converter"]
     # backend aeq, mode recipe: path of the AEQ recipe JSON (docs/quantization.md); its content is in the cache key.
@@ -93,7 +94,7 @@ class VariantConfig:
 
     def __post_init__(self) -> None:
         if self.repair_budget < 0:
-            raise BadSetting("repair_budget", self.repair_budget, " must be 0 (no repair) or more (ops moved).")
+            raise BadSetting("repair_budget", self.repair_budget, " must be 0 (no repair) or more (rebuilds).")
         wrong = backend_mismatch(self.mode.value, self.backend.value)
         if wrong:
             raise BadSetting("backend", self.backend, f": {wrong}")

@@ -3,8 +3,10 @@ stability check (stages/convert/quantization/judge.py) both run, so every verdic
 
 Each output is judged by the metric of its kind (stages/verify/output_kinds.py, recorded in `output_kinds`):
 argmax agreement and accuracy for the class-score output only, per-label decisions (`label_agreement`) for
-multi-label scores, IoU-matched detections (`detection`) for padded, packed and YOLO detections; the element-wise
-errors are computed for every output, and the error gates read those of element-wise kinds only (gates.py)."""
+multi-label scores (per cell at every position of [N, T..., C], active and inactive cells weighed alike),
+per-position argmax agreement (`step_argmax_agreement`) for a softmax at every position, IoU-matched detections
+(`detection`) for padded, packed and YOLO detections; the element-wise errors are computed for every output, and
+the error gates read those of element-wise kinds only, never those of per-position scores (`per_position`; gates.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,16 @@ from typing import Any
 import numpy as np
 
 from stages.verify.detection_metrics import find_detection_outputs, match_detections
-from stages.verify.kind_metrics import combine, detection_metrics, label_agreement, topk_agreement
+from stages.verify.kind_metrics import (
+    balanced_label_agreement,
+    combine,
+    detection_metrics,
+    label_agreement,
+    step_agreement,
+    topk_agreement,
+)
 from stages.verify.metrics import choose_label_output, class_scores, compare
-from stages.verify.output_kinds import classify
+from stages.verify.output_kinds import classify, per_position
 
 HEAD_METRICS = ("rmse", "relative_rmse", "max_abs_err", "finite")
 
@@ -53,9 +62,20 @@ def candidate_metrics(
         top = topk_agreement(ref_view, got_view) if ref_view is not None and got_view is not None else None
         if top is not None:
             metrics["top5_agreement"] = top
-    multilabel = {n: label_agreement(expected[n], final[n]) for n, k in kinds.items() if k == "multilabel"}
+    # Scores at every position of [N, T..., C] are judged by their decisions, not element-wise (gates.py).
+    stepwise = sorted(n for n, k in kinds.items() if k in ("class_scores", "multilabel") and per_position(expected[n]))
+    multilabel = {
+        n: (balanced_label_agreement if n in stepwise else label_agreement)(expected[n], final[n])
+        for n, k in kinds.items()
+        if k == "multilabel"
+    }
     if multilabel:
         metrics["label_agreement"] = multilabel
+    steps = {n: step_agreement(expected[n], final[n]) for n in stepwise if kinds[n] == "class_scores"}
+    if steps:
+        metrics["step_argmax_agreement"] = steps
+    if stepwise:
+        metrics["per_position"] = stepwise
     parts: dict[str, dict[str, Any]] = {}
     # The padded group as the kinds have it.
     detections = find_detection_outputs({n: expected[n] for n, k in kinds.items() if k == "boxes"})

@@ -10,7 +10,11 @@ metric is missing is recorded as not evaluated, with the reason.
 Each output is judged by the metric of its kind (`metrics.output_kinds`, stages/verify/output_kinds.py): the
 error gates read the outputs of element-wise kinds (class scores, multi-label scores, regression, a YOLO head's
 per-anchor tensor) and never padded or packed detections, whose rows reorder; `min_label_agreement` reads the
-multi-label outputs; argmax agreement exists only for the class-score output. Metrics without `output_kinds`
+multi-label outputs; argmax agreement exists only for the class-score output, and `min_argmax_agreement` also reads
+the per-position argmax agreement of a softmax at every position. Scores at every position of [N, T..., C]
+(`metrics.per_position`: per-step posteriors, a per-step softmax) are judged by those decisions alone: a relative
+RMSE over cells that are mostly near zero reads their small spread, not their quality; on `dataset=random`, where
+decisions are not evaluated, the error gates read them as before. Metrics without `output_kinds`
 (recorded before kinds existed) are judged as they were.
 
 The per-output error gates (`max_rmse`, `max_relative_rmse`, `max_abs_err`) allow for the original model's own
@@ -40,7 +44,7 @@ class Gate:
 
 QUALITY_GATES = (
     Gate("max_accuracy_drop", False, "accuracy drop against the original model"),
-    Gate("min_argmax_agreement", True, "argmax agreement with the original model"),
+    Gate("min_argmax_agreement", True, "argmax agreement with the original model (per position for per-step scores)"),
     Gate("min_label_agreement", True, "per-label decision agreement (score >= 0.5) on multi-label outputs"),
     Gate("max_rmse", False, "RMSE per output"),
     Gate("max_relative_rmse", False, "RMSE per output over the reference's spread"),
@@ -84,11 +88,13 @@ def _record(limit: Any, value: float | None, higher_is_better: bool, reason: str
 def _values(metrics: dict[str, Any], random_data: bool) -> dict[str, tuple[float | None, str]]:
     """Each quality gate's value (or None) and, when None, why it could not be evaluated."""
     detection = metrics.get("detection")
-    elementwise = _elementwise(metrics)
+    elementwise = _elementwise(metrics, random_data)
     delta = metrics.get("accuracy_delta")
-    agreement = metrics.get("argmax_agreement")
+    agreements = [metrics["argmax_agreement"]] if metrics.get("argmax_agreement") is not None else []
+    agreement = worst([*agreements, *(metrics.get("step_argmax_agreement") or {}).values()], higher_is_better=True)
     no_errors = (
-        "no output is judged element-wise (detections are judged by IoU matching)"
+        "no output is judged element-wise (detections are judged by IoU matching, per-position scores by their "
+        "decisions)"
         if metrics.get("output_kinds")
         else "the model has no outputs that could be compared element-wise"
     )
@@ -185,7 +191,7 @@ def evaluate_gates(
         if limit is None:
             continue
         value, reason = values[gate.name]
-        errors = _errors(metrics, gate.name)
+        errors = _errors(metrics, gate.name, random_data)
         if errors:
             metric = ERROR_METRICS[gate.name]
             allowance = noise_allowance(
@@ -197,24 +203,25 @@ def evaluate_gates(
     return results
 
 
-def _elementwise(metrics: dict[str, Any]) -> dict[str, Any]:
+def _elementwise(metrics: dict[str, Any], random_data: bool = False) -> dict[str, Any]:
     """The per-output errors the error gates read: for a cut detection model the converted head's cut tensors
     (padded detections swap places when scores nearly tie); else the final outputs of element-wise kinds (and a
-    YOLO head's, for the relative error only)."""
+    YOLO head's, for the relative error only), less per-position scores judged by their decisions."""
     if metrics.get("detection") and metrics.get("head"):
         return dict(metrics["head"])
     kinds = metrics.get("output_kinds")
     if kinds is None:
         return metrics
     chosen = {}
+    decided = set() if random_data else set(metrics.get("per_position") or ())
     for key in ERROR_METRICS.values():
         read = RELATIVE_ERROR_KINDS if key == "relative_rmse" else ELEMENTWISE_KINDS
-        keep = {name for name, kind in kinds.items() if kind in read}
+        keep = {name for name, kind in kinds.items() if kind in read and name not in decided}
         chosen[key] = {n: v for n, v in (metrics.get(key) or {}).items() if n in keep}
     return chosen
 
 
-def _errors(metrics: dict[str, Any], gate: str) -> dict[str, float]:
+def _errors(metrics: dict[str, Any], gate: str, random_data: bool = False) -> dict[str, float]:
     """An error gate's per-output errors, which the rounding-noise allowance reads; empty for other gates and
     for detection models judged on the head's cut tensors or recorded before output kinds (the rounding noise
     is measured on the final outputs)."""
@@ -222,7 +229,7 @@ def _errors(metrics: dict[str, Any], gate: str) -> dict[str, float]:
         return {}
     if metrics.get("detection") and (metrics.get("head") or "output_kinds" not in metrics):
         return {}
-    return dict(_elementwise(metrics).get(ERROR_METRICS[gate]) or {})
+    return dict(_elementwise(metrics, random_data).get(ERROR_METRICS[gate]) or {})
 
 
 def verdict(results: dict[str, dict[str, Any]]) -> str:

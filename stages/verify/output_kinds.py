@@ -2,12 +2,13 @@
 that means something for it (stages/verify/kind_metrics.py): the argmax of three MOS scores, of fifty
 independent tags or of a tensor of pixel boxes is no measure of anything.
 
-Kinds: `class_scores` (softmax rows, or a single-label classifier's logits: argmax/top-k agreement, accuracy),
-`multilabel` (independent sigmoid scores: per-label decisions at 0.5), `regression` (anything else: relative
-error), `boxes` (padded detections: boxes [B, K, 4] with their scores [B, K] and labels: IoU matching),
-`packed_detections` (box, score and label packed in [B, K, 6]: unpacked, then IoU matching) and `yolo` (a raw
-YOLO head, [B, 4+C, N] or [B, N, 4+C]: centre-xywh boxes beside per-class scores, decoded, NMS'd, then IoU
-matching). `dataset.output_kinds` overrides any of them.
+Kinds: `class_scores` (softmax rows, or a single-label classifier's logits: argmax/top-k agreement, accuracy;
+a softmax over the last axis at every position of [N, T..., C]: per-position argmax agreement),
+`multilabel` (independent sigmoid scores: per-label decisions at 0.5; per cell for [N, T..., C] posteriors and
+masks), `regression` (anything else: relative error), `boxes` (padded detections: boxes [B, K, 4] with their
+scores [B, K] and labels: IoU matching), `packed_detections` (box, score and label packed in [B, K, 6]:
+unpacked, then IoU matching) and `yolo` (a raw YOLO head, [B, 4+C, N] or [B, N, 4+C]: centre-xywh boxes beside
+per-class scores, decoded, NMS'd, then IoU matching). `dataset.output_kinds` overrides any of them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ DETECTION_KINDS = ("boxes", "packed_detections", "yolo")
 # Names that say what an output is, when its values leave it open.
 _CLASS_WORDS = ("logit", "prob", "class", "softmax", "pred_label")
 _REGRESSION_WORDS = ("mos", "regress", "pitch", "depth", "embed", "feature", "value", "score_reg")
+# An output named after the op that makes it (a frozen graph's `model/Sigmoid`): independent scores, not a softmax.
+_SIGMOID_WORDS = ("sigmoid", "logistic")
+# Per-position scores in [0, 1] are posteriors or a mask when most cells are off: an image or a depth map in [0, 1]
+# has many more cells at or above 0.5, and stays regression.
+MAX_ON_SHARE = 0.25
 YOLO_MIN_ANCHORS = 32
 
 
@@ -83,7 +89,10 @@ def _score_kinds(
     for name, values in outputs.items():
         view = class_scores(values) if values.dtype.kind == "f" else None
         lower = name.lower()
-        if view is None:
+        stepwise = _per_position_kind(name, values) if per_position(values) else None
+        if stepwise is not None:
+            kinds[name] = stepwise
+        elif view is None:
             shape = "an integer output" if values.dtype.kind != "f" else f"shape {list(values.shape)}, not (N, C)"
             kinds[name] = {"kind": "regression", "why": f"{shape}: judged by its relative error"}
         elif name == label_output:
@@ -94,6 +103,9 @@ def _score_kinds(
             active = int(np.max(np.sum(view >= 0.5, axis=1)))
             why = f"independent scores in [0, 1], rows not summing to 1, up to {active} labels active at 0.5"
             kinds[name] = {"kind": "multilabel", "why": why}
+        elif _in_unit_interval(view) and any(w in lower for w in _SIGMOID_WORDS):
+            why = f"independent scores in [0, 1], its name '{name}' says sigmoid (no sample has two labels at 0.5)"
+            kinds[name] = {"kind": "multilabel", "why": why}
         elif any(w in lower for w in _REGRESSION_WORDS) and not any(w in lower for w in _CLASS_WORDS):
             kinds[name] = {"kind": "regression", "why": f"its name '{name}' says regression"}
         else:
@@ -103,7 +115,7 @@ def _score_kinds(
     # At most one of the remaining (N, C) outputs is a classifier's logits, as `choose_label_output` picks it:
     # the one whose width fits the labels, or, without labels, one that its name or its values call class scores.
     chosen, why = None, ""
-    if any(k["kind"] == "class_scores" for k in kinds.values()):
+    if any(k["kind"] == "class_scores" and class_scores(outputs[n]) is not None for n, k in kinds.items()):
         pass
     elif labels is not None and len(labels):
         chosen, choice = choose_label_output(logits, None, labels)
@@ -124,6 +136,32 @@ def _score_kinds(
         else:
             kinds[name] = {"kind": "regression", "why": "several values per sample that are not class scores"}
     return kinds
+
+
+def per_position(values: np.ndarray) -> bool:
+    """Whether a float output holds scores at every position of [N, T..., C] (a CTC recogniser's steps, a
+    transcriber's frames, a mask's pixels): more than two dims and not the (N, 1, ..., C) of one row per sample."""
+    return values.dtype.kind == "f" and values.ndim > 2 and class_scores(values) is None
+
+
+def _per_position_kind(name: str, values: np.ndarray) -> dict[str, str] | None:
+    """Class scores when the last axis is a softmax at every position; multi-label when the cells are independent
+    scores in [0, 1], most of them off (posteriors, a mask); None (regression) otherwise, or when the name says so."""
+    positions = int(np.prod(values.shape[1:-1]))
+    if values.shape[-1] >= 2 and _in_unit_interval(values) and np.allclose(values.sum(axis=-1), 1.0, atol=1e-3):
+        why = f"a softmax over the last axis at each of {positions} positions: per-position class scores"
+        return {"kind": "class_scores", "why": why}
+    lower = name.lower()
+    if any(w in lower for w in _REGRESSION_WORDS) and not any(w in lower for w in (*_CLASS_WORDS, *_SIGMOID_WORDS)):
+        return None
+    on = float(np.mean(values >= 0.5)) if values.size else 0.0
+    if _in_unit_interval(values) and on <= MAX_ON_SHARE:
+        why = (
+            f"independent scores in [0, 1] at each of {positions} positions, {on:.2%} of cells at or above 0.5 "
+            "(posteriors, a mask): per-cell decisions"
+        )
+        return {"kind": "multilabel", "why": why}
+    return None
 
 
 def _in_unit_interval(values: np.ndarray) -> bool:

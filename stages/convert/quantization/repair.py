@@ -11,7 +11,11 @@ Two failures are repaired, each with the mechanism its backend already uses to k
   a16w8 MobileNetV2): the named op gets the next precision of its scheme's `repair` list through a recipe entry
   (`aeq.override_ops`, the int8_mixed search's AEQ mechanism), one op per rebuild.
 
-`variants.<name>.repair_budget` bounds the ops moved (and so the AEQ rebuilds); 0 turns repair off.
+`variants.<name>.repair_budget` bounds the rebuilds, each a full conversion or quantization (the cost): the
+converter's road keeps every kernel-less op in float in one rebuild, AEQ's moves one op per rebuild (an a16w8
+MobileNetV2 with random weights: 24). 0 turns repair off. Whatever the budget, a repair that would leave more than
+`MAX_FLOAT_SHARE` of the model's ops in float is refused: that is a float model, not the variant asked for
+(`allow_float_ops=true` keeps them all, knowingly).
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ from stages.convert.quantization.moves import Move
 from stages.convert.schemes import scheme
 from stages.result import StageError
 
-DEFAULT_BUDGET = 4
+DEFAULT_BUDGET = 32
+# The share of a model's compute ops the converter's repair may leave in float (PaddleOCR's direction classifier:
+# 27 HARD_SWISH and RELU_0_TO_1 of its ops); above it the "repair" would be a float model.
+MAX_FLOAT_SHARE = 0.5
 _CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
 
 
@@ -53,7 +60,7 @@ class Moved:
 
 
 def budget(variant: dict[str, Any]) -> int:
-    """How many ops the variant's repair may move (0: none; the scheme may allow none either)."""
+    """How many rebuilds the variant's repair may make (0: none; the scheme may allow none either)."""
     if not scheme(variant["mode"]).repair:
         return 0
     return int(variant.get("repair_budget", DEFAULT_BUDGET) or 0)
@@ -77,6 +84,18 @@ def float_nodes(path: Path) -> list[tuple[str, str]]:
     return nodes
 
 
+def compute_ops(path: Path) -> int:
+    """How many compute ops the model holds (QUANTIZE/DEQUANTIZE at the float boundary excluded)."""
+    from stages.litert_runtime import open_interpreter
+
+    return sum(op["op_name"] not in _CONVERSION_OPS for op in open_interpreter(path)._get_ops_details())
+
+
+def too_much_float(moved: list[Moved], path: Path) -> bool:
+    """Whether the converter's repair would leave more than MAX_FLOAT_SHARE of the model's ops in float."""
+    return bool(moved) and len(moved) > MAX_FLOAT_SHARE * max(compute_ops(path), 1)
+
+
 def converter_moves(variant: dict[str, Any], path: Path, refused: list[str]) -> list[Moved]:
     """The ops the converter kept in float in a model built with TFLITE_BUILTINS beside the integer ops set."""
     chosen = scheme(variant["mode"])
@@ -92,12 +111,13 @@ def converter_moves(variant: dict[str, Any], path: Path, refused: list[str]) -> 
     return moved
 
 
-def too_many(variant: dict[str, Any], moved: list[Moved]) -> str:
+def too_many(variant: dict[str, Any], moved: list[Moved], path: Path) -> str:
     """The sentence a refused repair adds to the variant's error."""
     return (
-        f" Repair would keep {len(moved)} ops in float ({', '.join(sorted({m.op for m in moved}))}), more than "
-        f"`variants.{variant['name']}.repair_budget={budget(variant)}`: raise the budget or set "
-        f"`variants.{variant['name']}.allow_float_ops=true` to keep them all in float."
+        f" Repair would keep {len(moved)} of the model's {compute_ops(path)} ops in float "
+        f"({', '.join(sorted({m.op for m in moved}))}), more than {MAX_FLOAT_SHARE:.0%}: that is a float model, "
+        f"not {variant['mode']}. Set `variants.{variant['name']}.allow_float_ops=true` to keep them all in float "
+        "knowingly, or choose a variant whose ops have kernels (fp16, dynamic)."
     )
 
 
@@ -136,8 +156,10 @@ def aeq_quantize(
             done = "; ".join(f"{m.op} '{m.move.target[:80]}' -> {m.move.kind}" for m in moved)
             said = f" Repair moved {done} and stopped" if moved else ""
             why = (
-                "its budget is spent" if rebuilds >= limit else "the op has no other precision left to try"
-            ) + f" (`variants.{variant['name']}.repair_budget={limit}`)."
+                f"its budget of {limit} rebuilds is spent (raise `variants.{variant['name']}.repair_budget`)"
+                if rebuilds >= limit
+                else f"the op has no other precision left to try (`variants.{variant['name']}.repair_budget={limit}`)"
+            ) + "."
             raise StageError(
                 aeq.refusal_message(variant["name"], source, refused, f"{said or ' Repair stopped'}: {why}")
             )

@@ -103,7 +103,7 @@ def test_a_softmax_at_every_step_is_not_a_yolo_head() -> None:
     are distributions over the last axis, not boxes beside scores. Judged as one, even fp32 failed."""
     logits = np.random.default_rng(0).normal(0, 3, (2, 40, 300))
     steps = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
-    assert classify({"ctc": steps})["ctc"]["kind"] == "regression"
+    assert classify({"ctc": steps})["ctc"]["kind"] == "class_scores"  # per step (test_per_position_kinds.py)
     assert classify({"output0": yolo_head()})["output0"]["kind"] == "yolo"
 
 
