@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.paths import REPO
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: the fast tier is tests/unit/
 def test_bad_settings_stop_the_cli_before_any_work(tmp_path: Path) -> None:
     import os
     import subprocess

@@ -47,12 +47,14 @@ def test_default_example_end_to_end_then_cached(run_cli, tmp_path: Path, shared_
     assert "done in" not in output
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: the fast tier is tests/unit/
 def test_bad_override_exits_2_without_a_traceback(run_cli, tmp_path: Path) -> None:
     result = run_cli("variants=[fp8]")
     assert result.returncode == 2
     assert "fp8" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: the fast tier is tests/unit/
 def test_missing_model_exits_2_and_leaves_no_run_directory(run_cli, tmp_path: Path) -> None:
     result = run_cli("model=keras", "model.path=nope.keras", "tracking.enabled=false")
     assert result.returncode == 2
@@ -60,6 +62,7 @@ def test_missing_model_exits_2_and_leaves_no_run_directory(run_cli, tmp_path: Pa
     assert not list(tmp_path.glob("outputs/runs/*/*"))
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: the fast tier is tests/unit/
 def test_help_and_cfg_are_instant_and_succeed(run_cli) -> None:
     result = run_cli("--cfg", "job")
     assert result.returncode == 0

@@ -38,6 +38,7 @@ def _runs(uri: str) -> list[Any]:
     return list(client.search_runs(ids, max_results=1000)) if ids else []
 
 
+@pytest.mark.slow  # a CLI run in a subprocess: the fast tier is tests/unit/
 @pytest.mark.parametrize(
     ("override", "expected"),
     [

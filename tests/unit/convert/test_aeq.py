@@ -140,6 +140,7 @@ def _accuracy(path: Path, test: tuple[np.ndarray, np.ndarray]) -> float:
     return float((next(iter(outputs.values())).argmax(-1) == test[1]).mean())
 
 
+@pytest.mark.slow  # real conversions of seconds each: the fast tier keeps the cheaper ones
 def test_int16_activations_on_one_tensor_recover_what_a8w8_loses(sensitive: dict[str, Any]) -> None:
     from stages.convert.quantization.aeq import builtin_recipe, quantize_with_recipe
 
@@ -155,6 +156,7 @@ def test_int16_activations_on_one_tensor_recover_what_a8w8_loses(sensitive: dict
     assert mixed.stat().st_size < 0.5 * sensitive["float"].stat().st_size
 
 
+@pytest.mark.slow  # real conversions of seconds each: the fast tier keeps the cheaper ones
 @pytest.mark.parametrize("precision", ["int16", "float"])
 def test_override_ops_moves_one_tensor(sensitive: dict[str, Any], precision: str) -> None:
     """The search's moves: the outlier tensor's producer and consumer to int16, or left float, by exact scope."""
@@ -170,6 +172,7 @@ def test_override_ops_moves_one_tensor(sensitive: dict[str, Any], precision: str
         override_ops(recipe, scopes, "int4")
 
 
+@pytest.mark.slow  # real conversions of seconds each: the fast tier keeps the cheaper ones
 def test_match_recipe_reports_entries_that_match_no_op(sensitive: dict[str, Any]) -> None:
     from stages.convert.quantization.aeq import builtin_recipe, match_recipe, model_ops
 
@@ -189,6 +192,7 @@ def _upstream(model_path: Path, root: Path) -> dict[str, StageResult]:
     return load_split_calibrate(root, keras_model(model_path), calibrate)
 
 
+@pytest.mark.slow  # real conversions of seconds each: the fast tier keeps the cheaper ones
 def test_convert_stage_refuses_a_recipe_that_matches_no_op(sensitive: dict[str, Any], tmp_path: Path) -> None:
     from stages.convert.stage import convert
 
@@ -203,6 +207,7 @@ def test_convert_stage_refuses_a_recipe_that_matches_no_op(sensitive: dict[str, 
     assert not (tmp_path / "conv" / "model.tflite").exists()
 
 
+@pytest.mark.slow  # real conversions of seconds each: the fast tier keeps the cheaper ones
 def test_static_recipes_refuse_constant_calibration(sensitive: dict[str, Any], tmp_path: Path) -> None:
     from stages.convert.stage import convert
     from stages.samples import save_samples
@@ -220,6 +225,7 @@ def test_static_recipes_refuse_constant_calibration(sensitive: dict[str, Any], t
     assert convert({"variant": w8}, str(tmp_path / "w8"), up["load"], up["split"], constant).metrics["size_bytes"]
 
 
+@pytest.mark.slow  # real conversions of seconds each: the fast tier keeps the cheaper ones
 def test_convert_stage_aeq_w4_and_a8w8(sensitive: dict[str, Any], tmp_path: Path) -> None:
     """Through the convert stage: int4 weights for w4, integer I/O with the model's own scales for a8w8."""
     from stages.convert.stage import convert

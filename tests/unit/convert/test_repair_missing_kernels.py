@@ -14,6 +14,8 @@ import pytest
 from stages.result import StageError, StageResult
 from tests.unit.convert.kernel_less_models import hard_swish_keras, sqrt_saved_model, tiny_activation_depthwise_keras
 
+pytestmark = pytest.mark.slow  # real conversions of seconds each (test_repair_budget_rebuilds.py stays fast)
+
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

@@ -50,6 +50,7 @@ def _fp32_error(handle: Any) -> dict[str, float]:
     return errors
 
 
+@pytest.mark.slow  # real conversions of seconds each: the fast tier keeps the cheaper ones
 @pytest.mark.parametrize(
     ("build", "name", "why"),
     [
@@ -80,6 +81,7 @@ def custom_model(tmp_path: Path) -> tuple[Path, str]:
     return custom_h5(tmp_path / "efficientnet_like.h5", module), module
 
 
+@pytest.mark.slow  # real conversions of seconds each: the fast tier keeps the cheaper ones
 def test_custom_objects_as_a_module_and_as_a_mapping_both_load(custom_model: tuple[Path, str]) -> None:
     path, module = custom_model
     mapping = {"FixedDropout": f"{module}.FixedDropout", "swishlike": f"{module}.swishlike"}

@@ -132,6 +132,7 @@ def test_two_input_model(tmp_path: Path) -> None:
     assert set(expected) == {"scores", "offset"}
 
 
+@pytest.mark.slow  # real conversions of seconds each: the fast tier keeps the cheaper ones
 @pytest.mark.parametrize("io_dtype", ["int8", "uint8"])
 def test_integer_io_quantized_with_models_own_params(tmp_path: Path, io_dtype: str) -> None:
     save_two_input_model(tmp_path / "two.keras")

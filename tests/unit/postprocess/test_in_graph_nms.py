@@ -145,6 +145,7 @@ def _same(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> None:
             np.testing.assert_array_equal(value, want, err_msg=name)
 
 
+@pytest.mark.slow  # real conversions of seconds each: the fast tier keeps the cheaper ones
 @pytest.mark.parametrize(("label", "target", "kwargs", "head"), CASES, ids=[c[0] for c in CASES])
 def test_tf_tail_gives_the_numpy_tails_detections(
     label: str, target: str, kwargs: dict[str, Any], head: dict[str, np.ndarray]
