@@ -14,6 +14,7 @@ from pipelines.output.files import copy_atomic, write_atomic
 from pipelines.output.quantization_report import attach as attach_quantization
 from pipelines.output.quantization_report import repair_notes
 from pipelines.output.table import format_markdown
+from stages.verify.detection_metrics import tie_note
 from stages.verify.gates import unverified_reason
 from stages.verify.judge import judge_variant, overall_status
 
@@ -207,6 +208,7 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     ]
     report["notes"] += repair_notes(report)  # ops moved off a variant's precision so that it runs
     report["notes"] += timing_notes(report["variants"])
+    report["notes"] += [n for name, v in report["variants"].items() if (n := tie_note(name, v["metrics"]))]
     report["notes"] += [
         f"{name}: {v['verification']['shortened']['why']}."
         for name, v in report["variants"].items()

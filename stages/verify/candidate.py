@@ -38,10 +38,12 @@ def candidate_metrics(
     expected_head: dict[str, np.ndarray] | None = None,
     head: dict[str, np.ndarray] | None = None,
     kinds: dict[str, str] | None = None,
+    nms: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`compare` on the final outputs, then each kind's metric; for a cut graph the converted head against the TF
     head per cut tensor (`head`); the accuracy delta when both accuracies exist. `kinds` ({output: kind}, the
-    reference stage's) is classified here from `expected` when not given. Raises ValueError on missing outputs."""
+    reference stage's) is classified here from `expected` when not given; `nms` the model's NMS settings for the
+    detection ties (detection_metrics.nms_settings). Raises ValueError on missing outputs."""
     if kinds is None:
         kinds = {n: k["kind"] for n, k in classify(expected, labels, label_output).items()}
     if label_output is not None and kinds.get(label_output) != "class_scores":
@@ -80,10 +82,10 @@ def candidate_metrics(
     # The padded group as the kinds have it.
     detections = find_detection_outputs({n: expected[n] for n, k in kinds.items() if k == "boxes"})
     if detections:
-        parts["+".join(sorted(detections.values()))] = match_detections(expected, final, detections)
+        parts["+".join(sorted(detections.values()))] = match_detections(expected, final, detections, nms=nms)
     for name, kind in kinds.items():
         if kind in ("yolo", "packed_detections"):
-            parts[name] = detection_metrics(kind, expected[name], final[name])
+            parts[name] = detection_metrics(kind, expected[name], final[name], nms)
     if parts:
         metrics["detection"] = combine(parts)
     if expected_head and head is not None and set(expected_head) <= set(head):  # in_graph: no cut tensors out

@@ -112,7 +112,9 @@ def _pad(per_image: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str
     return {"boxes": boxes, "scores": scores, "labels": labels}
 
 
-def detection_metrics(kind: str, reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+def detection_metrics(
+    kind: str, reference: np.ndarray, candidate: np.ndarray, nms: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """IoU-matched detections of one packed or YOLO output, plus (YOLO) the element-wise error of its box
     part (over the boxes' spread) and of its score part (in score units), reported apart."""
     got = candidate.astype(np.float32).reshape(reference.shape)
@@ -121,7 +123,9 @@ def detection_metrics(kind: str, reference: np.ndarray, candidate: np.ndarray) -
     else:
         layout = packed_layout(reference)
         ref_dets, got_dets = unpack_detections(reference, layout), unpack_detections(got, layout)
-    result = match_detections(ref_dets, got_dets, _NAMES)
+    if kind == "yolo":  # decoded here, by this module's own class-aware NMS
+        nms = {"iou": YOLO_IOU_THRESHOLD, "class_specific": True, "known": True}
+    result = match_detections(ref_dets, got_dets, _NAMES, nms=nms)
     if kind == "yolo":
         first = reference.shape[1] < reference.shape[2]
         ref_t = np.moveaxis(reference, 1, 2) if first else reference
@@ -141,11 +145,16 @@ def combine(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if len(parts) == 1:
         return next(iter(parts.values()))
     total = sum(p["reference_detections"] for p in parts.values())
-    matched = sum(round((p["matched_fraction"] or 0) * p["reference_detections"]) for p in parts.values())
+    tied = sum(p.get("nms_ties", 0) for p in parts.values())
+    judged = [p["reference_detections"] - p.get("nms_ties", 0) for p in parts.values()]
+    matched = sum(round((p["matched_fraction"] or 0) * n) for p, n in zip(parts.values(), judged, strict=True))
     ious = [p["mean_iou"] for p in parts.values() if p["mean_iou"] is not None]
     return {
-        "matched_fraction": round(matched / total, 6) if total else None,
+        "matched_fraction": (round(matched / (total - tied), 6) if total > tied else 1.0) if total else None,
         "reference_detections": int(total),
+        "score_ties": int(sum(p.get("score_ties", 0) for p in parts.values())),
+        "nms_ties": int(tied),
+        "nms_tie_candidates": int(sum(p.get("nms_tie_candidates", 0) for p in parts.values())),
         "unmatched_candidates": int(sum(p["unmatched_candidates"] for p in parts.values())),
         "mean_iou": float(np.mean(ious)) if ious else None,
         "box_max_abs_err": max(p["box_max_abs_err"] for p in parts.values()),

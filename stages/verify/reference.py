@@ -5,6 +5,7 @@ Computed once per model and shared by every variant's verification.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ def reference(
 ) -> StageResult:
     from stages.load.model.access import full_model_outputs, head_handle
     from stages.split.tail_check import check_tail
-    from stages.verify.detection_metrics import find_detection_outputs, match_detections
+    from stages.verify.detection_metrics import find_detection_outputs, match_detections, nms_settings
 
     feeds, labels = load_samples(calibrate.path("eval"))
     outputs, run = full_model_outputs(load, split, feeds)  # the one pass over the evaluation set, batched
@@ -42,7 +43,9 @@ def reference(
         # The TF head on the same inputs: what each variant's converted head is compared against.
         head = head_handle(load, split).run(feeds)
         # A numpy tail that does not reproduce the original's detections stops here (exit 2), naming the setting.
-        tail_check = check_tail(load, split, head, feeds, outputs, find_detection_outputs(outputs), match_detections)
+        nms = nms_settings(split.meta.get("postprocess_config"))  # the ties as verify reads them
+        match = functools.partial(match_detections, nms=nms)
+        tail_check = check_tail(load, split, head, feeds, outputs, find_detection_outputs(outputs), match)
         arrays |= {f"head/{k}": v for k, v in head.items()}
     np.savez(Path(out_dir) / "reference.npz", **arrays)
     kinds = output_kinds(outputs, labels, cfg)

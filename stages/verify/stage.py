@@ -17,6 +17,7 @@ import numpy as np
 from stages.result import StageError, StageResult
 from stages.samples import load_samples
 from stages.verify.candidate import candidate_metrics
+from stages.verify.detection_metrics import nms_settings
 from stages.verify.metrics import accuracy
 from stages.verify.reference import load_reference
 
@@ -59,6 +60,7 @@ def verify(
             expected_head,
             head,
             kinds_of(reference),
+            nms_settings(split.meta.get("postprocess_config")),
         )
     except ValueError as err:
         raise StageError(f"Verification of '{cfg['variant']['name']}' failed: {err}.") from None

@@ -33,7 +33,7 @@ class Judge:
         output_kinds: dict[str, str] | None = None,
     ) -> None:
         from stages.load.model.access import full_model_outputs, head_handle
-        from stages.verify.detection_metrics import find_detection_outputs
+        from stages.verify.detection_metrics import find_detection_outputs, nms_settings
         from stages.verify.output_kinds import classify
 
         self.load, self.split, self.feeds, self.labels, self.names = load, split, feeds, labels, names
@@ -42,6 +42,7 @@ class Judge:
         # As in the reference stage: for a cut graph, the TF head that the converted head is compared against.
         self.reference_head = head_handle(load, split).run(feeds) if split.meta.get("head_outputs") else None
         self.detections = find_detection_outputs(self.reference)
+        self.nms = nms_settings(split.meta.get("postprocess_config"))  # as verify reads the detection ties
         # Each output's kind as the reference stage has it (dataset.output_kinds overriding), so the search judges
         # every output by the metric verify uses for it.
         self.kinds = {n: k["kind"] for n, k in classify(self.reference, labels, label_output, output_kinds).items()}
@@ -72,6 +73,7 @@ class Judge:
             self.reference_head,
             head,
             self.kinds,
+            self.nms,
         )
 
     def judge(self, metrics: dict[str, Any]) -> tuple[dict[str, Any], bool, float]:
