@@ -16,7 +16,7 @@ from tests.helpers.sensitive_cnn import a8w8_with_int16_on
 
 @pytest.mark.slow
 def test_cli_missing_recipe_exits_2_before_any_work(run_cli, tmp_path: Path) -> None:
-    result = run_cli("variants=[aeq_recipe]", f"variants.aeq_recipe.recipe={tmp_path / 'missing.json'}")
+    result = run_cli("variants=[aeq_recipe]", f"variants.aeq_recipe.recipe={tmp_path / 'missing.json'}", ready=False)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "missing.json does not exist" in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.glob("outputs/runs/*/*/report.json")) and not (tmp_path / "mlflow.db").exists()

@@ -13,10 +13,12 @@ from tests.helpers.paths import REPO
 
 
 def cli(
-    args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+    args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None, ready: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m pipelines ARGS` in `cwd`, the way a user runs `tflite-pipeline`."""
-    ready_store(args, cwd)
+    """Run `python -m pipelines ARGS` in `cwd`, the way a user runs `tflite-pipeline`. `ready=False`: no store is
+    prepared (for a test that checks that a failed run leaves no `mlflow.db` behind)."""
+    if ready:
+        ready_store(args, cwd)
     return subprocess.run(
         [sys.executable, "-m", "pipelines", *one_worker(args)],
         cwd=cwd,
@@ -34,7 +36,9 @@ def one_worker(args: list[str]) -> list[str]:
     informational = {"-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "--resolve"}
     if any(a.startswith(("runtime.workers", "+runtime.workers")) or a in informational for a in args):
         return args
-    return [*args, "runtime.workers=1"]
+    # Before the test's own overrides (a sweep's table lists those last, as written), after flags such as `-m`.
+    flags = next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))
+    return [*args[:flags], "runtime.workers=1", *args[flags:]]
 
 
 def ready_store(args: list[str], cwd: Path) -> None:
