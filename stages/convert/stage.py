@@ -155,12 +155,13 @@ def _converter_path(
         "input_shapes": {i.name: list(i.shape) for i in shaped.inputs},
     }
     moved = repair.converter_moves(variant, out / "model.tflite", refused) if limit or refused else []
-    if repair.too_much_float(moved, out / "model.tflite") and not variant.get("allow_float_ops"):
+    ops = repair.compute_ops(out / "model.tflite") if moved else 0  # read once: the check and its message
+    if repair.too_much_float(moved, ops) and not variant.get("allow_float_ops"):
         if refused:
             raise StageError(
                 f"Variant '{variant['name']}' asked for a full-integer {variant['mode']} model, but the converter "
                 f"has no {variant['mode']} rule for {explain_float_ops(dict(Counter(m.op for m in moved)))}."
-                + repair.too_many(variant, moved, out / "model.tflite")
+                + repair.too_many(variant, moved, ops)
             )
         moved = []  # the ops it left in float: check_variant names them and what to do
     if moved:  # allow_float_ops keeps any number in float, the same way; they are listed all the same

@@ -148,7 +148,7 @@ def _per_position_kind(name: str, values: np.ndarray) -> dict[str, str] | None:
     """Class scores when the last axis is a softmax at every position; multi-label when the cells are independent
     scores in [0, 1], most of them off (posteriors, a mask); None (regression) otherwise, or when the name says so."""
     positions = int(np.prod(values.shape[1:-1]))
-    if values.shape[-1] >= 2 and _in_unit_interval(values) and np.allclose(values.sum(axis=-1), 1.0, atol=1e-3):
+    if values.shape[-1] >= 2 and _is_softmax(values):
         why = f"a softmax over the last axis at each of {positions} positions: per-position class scores"
         return {"kind": "class_scores", "why": why}
     lower = name.lower()
@@ -168,8 +168,9 @@ def _in_unit_interval(values: np.ndarray) -> bool:
     return bool(values.size) and float(np.min(values)) >= 0.0 and float(np.max(values)) <= 1.0
 
 
-def _is_softmax(view: np.ndarray) -> bool:
-    return _in_unit_interval(view) and bool(np.allclose(view.sum(axis=1), 1.0, atol=1e-3))
+def _is_softmax(values: np.ndarray) -> bool:
+    """Scores in [0, 1] that sum to 1 over the last axis (per row of (N, C), or at every position)."""
+    return _in_unit_interval(values) and bool(np.allclose(values.sum(axis=-1), 1.0, atol=1e-3))
 
 
 def packed_layout(values: np.ndarray) -> tuple[int, int, str] | None:
@@ -193,7 +194,7 @@ def yolo_layout(values: np.ndarray) -> tuple[bool, str] | None:
     more than 4+C), non-negative box sizes, and per-class scores in [0, 1] that do not form a softmax."""
     if values.ndim != 3 or values.dtype.kind != "f":
         return None
-    if _in_unit_interval(values) and np.allclose(values.sum(axis=-1), 1.0, atol=1e-3):
+    if _is_softmax(values):
         return None  # a softmax at every step, [B, T, C] (PP-OCR's CTC recogniser [1, 40, 6625]): no boxes
     first = values.shape[1] < values.shape[2]
     channels, anchors = (values.shape[1], values.shape[2]) if first else (values.shape[2], values.shape[1])
@@ -203,7 +204,7 @@ def yolo_layout(values: np.ndarray) -> tuple[bool, str] | None:
     boxes, scores = table[..., :4], table[..., 4:]
     if float(np.min(boxes[..., 2:])) < 0 or not _in_unit_interval(scores):
         return None
-    if scores.shape[-1] > 1 and np.allclose(scores.sum(axis=-1), 1.0, atol=1e-3):
+    if scores.shape[-1] > 1 and _is_softmax(scores):
         return None
     layout = f"[B, 4+{channels - 4}, {anchors}]" if first else f"[B, {anchors}, 4+{channels - 4}]"
     return first, f"{layout}: centre-xywh boxes beside {channels - 4} per-class scores in [0, 1] (a YOLO head)"

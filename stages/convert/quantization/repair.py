@@ -91,9 +91,9 @@ def compute_ops(path: Path) -> int:
     return sum(op["op_name"] not in _CONVERSION_OPS for op in open_interpreter(path)._get_ops_details())
 
 
-def too_much_float(moved: list[Moved], path: Path) -> bool:
-    """Whether the converter's repair would leave more than MAX_FLOAT_SHARE of the model's ops in float."""
-    return bool(moved) and len(moved) > MAX_FLOAT_SHARE * max(compute_ops(path), 1)
+def too_much_float(moved: list[Moved], ops: int) -> bool:
+    """Whether the converter's repair would leave more than MAX_FLOAT_SHARE of the model's `ops` in float."""
+    return bool(moved) and len(moved) > MAX_FLOAT_SHARE * max(ops, 1)
 
 
 def converter_moves(variant: dict[str, Any], path: Path, refused: list[str]) -> list[Moved]:
@@ -111,10 +111,10 @@ def converter_moves(variant: dict[str, Any], path: Path, refused: list[str]) -> 
     return moved
 
 
-def too_many(variant: dict[str, Any], moved: list[Moved], path: Path) -> str:
-    """The sentence a refused repair adds to the variant's error."""
+def too_many(variant: dict[str, Any], moved: list[Moved], ops: int) -> str:
+    """The sentence a refused repair adds to the variant's error (`ops`: the model's compute ops)."""
     return (
-        f" Repair would keep {len(moved)} of the model's {compute_ops(path)} ops in float "
+        f" Repair would keep {len(moved)} of the model's {ops} ops in float "
         f"({', '.join(sorted({m.op for m in moved}))}), more than {MAX_FLOAT_SHARE:.0%}: that is a float model, "
         f"not {variant['mode']}. Set `variants.{variant['name']}.allow_float_ops=true` to keep them all in float "
         "knowingly, or choose a variant whose ops have kernels (fp16, dynamic)."
