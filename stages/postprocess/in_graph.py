@@ -138,6 +138,24 @@ def _scores(tf: Any, raw: Any, activation: str) -> Any:
     raise ValueError(f"score_activation must be sigmoid, softmax or none, got '{activation}'")
 
 
+def _nms_boxes(tf: Any, boxes: Any) -> Any:
+    """Boxes [N, 4] as LiteRT's NON_MAX_SUPPRESSION_V5 must see them to select what TensorFlow's kernel selects.
+
+    Corners are put in order (TF's kernel orders them itself). A box of zero area overlaps nothing in both kernels,
+    but LiteRT re-queues every selected candidate and relies on its IoU with itself to drop the copy: a zero-area
+    box has IoU 0 with itself, so LiteRT selects it again and again until `max_output_size` is full (one such
+    random box emptied an image's detections). Each gets a disjoint unit-area stand-in beyond every real box,
+    which overlaps nothing either; the outputs gather the real boxes by index, so they are unchanged."""
+    lo = tf.minimum(boxes[:, :2], boxes[:, 2:])
+    hi = tf.maximum(boxes[:, :2], boxes[:, 2:])
+    area = (hi[:, 0] - lo[:, 0]) * (hi[:, 1] - lo[:, 1])
+    base = tf.reduce_max(tf.abs(boxes)) + 1.0
+    unit = tf.maximum(1.0, base * 1e-6)  # wider than a float32 step at that distance
+    start = base + 2.0 * unit * tf.cast(tf.range(tf.shape(boxes)[0]), tf.float32)
+    stand_in = tf.stack([start, start, start + unit, start + unit], axis=-1)
+    return tf.where((area > 0.0)[:, None], tf.concat([lo, hi], axis=-1), stand_in)
+
+
 def _select(tf: Any, boxes: Any, scores: Any, s: Mapping[str, Any]) -> tuple[Any, Any]:
     """One image, one score column: (anchor indices [M], valid [M]) kept by NMS, best first (`detect._select`)."""
     count = int(scores.shape[0])
@@ -149,16 +167,24 @@ def _select(tf: Any, boxes: Any, scores: Any, s: Mapping[str, Any]) -> tuple[Any
         count = int(top_k)
     positive_only = bool(s.get("positive_only", False))
     limit = count if positive_only else min(int(s["max_detections"]), count)
-    picked, _, kept = tf.raw_ops.NonMaxSuppressionV5(
-        boxes=boxes,
-        scores=scores,
-        max_output_size=limit,
-        iou_threshold=float(s.get("iou_threshold", 0.5)),
-        score_threshold=float(s.get("score_threshold", 0.05)),
-        soft_nms_sigma=0.0,
-        pad_to_max_output_size=True,
-    )
-    valid = tf.range(limit) < kept
+    threshold = float(s.get("score_threshold", 0.05))
+    iou = float(s.get("iou_threshold", 0.5))
+    if iou >= 1.0:  # IoU never exceeds 1, so nothing is suppressed: the candidates by score, as the numpy tail
+        ranked, picked = tf.math.top_k(tf.where(scores > threshold, scores, tf.float32.min), k=limit)
+        valid = ranked > threshold
+    else:
+        picked, _, kept = tf.raw_ops.NonMaxSuppressionV5(
+            boxes=_nms_boxes(tf, boxes),
+            scores=scores,
+            max_output_size=limit,
+            # LiteRT suppresses at IoU >= threshold, TensorFlow and the numpy tail above it: the next float32 up
+            # gives LiteRT the same rule (IoUs are float32)
+            iou_threshold=float(np.nextafter(np.float32(iou), np.float32(np.inf))),
+            score_threshold=threshold,
+            soft_nms_sigma=0.0,
+            pad_to_max_output_size=True,
+        )
+        valid = tf.range(limit) < kept
     if positive_only:  # KerasHub drops kept boxes with no coordinate > 0 (after they suppressed others)
         valid = tf.logical_and(valid, tf.reduce_any(tf.gather(boxes, picked) > 0.0, axis=-1))
     return tf.gather(index, picked), valid

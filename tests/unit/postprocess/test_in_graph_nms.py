@@ -175,3 +175,49 @@ def test_converted_tail_holds_the_nms_builtin_and_the_same_detections() -> None:
 def test_a_tail_without_an_in_graph_form_is_refused_by_name() -> None:
     with pytest.raises(InputError, match=r"stages\.postprocess\.boxes\.decode.*split\.deploy=host"):
         tail_function("stages.postprocess.boxes.decode", {})
+
+
+def _edge_boxes() -> dict[str, np.ndarray]:
+    """Boxes where LiteRT's NON_MAX_SUPPRESSION_V5 and the numpy tail part unless the in-graph tail guards them:
+    a best-scoring zero-area box (LiteRT selects it over and over, emptying the image), a pair at IoU exactly 0.5
+    (LiteRT suppresses at >=, the tail above), a box with its corners swapped, two identical boxes."""
+    boxes = [
+        [10.0, 10.0, 10.0, 30.0],  # zero area, best score
+        [0.0, 0.0, 4.0, 1.0],
+        [0.0, 0.0, 2.0, 1.0],  # IoU with the one above: exactly 0.5
+        [30.0, 30.0, 20.0, 20.0],  # corners swapped
+        [21.0, 21.0, 30.0, 30.0],  # IoU 0.81 with the swapped box
+        [40.0, 40.0, 50.0, 50.0],
+        [40.0, 40.0, 50.0, 50.0],  # identical to the one above
+    ]
+    scores = np.linspace(0.95, 0.6, len(boxes), dtype=np.float32)
+    return {
+        "raw_boxes": np.asarray([boxes], np.float32),
+        "raw_scores": np.stack([scores, scores[::-1] * 0.5], axis=-1)[None].astype(np.float32),
+    }
+
+
+def _on_litert(target: str, kwargs: dict[str, Any], head: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([_traced(target, kwargs, head)], tf.Module())
+    return dict(Interpreter(model_content=converter.convert()).get_signature_runner()(**head))
+
+
+def test_litert_nms_keeps_the_numpy_rules_for_zero_area_ties_at_the_threshold_and_swapped_corners() -> None:
+    kwargs = {"class_specific_filter": False, "score_threshold": 0.05, "max_detections": 6, "nms_threshold": 0.5}
+    head = _edge_boxes()
+    expected = _numpy(FILTER_DETECTIONS, kwargs, head)
+    kept = expected["scores"][0][expected["scores"][0] > -1]
+    assert len(kept) == 5, "the case must keep the zero-area box, both boxes at IoU 0.5 and both duplicates"
+    _same(expected, _on_litert(FILTER_DETECTIONS, kwargs, head))
+
+
+@pytest.mark.slow  # a second real conversion
+def test_without_nms_litert_keeps_identical_boxes_as_the_numpy_tail() -> None:
+    kwargs = {"class_specific_filter": False, "score_threshold": 0.05, "max_detections": 7, "apply_nms": False}
+    head = _edge_boxes()
+    expected = _numpy(FILTER_DETECTIONS, kwargs, head)
+    assert (expected["scores"][0] > -1).sum() == 7
+    _same(expected, _on_litert(FILTER_DETECTIONS, kwargs, head))
