@@ -18,6 +18,7 @@ import numpy as np
 from stages.result import InputError, StageResult
 from stages.split.tail import load_postprocess, run_tail
 from stages.split.tail_alternatives import alternatives
+from stages.split.tail_needs import missing_settings
 
 MIN_MATCH = 0.99
 
@@ -55,6 +56,12 @@ def check_tail(
     not reproduce the original's detections."""
     if not split.meta.get("postprocess") or not names:
         return None
+    _, kwargs = load_postprocess(split.meta["postprocess_config"])
+    tensors = {c: head[c] for c in split.meta.get("cut_tensors", []) if c in head}
+    tensors |= {alias: head[c] for alias, c in (split.meta.get("postprocess_inputs") or {}).items() if c in head}
+    needs = missing_settings(split.meta["postprocess"], kwargs, tensors, feeds, reference, names)
+    if needs:
+        raise InputError(needs)
     score, found = agreement(reference, run_tail(split, head, feeds, load, host=True), names, match)
     figures = {"agreement": round(score, 6), "reference_detections": found["reference_detections"]}
     if score >= MIN_MATCH:

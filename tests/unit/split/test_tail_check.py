@@ -73,3 +73,30 @@ def test_one_wrong_setting_stops_and_is_named(wrong: dict[str, Any], named: str)
     message = str(caught.value)
     assert "setting most likely wrong" in message, message
     assert f"`{named}`" in message.split("also fixing")[0], message
+
+
+def test_a_tail_without_anchors_lists_every_setting_and_what_the_model_tells() -> None:
+    head = _head()
+    original = detect(head, **{**RIGHT, "boxes": "deltas", "classification": "logits"})
+    feeds = {"images": np.zeros((8, 32, 32, 3), np.float32)}
+    load = StageResult(meta={"model": {"outputs": [{"name": n} for n in original]}})
+    bare = _split({})  # what a SavedModel user writes first: the two tensors only
+    with pytest.raises(InputError) as caught:
+        check_tail(load, bare, head, feeds, original, find_detection_outputs(original), match_detections)
+    message = str(caught.value)
+    assert "240 anchors per image, 3 score columns, a 32x32 input, 10 detection slots" in message, message
+    assert "levels 2-3 with 3 anchors per cell" in message, message
+    for setting in (
+        "anchors:",
+        "center_format",
+        "variances",
+        "box_format",
+        "score_activation",
+        "class_specific",
+        "positive_only",
+        "iou_threshold",
+        "score_threshold",
+        "max_detections",
+        "from_keras",
+    ):
+        assert setting in message, setting
