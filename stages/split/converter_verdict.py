@@ -59,7 +59,14 @@ def flat_graph(fn: Any) -> tuple[Any, list[str], list[str]]:
         outputs.append(body.outputs[index].name)
     # The call's arguments, in order, are the wrapper's placeholders.
     inputs = [body.inputs[i].name for i in range(len(call.input)) if not call.input[i].startswith("^")]
-    return body.as_graph_def(), inputs, outputs
+    flat = body.as_graph_def()
+    # Functions the body calls (a Keras 3 conv's jit-compiled `_conv_xla`, a while loop's body) live in the outer
+    # library: without them the body fails at run time ("Failed to find function ... in function library").
+    present = {f.signature.name for f in flat.library.function}
+    flat.library.function.extend(
+        f for name, f in library.items() if name not in present and name != call.attr["f"].func.name
+    )
+    return flat, inputs, outputs
 
 
 def _function_owners(graph_def: Any) -> dict[str, set[str]]:

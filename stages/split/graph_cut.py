@@ -192,9 +192,9 @@ def compute_cut(
         # Selections (top-k, argsort, gathers by computed indices, masks, NMS) that feed the tail move into it:
         # the head hands over per-anchor tensors, never tensors already in score order.
         live = tail & needed
-        moved = (selections_feeding(graph, live, constant, dtypes) | sort_keys_only_for(graph, live, constant)) - (
-            input_nodes | tail
-        )
+        moved = (
+            selections_feeding(graph, live, constant, dtypes, needed) | sort_keys_only_for(graph, live, constant)
+        ) - (input_nodes | tail)
         if moved:
             tail |= graph.downstream(moved)
             changed = True

@@ -3,11 +3,17 @@ indices, `Where`, boolean masks, NMS, `Unique`). A cut downstream of one hands t
 order (a detector's boxes gathered by its top-k), whose rows swap whenever the converted head's scores move by a
 rounding step: the tail then compares different boxes. `split=auto` therefore moves every selection op that feeds
 the tail into the tail, so the head hands over per-anchor tensors and the tail does all sorting and selecting.
+
+A selection is post-processing only when what follows it holds no layer with weights (convolution, matmul): a
+DETR-style detector (D-FINE) picks its top-k queries in the encoder and runs the whole decoder on them; that
+pick is the model itself, and moving it would hand the tail a third of the model.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from stages.split.tail_share import COMPUTE_OPS
 
 # Ops whose outputs depend on the order or selection of their inputs' values.
 SELECTION_OPS = {
@@ -80,10 +86,26 @@ def _computed(graph: Any, start: str, constant: set[str], dtypes: dict[str, str]
     return False
 
 
-def selections_feeding(graph: Any, tail: set[str], constant: set[str], dtypes: dict[str, str]) -> set[str]:
-    """Head nodes that select by data and feed the tail (directly or through other head nodes)."""
+def selections_feeding(
+    graph: Any, tail: set[str], constant: set[str], dtypes: dict[str, str], needed: set[str]
+) -> set[str]:
+    """Head nodes that select by data and feed the tail (directly or through other head nodes), unless a layer
+    with weights follows them on the way to the outputs (`needed`; see the module docstring)."""
     feeding = graph.upstream(tail) - tail
-    return {n for n in feeding if is_selection(graph, n, constant, dtypes)}
+    found = set()
+    for name in feeding:
+        if is_selection(graph, name, constant, dtypes):
+            after = (graph.downstream([name]) & needed) - tail
+            if not any(_has_weights(graph, n, constant) for n in after):
+                found.add(name)
+    return found
+
+
+def _has_weights(graph: Any, name: str, constant: set[str]) -> bool:
+    """A convolution or matmul with a constant operand: a layer of the model (an NMS's IoU matmul has none)."""
+    if graph.nodes[name].op not in COMPUTE_OPS:
+        return False
+    return any(src in constant for src, _, control in graph.inputs[name] if not control)
 
 
 def sort_keys_only_for(graph: Any, tail: set[str], constant: set[str]) -> set[str]:

@@ -62,3 +62,26 @@ def test_gather_by_constant_or_shape_indices_stays_in_the_head() -> None:
 
     plan = compute_cut(graph.as_graph_def(), ["x"], ["y"], ["bits"])
     assert plan.cut_tensors == ["by_shape"]
+
+
+def test_a_selection_behind_a_layer_with_weights_stays_in_the_head() -> None:
+    """A DETR-style query pick (top-k of encoder scores, gather) followed by a decoder matmul is the model, not
+    its post-processing: the cut lands after the matmul, right before the unsupported op's own inputs."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [1, 16, 4], name="x")
+        scores = tf.reduce_max(x, axis=-1, name="scores")
+        queries = tf.gather(x, tf.math.top_k(scores, 8).indices, batch_dims=1, name="queries")  # the pick
+        decoded = tf.matmul(queries, tf.ones([4, 4]), name="decoder")  # a layer with weights
+        boxes = tf.sigmoid(decoded, name="boxes")
+        bits = tf.bitwise.bitwise_and(tf.cast(boxes * 100.0, tf.int32), 7, name="bits")
+        tf.cast(bits, tf.float32, name="y")
+    from stages.split.graph_cut import compute_cut
+
+    graph_def = graph.as_graph_def()
+    plan = compute_cut(graph_def, ["x"], ["y"], ["bits"])
+    ops = {n.name: n.op for n in graph_def.node}
+    assert not any(ops[n] in ("TopKV2", "GatherV2", "MatMul") for n in plan.tail), sorted(plan.tail)
+    assert plan.cut_tensors == ["boxes"] or all(c.startswith(("boxes", "mul")) for c in plan.cut_tensors), plan
