@@ -114,7 +114,12 @@ class QuantizationConfig:
     debugger: bool = True
     # Calibration samples the debugger runs (bounded: it invokes an instrumented model once per sample).
     debug_samples: int = 32
+    # ... and the seconds they may take: an instrumented model runs without XNNPACK (int16x8: reference kernels),
+    # seconds a sample on a large model. After this long the table is made from the samples run (at least 4).
+    debug_max_seconds: Optional[float] = 60.0
 
     def __post_init__(self) -> None:
         if self.debug_samples < 1:
             raise BadSetting("debug_samples", self.debug_samples, " must be at least 1 (samples the debugger runs).")
+        if self.debug_max_seconds is not None and self.debug_max_seconds <= 0:
+            raise BadSetting("debug_max_seconds", self.debug_max_seconds, " must be above 0, or null for no limit.")

@@ -34,43 +34,71 @@ LAYER_COLUMNS = (
 
 def debug_dataset(handle: Any, calib: dict[str, np.ndarray], samples: int) -> Any:
     """The first `samples` calibration samples, one at a time, in the model's input order."""
-    from stages.load.batch_axis import to_model
-
-    count = min(int(samples), len(next(iter(calib.values()))))
-
-    def generate() -> Any:
-        for n in range(count):
-            yield [to_model(calib[i.name][n : n + 1], i.batch_axis) for i in handle.inputs]
-
-    return generate
+    return DebugSamples(handle, calib, samples, None)
 
 
-def open_debugger(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: int) -> Any:
+MIN_DEBUG_SAMPLES = 4
+
+
+class DebugSamples:
+    """The first `samples` calibration samples, one at a time, in the model's input order; with `max_seconds`, no
+    new sample once that long has passed since the first (after MIN_DEBUG_SAMPLES): the consumer invokes an
+    instrumented model between two samples, seconds each for a large model off XNNPACK. `used` counts them."""
+
+    def __init__(self, handle: Any, calib: dict[str, np.ndarray], samples: int, max_seconds: float | None) -> None:
+        self.handle, self.calib, self.max_seconds, self.used = handle, calib, max_seconds, 0
+        self.asked = min(int(samples), len(next(iter(calib.values()))))
+
+    def __call__(self) -> Any:
+        import time
+
+        from stages.load.batch_axis import to_model
+
+        started = time.perf_counter()
+        for n in range(self.asked):
+            late = self.max_seconds is not None and time.perf_counter() - started > self.max_seconds
+            if late and n >= MIN_DEBUG_SAMPLES:
+                return
+            self.used = max(self.used, n + 1)
+            yield [to_model(self.calib[i.name][n : n + 1], i.batch_axis) for i in self.handle.inputs]
+
+    def note(self) -> str:
+        """How many samples the table holds, and why fewer than asked."""
+        if self.used >= self.asked:
+            return f"{self.used} calibration samples"
+        return f"{self.used} of {self.asked} calibration samples (quantization.debug_max_seconds={self.max_seconds})"
+
+
+def open_debugger(
+    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: int | DebugSamples
+) -> Any:
     """A QuantizationDebugger for the variant's int8 converter settings, calibrated on the whole calibration set."""
     import tensorflow as tf
 
     from stages.convert.converter import make_converter
 
     converter = make_converter(handle, {**variant, "io_dtype": "float32"}, calib)
-    return tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=debug_dataset(handle, calib, samples)
-    )
+    dataset = samples if isinstance(samples, DebugSamples) else debug_dataset(handle, calib, samples)
+    return tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
 
 
 def int16_table(
-    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: int
+    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: DebugSamples, quantized: bytes | None
 ) -> list[dict[str, Any]]:
     """int16x8 rows: each int16 tensor against the fp32 model's tensor of the same name, on the same samples.
 
     The converter quantizes int16x8 with its older quantizer, which cannot add the debugger's NumericVerify ops,
     so these errors accumulate along the graph instead of being isolated per layer (docs/quantization.md).
+    `quantized`: the variant as converted (float I/O), so that it is not calibrated a second time.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from stages.convert.converter import make_converter
 
     models = [
-        make_converter(handle, {**variant, "mode": mode, "io_dtype": "float32"}, calib).convert()
+        quantized
+        if mode != FLOAT and quantized is not None
+        else make_converter(handle, {**variant, "mode": mode, "io_dtype": "float32"}, calib).convert()
         for mode in (FLOAT, variant["mode"])
     ]
     builtin = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES  # a delegate would not keep intermediate tensors
@@ -88,7 +116,7 @@ def int16_table(
     sums: dict[int, list[float]] = {d["index"]: [0.0, 0.0, 0.0] for _, d in targets}  # squared error, count, max
     for interpreter in (ref, quant):
         interpreter.allocate_tensors()
-    for sample in debug_dataset(handle, calib, samples)():
+    for sample in samples():
         for interpreter in (ref, quant):
             for detail, array in zip(interpreter.get_input_details(), sample, strict=True):
                 interpreter.set_tensor(detail["index"], array.astype(detail["dtype"]))
@@ -105,7 +133,7 @@ def int16_table(
     for op, detail in targets:
         squared, count, worst = sums[detail["index"]]
         scale, zero_point = detail["quantization"]
-        per_sample = count / max(min(int(samples), len(next(iter(calib.values())))), 1)
+        per_sample = count / max(samples.used, 1)
         rows.append(
             _row(detail["name"], op, squared / max(count, 1), scale, zero_point, worst, per_sample, variant["mode"])
         )
@@ -165,24 +193,31 @@ def write_csv(rows: list[dict[str, Any]], path: Any) -> None:
 
 
 def record_layers(
-    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], settings: dict[str, Any], out_dir: Any
+    handle: Any,
+    variant: dict[str, Any],
+    calib: dict[str, np.ndarray],
+    settings: dict[str, Any],
+    out_dir: Any,
+    quantized: bytes | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """`quantization` metadata and files for an integer variant; a debugger failure is noted, never fatal."""
-    samples = int(settings.get("debug_samples", 32))
+    """`quantization` metadata and files for an integer variant; a debugger failure is noted, never fatal.
+    `quantized`: the variant as converted, reused by the int16x8 table when its I/O is float."""
     if not settings.get("debugger", True):
         return {"layers": None, "debugger": "disabled (quantization.debugger=false)"}, {}
+    limit = settings.get("debug_max_seconds", 60.0)
+    samples = DebugSamples(handle, calib, int(settings.get("debug_samples", 32)), None if limit is None else limit)
     per_layer = scheme(variant["mode"]).debugger == "per_layer"
     try:
         if per_layer:
             rows = layer_table(open_debugger(handle, variant, calib, samples), variant["mode"])
         else:
-            rows = int16_table(handle, variant, calib, samples)
+            float_io = variant.get("io_dtype", "float32") == "float32"
+            rows = int16_table(handle, variant, calib, samples, quantized if float_io else None)
     except Exception as err:  # noqa: BLE001 - the debugger is a diagnostic; the variant itself converted
         return {"layers": None, "debugger": f"failed: {type(err).__name__}: {str(err)[:300]}"}, {}
     from pathlib import Path
 
     write_csv(rows, Path(out_dir) / "layers.csv")
     method = "per layer (QuantizationDebugger)" if per_layer else "accumulated (against fp32)"
-    count = min(samples, len(next(iter(calib.values()))))
-    info = {"layers": rows, "debugger": f"{method}, {count} calibration samples"}
+    info = {"layers": rows, "debugger": f"{method}, {samples.note()}"}
     return info, {"layers": "layers.csv"}

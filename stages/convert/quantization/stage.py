@@ -38,7 +38,7 @@ def integer_info(
 
     variant, handle = cfg["variant"], deployed_handle(load, split)
     calib, _ = load_samples(calibrate.path("calib"))
-    info, files = record_layers(handle, variant, calib, cfg.get("quantization") or {}, out_dir)
+    info, files = record_layers(handle, variant, calib, cfg.get("quantization") or {}, out_dir, tflite.read_bytes())
     if "calib_b" in calibrate.files:
 
         def requantize(second: dict[str, np.ndarray]) -> bytes:
