@@ -104,6 +104,9 @@ def _score_kinds(
         stepwise = _per_position_kind(name, values, made) if per_position(values) else None
         if stepwise is not None:
             kinds[name] = stepwise
+        elif view is None and made == "sigmoid" and _in_unit_interval(values) and values.size == len(values):
+            why = f"one score per sample in [0, 1] made by a {ops[name]} op: a decision at 0.5 (one label)"
+            kinds[name] = {"kind": "multilabel", "why": why}
         elif view is None:
             shape = "an integer output" if values.dtype.kind != "f" else f"shape {list(values.shape)}, not (N, C)"
             kinds[name] = {"kind": "regression", "why": f"{shape}: judged by its relative error"}

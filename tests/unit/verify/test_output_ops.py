@@ -1,6 +1,7 @@
 """The op that makes each output decides its kind before its values do (stages/verify/output_ops.py): an O-Net-like
 model whose landmark head (a Dense layer, no activation) returns coordinates in [0, 1] with several above 0.5 was
-judged multi-label by its values; its graph says regression. Read from a Keras file and from its SavedModel
+judged multi-label by its values; its graph says regression. A single sigmoid score per sample (Silero VAD's
+speech probability) is a decision at 0.5, not a regression. Read from a Keras file and from its SavedModel
 export (functions called inside functions), as the load stage opens them."""
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def onet_like(tmp_path: Path) -> tuple[Path, Path]:
     landmarks = keras.layers.Dense(10, kernel_initializer=small, bias_initializer=centres, name="landmarks")(h)
     tags = keras.layers.Dense(4, activation="sigmoid", name="tags")(h)
     face = keras.layers.Dense(2, activation="softmax", name="face")(h)
-    model = keras.Model(x, [landmarks, tags, face])
+    speech = keras.layers.Dense(1, activation="sigmoid", name="speech")(h)  # Silero VAD's one probability
+    model = keras.Model(x, [landmarks, tags, face, speech])
     path = tmp_path / "onet.keras"
     model.save(path)
     exported = tmp_path / "onet_sm"
@@ -40,7 +42,7 @@ def test_a_linear_head_in_unit_interval_is_regression_by_its_graph(tmp_path: Pat
         handle = load_handle(spec)
         outputs = handle.run({handle.inputs[0].name: feeds})
         ops = handle_final_ops(handle)
-        landmarks, tags, face = (o.name for o in handle.outputs)  # in the model's output order
+        landmarks, tags, face, speech = (o.name for o in handle.outputs)  # in the model's output order
         assert ops[landmarks] in ("BiasAdd", "AddV2") and ops[tags] == "Sigmoid" and ops[face] == "Softmax", ops
         assert np.all((outputs[landmarks] >= 0) & (outputs[landmarks] <= 1))
         # By values alone the coordinates read as multi-label scores (several of ten above 0.5)...
@@ -49,3 +51,5 @@ def test_a_linear_head_in_unit_interval_is_regression_by_its_graph(tmp_path: Pat
         # ... the graph says a linear layer made them; the sigmoid and softmax heads keep their kinds
         assert kinds[landmarks]["kind"] == "regression" and "linear op" in kinds[landmarks]["why"]
         assert kinds[tags]["kind"] == "multilabel" and kinds[face]["kind"] == "class_scores"
+        # one sigmoid score per sample: its decision at 0.5 (regression by its shape alone)
+        assert classify(outputs)[speech]["kind"] == "regression" and kinds[speech]["kind"] == "multilabel"
