@@ -68,7 +68,10 @@ def final_ops(function: Any, keys: dict[str, str]) -> dict[str, str]:
         if tensor is None or not hasattr(tensor, "name"):
             continue
         node, _, index = tensor.name.partition(":")
-        op = _walk(top, None, node, int(index or 0), library)
+        try:
+            op = _walk(top, None, node, int(index or 0), library)
+        except (IndexError, KeyError, ValueError):  # a graph shaped in a way not foreseen: the values decide
+            op = None
         if op is not None:
             found[name] = op
     return found
