@@ -124,6 +124,28 @@ MODELS: tuple[Published, ...] = (
         options={"shapes": {"x": [1, 3, 48, 320]}},
     ),
     Published(
+        "ddddocr_rec",
+        "ddddocr==1.6.1",
+        "MIT",
+        "ddddocr/common.onnx",
+        "onnx_to_saved_model",
+        "text_lines_gray_64x256",
+        "ddddocr's beta recogniser: CNN + bidirectional LSTM, CTC logits [T=32, batch, 8210], time-major (batch on "
+        "axis 1); ONNX via onnx2tf",
+        options={"shapes": {"input1": [1, 1, 64, 256]}},
+    ),
+    Published(
+        "silero_vad",
+        "silero-vad==6.2.3",
+        "MIT",
+        "silero_vad/data/silero_vad_openvino_16k.onnx",
+        "onnx_to_saved_model",
+        "audio_silero_576",
+        "Silero VAD v6 at 16 kHz (the wheel's If-free export): speech probability and LSTM state [2, batch, 128] "
+        "(batch on axis 1) from a 576-sample chunk; ONNX via onnx2tf, the state's layout kept (-kat)",
+        options={"shapes": {"input": [1, 576], "state": [2, 1, 128]}, "keep": ("state",)},
+    ),
+    Published(
         "ddddocr_det",
         "ddddocr==1.6.1",
         "MIT",

@@ -86,32 +86,89 @@ def musicnn_freeze(root: Path, entry: Published, dest: Path, **_: Any) -> tuple[
 
 
 def onnx_to_saved_model(
-    root: Path, entry: Published, dest: Path, shapes: dict[str, list[int]], onnx2tf: Path, **_: Any
+    root: Path,
+    entry: Published,
+    dest: Path,
+    shapes: dict[str, list[int]],
+    onnx2tf: Path,
+    keep: tuple[str, ...] = (),
+    **_: Any,
 ) -> tuple[Path, str]:
-    """Fix the input shapes (onnxsim folds the dynamic dimensions onnx2tf cannot handle), give every node a name
-    TensorFlow accepts as a scope, then onnx2tf to a SavedModel (NHWC: onnx2tf transposes image inputs)."""
+    """Fix the input shapes (onnxsim folds the dynamic dimensions onnx2tf cannot handle), rewrite what onnx2tf
+    1.29 mis-converts (see `_ONNX_FIXES`), give every node a name TensorFlow accepts as a scope, then onnx2tf to
+    a SavedModel (NHWC: onnx2tf transposes image inputs; `keep` names inputs whose layout it must keep, `-kat`,
+    such as an LSTM state [2, batch, 128])."""
     work = dest / f"{entry.name}.onnx2tf"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     fixed = work / "fixed.onnx"
-    script = (
-        "import onnx, onnxsim, re, sys, json\n"
-        "m = onnx.load(sys.argv[1])\n"
-        "m, ok = onnxsim.simplify(m, overwrite_input_shapes=json.loads(sys.argv[3]))\n"
-        "assert ok\n"
-        "for i, n in enumerate(m.graph.node):\n"
-        "    n.name = re.sub(r'[^A-Za-z0-9_./-]', '_', n.name) or f'node_{i}'\n"
-        "onnx.save(m, sys.argv[2])\n"
-    )
     env = {**os.environ, "PYTHONPATH": str(onnx2tf), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    _run([sys.executable, "-c", script, str(root / entry.member), str(fixed), json.dumps(shapes)], work, env)
+    _run([sys.executable, "-c", _ONNX_FIXES, str(root / entry.member), str(fixed), json.dumps(shapes)], work, env)
     _write_onnx2tf_sample_images(work)
     out = dest / entry.name
     shutil.rmtree(out, ignore_errors=True)
-    _run([sys.executable, "-m", "onnx2tf.onnx2tf", "-i", str(fixed), "-o", str(out), "-osd"], work, env)
+    flags = ["-kat", *keep] if keep else []
+    _run([sys.executable, "-m", "onnx2tf.onnx2tf", "-i", str(fixed), "-o", str(out), "-osd", *flags], work, env)
     for extra in out.glob("*.tflite"):  # onnx2tf's own conversions: not what is measured
         extra.unlink()
     return out, "saved_model"
+
+
+# Run with onnx2tf's packages on the path (argv: source, destination, input shapes as JSON). After onnxsim, three
+# rewrites that change no result (onnxruntime gives the same outputs) but avoid onnx2tf 1.29.24 failures:
+# - `Constant` nodes become initializers (onnx2tf converts an LSTM whose weights come from Constant nodes into
+#   one that disagrees with onnxruntime: Silero VAD's, max error 1.6 in its state, 0.17 against 0.02 in its
+#   speech probability);
+# - an LSTM without initial states gets explicit zero ones, as ONNX defines them (onnx2tf indexes the missing
+#   `initial_h` of a bidirectional LSTM: ddddocr's recogniser, "'NoneType' object is not subscriptable");
+# - a Slice with constant bounds keeps only the axes it cuts, its ends clamped to the dims (onnx2tf mis-slices
+#   an `INT64_MAX` end on a transposed axis: Silero's STFT, a [1, 0, 258] tensor and a failed LSTM after it).
+_ONNX_FIXES = """
+import json, re, sys
+import numpy as np, onnx, onnxsim
+from onnx import numpy_helper, shape_inference
+m, ok = onnxsim.simplify(onnx.load(sys.argv[1]), overwrite_input_shapes=json.loads(sys.argv[3]))
+assert ok
+constants = [n for n in m.graph.node if n.op_type == 'Constant' and [a.name for a in n.attribute] == ['value']]
+for n in constants:
+    m.graph.initializer.append(onnx.helper.get_attribute_value(n.attribute[0]))
+    m.graph.initializer[-1].name = n.output[0]
+    m.graph.node.remove(n)
+init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+graph = shape_inference.infer_shapes(m).graph
+dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in [*graph.value_info, *graph.input]}
+def const(name, value):
+    m.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+    return name
+for i, n in enumerate(m.graph.node):
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+    if n.op_type == 'LSTM' and (len(n.input) < 6 or not n.input[5]):
+        directions = 2 if attrs.get('direction') == b'bidirectional' else 1
+        batch = dims.get(n.input[0], [1, 1])[0 if attrs.get('layout') else 1] or 1
+        n.input.extend([''] * (7 - len(n.input)))
+        for k in (5, 6):
+            n.input[k] = const(f'lstm{i}_state{k}', np.zeros((directions, batch, attrs['hidden_size']), 'float32'))
+    bounded = len(n.input) >= 4 and all(x in init for x in n.input[1:])
+    if n.op_type == 'Slice' and bounded and all(dims.get(n.input[0], [0])):
+        shape = dims[n.input[0]]
+        starts, ends, axes = (init[x].astype(int) for x in n.input[1:4])
+        steps = init[n.input[4]].astype(int) if len(n.input) > 4 else np.ones_like(starts)
+        if np.any(steps <= 0):
+            continue
+        cuts = []
+        for s, e, a, st in zip(starts, ends, axes, steps):
+            size = shape[a]
+            s, e = (min(max(v + size if v < 0 else v, 0), size) for v in (s, e))
+            if not (st == 1 and s == 0 and e == size):
+                cuts.append((s, e, a, st))
+        if cuts:
+            parts = [np.array([c[j] for c in cuts], 'int64') for j in range(4)]
+            del n.input[1:]
+            n.input.extend(const(f'slice{i}_{j}', part) for j, part in enumerate(parts))
+for i, n in enumerate(m.graph.node):
+    n.name = re.sub(r'[^A-Za-z0-9_./-]', '_', n.name) or f'node_{i}'
+onnx.save(m, sys.argv[2])
+"""
 
 
 def _write_onnx2tf_sample_images(work: Path) -> None:

@@ -156,6 +156,22 @@ def text_lines_48x320(n: int) -> dict[str, np.ndarray]:
     return {"x": _paddle(text_images(n, 48, 320))}
 
 
+def text_lines_gray_64x256(n: int) -> dict[str, np.ndarray]:
+    """ddddocr's recogniser input (NHWC after onnx2tf): grey text lines 64 high, scaled as its beta model is,
+    (x / 255 - 0.5) / 0.5."""
+    grey = text_images(n, 64, 256).astype("float32").mean(axis=-1, keepdims=True)
+    return {"x": (grey / 255.0 - 0.5) / 0.5}
+
+
+def audio_silero_576(n: int) -> dict[str, np.ndarray]:
+    """Silero VAD's 16 kHz input: one 512-sample chunk after its 64-sample context (576), and its LSTM state
+    [2, batch, 128], given samples first ([n, 2, 128]): zero as a stream starts for half, small random values as
+    in mid-stream for the others."""
+    rng = np.random.default_rng(0)
+    state = 0.3 * rng.standard_normal((n, 2, 128)) * (np.arange(n) % 2 == 1)[:, None, None]
+    return {"input": audio(n, 576, RATE_16K), "state": state.astype("float32")}
+
+
 def text_pages_320(n: int) -> dict[str, np.ndarray]:
     """PaddleOCR's detector input: ImageNet-normalised RGB pages of text lines."""
     pages = text_images(n, 320, 320, lines=12).astype("float32") / 255.0

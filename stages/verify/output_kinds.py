@@ -9,6 +9,11 @@ masks), `regression` (anything else: relative error), `boxes` (padded detections
 scores [B, K] and labels: IoU matching), `packed_detections` (box, score and label packed in [B, K, 6]:
 unpacked, then IoU matching) and `yolo` (a raw YOLO head, [B, 4+C, N] or [B, N, 4+C]: centre-xywh boxes beside
 per-class scores, decoded, NMS'd, then IoU matching). `dataset.output_kinds` overrides any of them.
+
+The model's own structure comes before the values where the graph says it (stages/verify/output_ops.py: the op
+that makes each output): a `Sigmoid` output in [0, 1] is multi-label, and an output made by a linear op
+(`MatMul`/`BiasAdd`, a convolution) is never read as probabilities, however its values lie (MTCNN O-Net's
+landmarks: ten coordinates in [0, 1], several above 0.5). Values decide only where the graph leaves it open.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 
 from stages.verify.detection_metrics import find_detection_outputs
 from stages.verify.metrics import choose_label_output, class_scores
+from stages.verify.output_ops import structure
 
 KINDS = ("class_scores", "multilabel", "regression", "boxes", "packed_detections", "yolo")
 # Kinds judged by their element-wise errors (the error gates read these outputs only).
@@ -45,10 +51,12 @@ def classify(
     labels: np.ndarray | None = None,
     label_output: str | None = None,
     overrides: dict[str, str] | None = None,
+    ops: dict[str, str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """{output: {"kind", "why"}} for every output. `overrides` (dataset.output_kinds) win; then padded
     detection groups, packed detections and YOLO heads by shape and values; then class scores, multi-label
-    scores and regression. Raises ValueError for an override that names no output or no known kind."""
+    scores and regression, asking `ops` ({output: the op that makes it}, output_ops.final_ops) first.
+    Raises ValueError for an override that names no output or no known kind."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(outputs))
     if unknown:
@@ -76,22 +84,29 @@ def classify(
         if why_yolo is not None:
             kinds[name] = {"kind": "yolo", "why": why_yolo[1]}
     rest = {n: v for n, v in free.items() if n not in kinds}
-    kinds |= _score_kinds(rest, labels, label_output)
+    kinds |= _score_kinds(rest, labels, label_output, ops or {})
     return {n: kinds[n] for n in outputs}
 
 
 def _score_kinds(
-    outputs: dict[str, np.ndarray], labels: np.ndarray | None, label_output: str | None
+    outputs: dict[str, np.ndarray], labels: np.ndarray | None, label_output: str | None, ops: dict[str, str]
 ) -> dict[str, dict[str, str]]:
     """Class scores, multi-label scores or regression, for outputs that are not detections."""
     kinds: dict[str, dict[str, str]] = {}
     logits: dict[str, np.ndarray] = {}
+    linear: set[str] = set()  # made by a linear op: logits or regression, never probabilities
     for name, values in outputs.items():
         view = class_scores(values) if values.dtype.kind == "f" else None
         lower = name.lower()
-        stepwise = _per_position_kind(name, values) if per_position(values) else None
+        made = structure(ops.get(name))
+        if made == "linear":
+            linear.add(name)
+        stepwise = _per_position_kind(name, values, made) if per_position(values) else None
         if stepwise is not None:
             kinds[name] = stepwise
+        elif view is None and made == "sigmoid" and _in_unit_interval(values) and values.size == len(values):
+            why = f"one score per sample in [0, 1] made by a {ops[name]} op: a decision at 0.5 (one label)"
+            kinds[name] = {"kind": "multilabel", "why": why}
         elif view is None:
             shape = "an integer output" if values.dtype.kind != "f" else f"shape {list(values.shape)}, not (N, C)"
             kinds[name] = {"kind": "regression", "why": f"{shape}: judged by its relative error"}
@@ -99,9 +114,12 @@ def _score_kinds(
             kinds[name] = {"kind": "class_scores", "why": f"dataset.label_output={name}"}
         elif _is_softmax(view):
             kinds[name] = {"kind": "class_scores", "why": "rows in [0, 1] that sum to 1 (softmax)"}
-        elif _in_unit_interval(view) and int(np.max(np.sum(view >= 0.5, axis=1))) >= 2:
+        elif made != "linear" and _in_unit_interval(view) and int(np.max(np.sum(view >= 0.5, axis=1))) >= 2:
             active = int(np.max(np.sum(view >= 0.5, axis=1)))
             why = f"independent scores in [0, 1], rows not summing to 1, up to {active} labels active at 0.5"
+            kinds[name] = {"kind": "multilabel", "why": why}
+        elif _in_unit_interval(view) and made == "sigmoid":
+            why = f"independent scores in [0, 1] made by a {ops[name]} op (multi-label)"
             kinds[name] = {"kind": "multilabel", "why": why}
         elif _in_unit_interval(view) and any(w in lower for w in _SIGMOID_WORDS):
             why = f"independent scores in [0, 1], its name '{name}' says sigmoid (no sample has two labels at 0.5)"
@@ -123,7 +141,7 @@ def _score_kinds(
     else:
         named = [n for n in logits if any(w in n.lower() for w in _CLASS_WORDS)]
         signed = [n for n, v in logits.items() if float(np.min(v)) < 0 < float(np.max(v))]
-        unit = [n for n, v in logits.items() if _in_unit_interval(v)]
+        unit = [n for n, v in logits.items() if _in_unit_interval(v) and n not in linear]
         if named:
             chosen, why = named[0], f"its name '{named[0]}' says class scores"
         elif unit:
@@ -133,6 +151,9 @@ def _score_kinds(
     for name in logits:
         if name == chosen:
             kinds[name] = {"kind": "class_scores", "why": why}
+        elif name in linear:
+            why_not = f"made by a linear op ({ops[name]}: no sigmoid or softmax after it), not class scores"
+            kinds[name] = {"kind": "regression", "why": why_not}
         else:
             kinds[name] = {"kind": "regression", "why": "several values per sample that are not class scores"}
     return kinds
@@ -144,15 +165,18 @@ def per_position(values: np.ndarray) -> bool:
     return values.dtype.kind == "f" and values.ndim > 2 and class_scores(values) is None
 
 
-def _per_position_kind(name: str, values: np.ndarray) -> dict[str, str] | None:
+def _per_position_kind(name: str, values: np.ndarray, made: str | None = None) -> dict[str, str] | None:
     """Class scores when the last axis is a softmax at every position; multi-label when the cells are independent
-    scores in [0, 1], most of them off (posteriors, a mask); None (regression) otherwise, or when the name says so."""
+    scores in [0, 1], most of them off (posteriors, a mask); None (regression) otherwise, or when the name or the
+    op that makes the output (`made`: output_ops.structure) says so."""
     positions = int(np.prod(values.shape[1:-1]))
     if values.shape[-1] >= 2 and _is_softmax(values):
         why = f"a softmax over the last axis at each of {positions} positions: per-position class scores"
         return {"kind": "class_scores", "why": why}
     lower = name.lower()
     if any(w in lower for w in _REGRESSION_WORDS) and not any(w in lower for w in (*_CLASS_WORDS, *_SIGMOID_WORDS)):
+        return None
+    if made == "linear":
         return None
     on = float(np.mean(values >= 0.5)) if values.size else 0.0
     if _in_unit_interval(values) and on <= MAX_ON_SHARE:

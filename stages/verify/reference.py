@@ -22,9 +22,10 @@ from stages.verify.output_kinds import DETECTION_KINDS, classify
 def reference(
     cfg: dict[str, Any], out_dir: str, load: StageResult, split: StageResult, calibrate: StageResult
 ) -> StageResult:
-    from stages.load.model.access import full_model_outputs, head_handle
+    from stages.load.model.access import full_model_outputs, head_handle, source_handle
     from stages.split.tail_check import check_tail
     from stages.verify.detection_metrics import find_detection_outputs, match_detections, nms_settings
+    from stages.verify.output_ops import handle_final_ops
 
     feeds, labels = load_samples(calibrate.path("eval"))
     outputs, run = full_model_outputs(load, split, feeds)  # the one pass over the evaluation set, batched
@@ -48,7 +49,8 @@ def reference(
         tail_check = check_tail(load, split, head, feeds, outputs, find_detection_outputs(outputs), match)
         arrays |= {f"head/{k}": v for k, v in head.items()}
     np.savez(Path(out_dir) / "reference.npz", **arrays)
-    kinds = output_kinds(outputs, labels, cfg)
+    ops = handle_final_ops(source_handle(load))  # the op that makes each output: what it holds, by the graph
+    kinds = output_kinds(outputs, labels, cfg, ops)
     detections = find_detection_outputs({n: outputs[n] for n, k in kinds.items() if k["kind"] == "boxes"})
     label_output, label_choice = class_output(outputs, kinds, labels, cfg.get("label_output"))
     metrics: dict[str, Any] = {"batch_vs_single": batch_vs_single, "rounding_noise": noise}
@@ -71,11 +73,13 @@ def reference(
     return StageResult(files={"outputs": "reference.npz"}, meta=meta, metrics=metrics)
 
 
-def output_kinds(outputs: dict[str, np.ndarray], labels: np.ndarray | None, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Each output's kind from the reference values, `dataset.output_kinds` overriding; InputError when an
-    override names no output of the model."""
+def output_kinds(
+    outputs: dict[str, np.ndarray], labels: np.ndarray | None, cfg: dict[str, Any], ops: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Each output's kind from the op that makes it and the reference values, `dataset.output_kinds` overriding;
+    InputError when an override names no output of the model."""
     try:
-        return classify(outputs, labels, cfg.get("label_output"), cfg.get("output_kinds"))
+        return classify(outputs, labels, cfg.get("label_output"), cfg.get("output_kinds"), ops)
     except ValueError as err:
         raise InputError(f"{err}. Fix `dataset.output_kinds` (a map from output name to kind) or drop it.") from None
 

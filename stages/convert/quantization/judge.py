@@ -32,9 +32,10 @@ class Judge:
         label_output: str | None = None,
         output_kinds: dict[str, str] | None = None,
     ) -> None:
-        from stages.load.model.access import full_model_outputs, head_handle
+        from stages.load.model.access import full_model_outputs, head_handle, source_handle
         from stages.verify.detection_metrics import find_detection_outputs, nms_settings
         from stages.verify.output_kinds import classify
+        from stages.verify.output_ops import handle_final_ops
 
         self.load, self.split, self.feeds, self.labels, self.names = load, split, feeds, labels, names
         self.gates, self.random_data = dict(gates or {}), random_data
@@ -45,7 +46,9 @@ class Judge:
         self.nms = nms_settings(split.meta.get("postprocess_config"))  # as verify reads the detection ties
         # Each output's kind as the reference stage has it (dataset.output_kinds overriding), so the search judges
         # every output by the metric verify uses for it.
-        self.kinds = {n: k["kind"] for n, k in classify(self.reference, labels, label_output, output_kinds).items()}
+        ops = handle_final_ops(source_handle(load))
+        kinds = classify(self.reference, labels, label_output, output_kinds, ops)
+        self.kinds = {n: k["kind"] for n, k in kinds.items()}
         # As in the reference stage: padded detection scores are not class scores.
         self.label_output = None if self.detections else choose_label_output(self.reference, label_output, labels)[0]
         self.reference_accuracy = (

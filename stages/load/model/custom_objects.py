@@ -48,7 +48,10 @@ def _import_attr(dotted: str) -> Any:
 
 
 def _public_members(module: Any) -> dict[str, Any]:
-    """The module's `__all__`, else its public classes and functions defined in it (not the ones it imports)."""
+    """The module's `__all__`, else its public classes and functions defined in it (not the ones it imports).
+    Made in it counts too: a class or function a factory returns (`FixedDropout = get_dropout(layers=...)`, as
+    qubvel's `efficientnet` builds its own for each Keras) carries the factory's module, but `<locals>` in its
+    qualified name says no other module offers it."""
     names = getattr(module, "__all__", None)
     if names is not None:
         return {n: getattr(module, n) for n in names}
@@ -57,7 +60,7 @@ def _public_members(module: Any) -> dict[str, Any]:
         for name, obj in vars(module).items()
         if not name.startswith("_")
         and (inspect.isclass(obj) or inspect.isfunction(obj))
-        and getattr(obj, "__module__", None) == module.__name__
+        and (getattr(obj, "__module__", None) == module.__name__ or "<locals>" in getattr(obj, "__qualname__", ""))
     }
 
 

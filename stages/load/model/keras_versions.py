@@ -105,19 +105,19 @@ def load_keras_model(path: str, safe_mode: bool, custom_objects: Any = None) -> 
     try:
         import tf_keras
     except ImportError:
-        raise _failure(path, first, None, objects) from None
+        raise _failure(path, first, None, objects, custom_objects) from None
     try:
         model = _tf_keras(path, safe_mode, objects)
     except InputError:
         raise
     except Exception as err:  # noqa: BLE001 - as above
-        raise _failure(path, first, err, objects) from None
+        raise _failure(path, first, err, objects, custom_objects) from None
     why = f"Keras 3 could not ({essence(first)})" if first else "a Keras 2 SavedModel directory"
     return LoadedKeras(model, "tf_keras", [f"Loaded with tf_keras {tf_keras.__version__} (Keras 2): {why}"])
 
 
 def _failure(
-    path: str, keras3: BaseException | None, keras2: BaseException | None, objects: dict[str, Any]
+    path: str, keras3: BaseException | None, keras2: BaseException | None, objects: dict[str, Any], given: Any = None
 ) -> InputError:
     """One paragraph: the class or function the file lacks and how to provide it, else both Kerases' errors."""
     errors = [e for e in (keras2, keras3) if e is not None]
@@ -131,13 +131,27 @@ def _failure(
         name = missing[0]
         return InputError(
             f"The Keras model {path} uses '{name}', a custom class or function that neither Keras nor this "
-            f"pipeline defines ({tried}). Provide it, and any others it names, with {_FIX.format(name=name)}; for "
-            "a Keras 2 file (.h5, saved by tf.keras 2.x) they must be written for tf_keras (`import tf_keras as "
-            "keras` in that module)."
+            f"pipeline defines ({tried}).{_given(given, objects)} Provide it, and any others it names, with "
+            f"{_FIX.format(name=name)}; for a Keras 2 file (.h5, saved by tf.keras 2.x) they must be written for "
+            "tf_keras (`import tf_keras as keras` in that module)."
         )
     return InputError(
         f"Could not load the Keras model {path} with Keras 3 nor with tf_keras, Google's Keras 2 package ({tried}). "
         "If it needs its author's custom layers or functions, provide them with "
         f"{_FIX.format(name='MyLayer')}; else re-save it with the Keras that wrote it (`model.save('model.keras')`) "
         "or export a SavedModel (`model.export(dir)`) and use `model=saved_model`."
+    )
+
+
+def _given(spec: Any, objects: dict[str, Any]) -> str:
+    """What `model.custom_objects` did provide, when it was set: the names, or that its modules define none."""
+    if not spec:
+        return ""
+    if objects:
+        return f" `model.custom_objects` provided {', '.join(sorted(objects))}, not that name."
+    return (
+        f" `model.custom_objects` ({spec}) provided no class or function: its modules define none at their top "
+        "level. A package that makes its classes inside functions or registers them with Keras when imported "
+        "(qubvel's `efficientnet.tfkeras`) registers Keras 3 objects here, which a tf_keras file cannot use: "
+        "write a module that builds them with tf_keras and names them at its top level."
     )

@@ -101,8 +101,13 @@ def test_a_missing_custom_class_is_named_with_the_fix(custom_model: tuple[Path, 
     assert "model.custom_objects=[my_pkg.layers]" in message
     assert "model.custom_objects={FixedDropout: my_pkg.layers.FixedDropout}" in message
     assert "truncated" not in message and "please report" not in message
+    assert "provided swishlike, not that name" in message  # what was given, beside what is missing
     with pytest.raises(InputError, match="uses 'swishlike'"):  # nothing given: the first name Keras met
         _load(path)
+    # a module that defines nothing of its own (a package that registers its objects when imported) is named so
+    (path.parent / "k2_registers_only.py").write_text("import tf_keras\nfrom tf_keras.layers import Dropout\n")
+    with pytest.raises(InputError, match=r"\(\['k2_registers_only'\]\) provided no class or function"):
+        _load(path, custom_objects=["k2_registers_only"])
 
 
 def test_the_real_error_is_shown_when_neither_keras_can_read_the_file(tmp_path: Path) -> None:
@@ -142,9 +147,43 @@ def test_custom_objects_config_is_checked_and_modules_must_import() -> None:
         resolve(["no_such_pkg.layers"])
 
 
+FACTORY_PACKAGE = """import tensorflow as tf
+
+
+def get_dropout(layers):
+    class FixedDropout(layers.Dropout):
+        def _get_noise_shape(self, inputs):
+            return self.noise_shape
+
+    return FixedDropout
+
+
+def get_swish(**_):
+    def swishlike(x):
+        return x * tf.sigmoid(x)
+
+    return swishlike
+"""
+# The user's module for such a package: the objects built for tf_keras, named at its top level.
+FACTORY_USER = """import tf_keras
+from tf_keras.layers import Dropout
+from k2_factory_pkg import get_dropout, get_swish
+
+FixedDropout = get_dropout(tf_keras.layers)
+swishlike = get_swish()
+"""
+
+
 def test_a_module_registers_only_what_it_defines(tmp_path: Path) -> None:
     module = write_custom_module(tmp_path, "k2_layers_only_own")
     assert set(resolve([module])) == {"FixedDropout", "swishlike"}  # not the `tf`, `tf_keras` it imports
+    # qubvel's efficientnet makes its classes in factories (`get_dropout(layers=...)`): what the module builds with
+    # one counts as its own (`<locals>`), what it imports (Dropout, the factories) does not
+    (tmp_path / "k2_factory_pkg.py").write_text(FACTORY_PACKAGE)
+    (tmp_path / "k2_factory_user.py").write_text(FACTORY_USER)
+    assert set(resolve(["k2_factory_user"])) == {"FixedDropout", "swishlike"}
+    handle = _load(custom_h5(tmp_path / "factory.h5", module), custom_objects=["k2_factory_user"])
+    assert handle.load_path == "tf_keras"
 
 
 def test_missing_names_in_keras_phrasings() -> None:
