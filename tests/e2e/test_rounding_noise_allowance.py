@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.output.report import noise_notes
+from pipelines.output.report_notes import noise_notes
 
 
 @pytest.fixture(scope="module")

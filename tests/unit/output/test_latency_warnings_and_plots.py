@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.output.plots import label_groups, pareto_front, plot_tradeoffs
-from pipelines.output.report import latency_warnings
+from pipelines.output.report_notes import latency_warnings
 from pipelines.output.table import format_table
 
 

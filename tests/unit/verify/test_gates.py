@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.output.report import noise_notes
+from pipelines.output.report_notes import noise_notes
 from stages.result import StageResult
 from stages.verify.gates import NOISE_CAP, judge
 from tests.helpers.paths import REPO

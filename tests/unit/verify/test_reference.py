@@ -25,7 +25,7 @@ def test_reference_outputs_that_are_not_finite_are_refused_with_the_output_and_c
 def test_a_model_that_disagrees_with_itself_gets_a_note_naming_the_output_and_size() -> None:
     """Batch-dependent arithmetic (here: centring by the batch mean) makes batch and one-at-a-time outputs
     differ; the reference says by how much and the report turns it into a note that fp32 cannot beat it."""
-    from pipelines.output.report import sensitivity_notes
+    from pipelines.output.report_notes import sensitivity_notes
     from stages.verify.reference import self_disagreement
 
     def centred(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
