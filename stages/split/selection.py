@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stages.split.tail_share import COMPUTE_OPS
+from stages.split.op_kinds import COMPUTE_OPS
 
 # Ops whose outputs depend on the order or selection of their inputs' values.
 SELECTION_OPS = {

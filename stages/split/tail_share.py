@@ -12,18 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# Ops that carry a model's learned weights and its arithmetic.
-COMPUTE_OPS = {
-    "Conv2D",
-    "Conv3D",
-    "DepthwiseConv2dNative",
-    "Conv2DBackpropInput",
-    "MatMul",
-    "BatchMatMul",
-    "BatchMatMulV2",
-    "BatchMatMulV3",
-    "Einsum",
-}
+from stages.split.op_kinds import COMPUTE_OPS
+
 MAX_WEIGHT_SHARE = 0.10  # the tail may hold at most this share of the weights ...
 MAX_COMPUTE_SHARE = 0.25  # ... and of the compute ops, for `split=auto` to cut on its own
 # Below this many parameters a tail is a small computation (a box coder, a score calibration) whatever its share
