@@ -52,6 +52,8 @@ def test_a_segfault_and_a_hang_each_fail_one_variant_and_the_others_pass(tmp_pat
     assert "TensorFlow converter" in report["variants"]["int8"]["error"]
     assert report["variants"]["dynamic"]["status"] == "error"
     assert "did not finish within 20 s" in report["variants"]["dynamic"]["error"]
+    assert "accuracy" not in report["reference"]["metrics"]  # random data: no labels, no accuracy
+    assert "accuracy is meaningless" in report["calibration"]["source"]
     assert "Traceback" not in result.stdout + result.stderr
 
 
