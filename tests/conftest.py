@@ -86,3 +86,25 @@ def sensitive(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "calib": {"image": x_train[:100].reshape(-1, 8, 8, 1).astype(np.float32)},
         "test": (x_test.reshape(-1, 8, 8, 1).astype(np.float32), y_test),
     }
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make `xdist_group` marks group again under pytest 9: pytest-xdist 3.8 (`--dist loadgroup`) appends
+    `@group` to `item._nodeid`, which pytest 9 no longer reads (the id lives in `item._id`), so every grouped
+    test was scheduled on its own: the session's MLflow server, the outlier model and the S3 server were built
+    once per worker, and the two Ray tests could run at once. Only in an xdist worker under loadgroup, and only
+    where the id has no group yet (an xdist that sets it itself is left alone)."""
+    if not getattr(config.option, "loadgroup", False):  # set by pytest-xdist in a worker under loadgroup
+        return
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # pytest < 9: xdist's own suffix works
+        return
+    for item in items:
+        names = sorted(
+            {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+        )
+        nodeid = item.nodeid
+        if names and nodeid.rfind("@") <= nodeid.rfind("]") and hasattr(item, "_id"):
+            item._id = NodeId.parse(f"{nodeid}@{'_'.join(names)}")  # type: ignore[attr-defined]

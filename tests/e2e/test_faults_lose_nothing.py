@@ -120,37 +120,39 @@ def test_kill_9_leaves_a_run_that_the_next_run_closes(tmp_path: Path, tiny_keras
     assert killed.data.tags["run_dir"] == str(tmp_path / "killed")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("pattern", "report_kept"),
-    [
-        ("result.json.tmp", False),  # the cache's commit, in this process: no report, stages resume
-        ("model.tflite", True),  # the converter's output, in the worker: variants error, the report says so
-        (".report.json.tmp", False),  # the report itself: none, never half of one
-    ],
-)
-def test_enospc_at_a_write_is_reported_and_the_same_command_resumes(
-    tmp_path: Path, tiny_keras: Path, pattern: str, report_kept: bool
-) -> None:
-    cache = tmp_path / "cache"
-    args = [*QUICK, *_model(tiny_keras), f"runtime.cache_dir={cache}", "tracking.enabled=false", "hydra.run.dir=run"]
-    env = {"PYTHONPATH": f"{REPO}{os.pathsep}{FAULTS}", "FAULT_ENOSPC": pattern}
-    failed = cli(args, tmp_path, timeout=300, env=env)
-    output = _output(failed)
-    assert failed.returncode == 3, output[-3000:]
-    assert "Traceback" not in output
-    assert "The file system failed: the disk is full writing" in output
-    assert "Free at least" in output and "run the same command again" in output
-    assert (tmp_path / "run" / "report.json").exists() == report_kept
-    if report_kept:
-        report = json.loads((tmp_path / "run" / "report.json").read_text())
-        assert {v["status"] for v in report["variants"].values()} == {"error"}
-    _no_half_written(tmp_path / "run", cache)
+# Where the write fails, and whether the run still leaves a report. One cache for the three: each failed run
+# computes what the one before it could not commit, so the three cost one run's work, not three.
+ENOSPC_AT = [
+    ("result.json.tmp", False),  # the cache's commit, in this process: no report, stages resume
+    ("model.tflite", True),  # the converter's output, in the worker: variants error, the report says so
+    (".report.json.tmp", False),  # the report itself: none, never half of one
+]
 
-    resumed = cli(args, tmp_path, timeout=300)
-    assert resumed.returncode == 0, _output(resumed)[-3000:]
-    report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert {v["status"] for v in report["variants"].values()} == {"passed"}
+
+@pytest.mark.slow
+def test_enospc_at_a_write_is_reported_and_the_same_command_resumes(tmp_path: Path, tiny_keras: Path) -> None:
+    cache = tmp_path / "cache"
+    args = [*QUICK, *_model(tiny_keras), f"runtime.cache_dir={cache}", "tracking.enabled=false"]
+    for number, (pattern, report_kept) in enumerate(ENOSPC_AT):
+        run_dir = tmp_path / f"run{number}"
+        env = {"PYTHONPATH": f"{REPO}{os.pathsep}{FAULTS}", "FAULT_ENOSPC": pattern}
+        failed = cli([*args, f"hydra.run.dir={run_dir}"], tmp_path, timeout=300, env=env)
+        output = _output(failed)
+        assert failed.returncode == 3, (pattern, output[-3000:])
+        assert "Traceback" not in output, pattern
+        assert "The file system failed: the disk is full writing" in output, pattern
+        assert "Free at least" in output and "run the same command again" in output, pattern
+        assert (run_dir / "report.json").exists() == report_kept, pattern
+        if report_kept:
+            report = json.loads((run_dir / "report.json").read_text())
+            assert {v["status"] for v in report["variants"].values()} == {"error"}
+        _no_half_written(run_dir, cache)
+
+    for number, _ in enumerate(ENOSPC_AT):  # the same commands, the disk freed: each resumes and passes
+        resumed = cli([*args, f"hydra.run.dir={tmp_path / f'run{number}'}"], tmp_path, timeout=300)
+        assert resumed.returncode == 0, _output(resumed)[-3000:]
+        report = json.loads((tmp_path / f"run{number}" / "report.json").read_text())
+        assert {v["status"] for v in report["variants"].values()} == {"passed"}
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Multirun sweeps through the CLI: one MLflow parent run per sweep with every job nested, exit codes, and a
-parent run that cannot open stops every job."""
+"""Multirun sweeps through the CLI: one MLflow parent run per sweep with every job nested, every job's figures
+and the sweep table on it, exit codes, and a parent run that cannot open stops every job."""
 
 from __future__ import annotations
 
@@ -62,6 +62,15 @@ def test_joblib_sweep_nests_every_job_and_a_failing_job_fails_only_the_parent(
     ]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"sweep_report.json", "sweep_report.md"} <= artifacts
+    # The dashboard of the sweep: every job's figures on its parent run, and the sweep table as its note.
+    assert summary["mlflow_run_id"] == parent.info.run_id
+    metrics = parent.data.metrics
+    assert (metrics["job0/fp32/passed"], metrics["job2/fp32/passed"]) == (1.0, 0.0)
+    assert metrics["job0/fp32/size_ratio"] == metrics["job2/fp32/size_ratio"]
+    note = parent.data.tags["mlflow.note.content"]
+    assert note == (sweep_dir / "sweep_report.md").read_text()
+    (row,) = [line for line in note.splitlines() if line.startswith("| 2 | ")]
+    assert "min_argmax_agreement=1.01` | fp32 | failed |" in row
 
 
 @pytest.mark.slow

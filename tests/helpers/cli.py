@@ -20,7 +20,7 @@ def cli(
     if ready:
         ready_store(args, cwd)
     return subprocess.run(
-        [sys.executable, "-m", "pipelines", *one_worker(args)],
+        [sys.executable, "-m", "pipelines", *with_test_defaults(args)],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -29,16 +29,25 @@ def cli(
     )
 
 
-def one_worker(args: list[str]) -> list[str]:
-    """`runtime.workers=1` unless the test sets it: pytest-xdist already runs one test per core, so a second
-    stage worker per run would only import TensorFlow once more on a busy core (about 4 s of CPU per run). Tests
-    of the parallel runner set `runtime.workers` themselves; `tests/unit/engine/` drives the pool directly."""
+def with_test_defaults(args: list[str]) -> list[str]:
+    """The test-time defaults, each unless the test sets it, after flags such as `-m` and before the test's own
+    overrides (a sweep's table lists those last, as written):
+    - `runtime.workers=1`: pytest-xdist already runs one test per core, so a second stage worker per run would
+      only import TensorFlow once more on a busy core (about 4 s of CPU per run). Tests of the parallel runner
+      set `runtime.workers` themselves; `tests/unit/engine/` drives the pool directly.
+    - `benchmark.min_seconds=0`: each timed variant stops after `min_runs` invokes instead of spending half a
+      second of a busy core on a tiny model's figure no test reads. Tests that check timing set their own
+      `benchmark.*` settings and keep the defaults."""
     informational = {"-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "--resolve"}
-    if any(a.startswith(("runtime.workers", "+runtime.workers")) or a in informational for a in args):
+    if any(a in informational for a in args):
         return args
-    # Before the test's own overrides (a sweep's table lists those last, as written), after flags such as `-m`.
+    defaults = []
+    if not any(a.startswith(("runtime.workers", "+runtime.workers")) for a in args):
+        defaults.append("runtime.workers=1")
+    if not any(a.startswith("benchmark.") and not a.startswith("benchmark.enabled") for a in args):
+        defaults.append("benchmark.min_seconds=0")
     flags = next((i for i, a in enumerate(args) if not a.startswith("-")), len(args))
-    return [*args[:flags], "runtime.workers=1", *args[flags:]]
+    return [*args[:flags], *defaults, *args[flags:]]
 
 
 def ready_store(args: list[str], cwd: Path) -> None:
@@ -61,7 +70,7 @@ def start_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> 
     """A CLI run in the background, in its own process group (so a test can kill it and its worker at once)."""
     ready_store(args, cwd)
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines", *one_worker(args)],
+        [sys.executable, "-m", "pipelines", *with_test_defaults(args)],
         cwd=cwd,
         env=cli_env(env),
         text=True,
