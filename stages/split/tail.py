@@ -97,6 +97,12 @@ def _check_tail_outputs(split: StageResult, result: Any, final: dict[str, Any], 
         )
 
 
+def tail_tensors(split: StageResult, head_outputs: dict[str, Any]) -> dict[str, Any]:
+    """The head outputs under the names the postprocess function reads: each cut tensor, and its aliases."""
+    tensors = {c: head_outputs[c] for c in split.meta["cut_tensors"]}
+    return tensors | {name: head_outputs[c] for name, c in (split.meta.get("postprocess_inputs") or {}).items()}
+
+
 def run_tail(
     split: StageResult,
     head_outputs: dict[str, Any],
@@ -116,9 +122,7 @@ def run_tail(
     final = {n: head_outputs[n] for n in split.meta.get("head_final_outputs", []) if n in head_outputs}
     if split.meta.get("postprocess"):
         fn, kwargs = load_postprocess(split.meta["postprocess_config"])
-        tensors = {c: head_outputs[c] for c in split.meta["cut_tensors"]}
-        tensors |= {name: head_outputs[c] for name, c in (split.meta.get("postprocess_inputs") or {}).items()}
-        tensors |= {n: feeds[n] for n in split.meta.get("tail_inputs", [])}
+        tensors = tail_tensors(split, head_outputs) | {n: feeds[n] for n in split.meta.get("tail_inputs", [])}
         try:
             result = fn(tensors, **kwargs)
         except Exception as err:  # noqa: BLE001 - user code; say which function broke

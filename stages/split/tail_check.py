@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from stages.result import InputError, StageResult
-from stages.split.tail import load_postprocess, run_tail
+from stages.split.tail import load_postprocess, run_tail, tail_tensors
 from stages.split.tail_alternatives import alternatives
 from stages.split.tail_needs import missing_settings
 
@@ -57,9 +57,7 @@ def check_tail(
     if not split.meta.get("postprocess") or not names:
         return None
     _, kwargs = load_postprocess(split.meta["postprocess_config"])
-    tensors = {c: head[c] for c in split.meta.get("cut_tensors", []) if c in head}
-    tensors |= {alias: head[c] for alias, c in (split.meta.get("postprocess_inputs") or {}).items() if c in head}
-    needs = missing_settings(split.meta["postprocess"], kwargs, tensors, feeds, reference, names)
+    needs = missing_settings(split.meta["postprocess"], kwargs, tail_tensors(split, head), feeds, reference, names)
     if needs:
         raise InputError(needs)
     score, found = agreement(reference, run_tail(split, head, feeds, load, host=True), names, match)

@@ -56,7 +56,8 @@ def missing_settings(
     names: Mapping[str, str],
 ) -> str | None:
     """None when the tail has what it needs to run; else one paragraph naming every setting still to give."""
-    if not target.endswith("detector.detect") or kwargs.get("encoding", "center_size") == "none":
+    encoding = kwargs.get("encoding", "center_size")
+    if not target.endswith("detector.detect") or encoding == "none":
         return None
     if kwargs.get("anchors") or kwargs.get("retinanet_anchors"):
         return None
@@ -76,7 +77,6 @@ def missing_settings(
     pyramid = (
         f" A pyramid of that size fits {'; or '.join(fits)}." if fits else " No usual pyramid fits that anchor count."
     )
-    encoding = kwargs.get("encoding", "center_size")
     return (
         f"The numpy tail {target} decodes `{encoding}` box offsets from anchors, and none are set: a SavedModel "
         f"stores neither its anchor generator nor its NMS settings. From the model: {', '.join(facts)}.{pyramid} "
@@ -84,7 +84,6 @@ def missing_settings(
         "code: `anchors: {image_size, min_level, max_level, num_scales, aspect_ratios, anchor_size, box_format}` "
         f"(a keras-retinanet pyramid: `retinanet_anchors`), `center_format` and `variances` for `{encoding}`, "
         f"{', '.join(f'`{name}` ({hint})' for name, hint in _NMS_SETTINGS)}, `iou_threshold`, `score_threshold` and "
-        "`max_detections`. With a KerasHub "
-        "detector's `.keras` file, `from_keras: path/detector.keras` reads all of them (docs/split.md, From a "
-        "SavedModel alone). The tail check then names any setting that is still off."
+        "`max_detections`. With a KerasHub detector's `.keras` file, `from_keras: path/detector.keras` reads all "
+        "of them (docs/split.md, From a SavedModel alone). The tail check then names any setting still off."
     )

@@ -32,11 +32,6 @@ LAYER_COLUMNS = (
 )
 
 
-def debug_dataset(handle: Any, calib: dict[str, np.ndarray], samples: int) -> Any:
-    """The first `samples` calibration samples, one at a time, in the model's input order."""
-    return DebugSamples(handle, calib, samples, None)
-
-
 MIN_DEBUG_SAMPLES = 4
 
 
@@ -69,17 +64,14 @@ class DebugSamples:
         return f"{self.used} of {self.asked} calibration samples (quantization.debug_max_seconds={self.max_seconds})"
 
 
-def open_debugger(
-    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: int | DebugSamples
-) -> Any:
+def open_debugger(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: DebugSamples) -> Any:
     """A QuantizationDebugger for the variant's int8 converter settings, calibrated on the whole calibration set."""
     import tensorflow as tf
 
     from stages.convert.converter import make_converter
 
     converter = make_converter(handle, {**variant, "io_dtype": "float32"}, calib)
-    dataset = samples if isinstance(samples, DebugSamples) else debug_dataset(handle, calib, samples)
-    return tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+    return tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=samples)
 
 
 def int16_table(
@@ -204,8 +196,8 @@ def record_layers(
     `quantized`: the variant as converted, reused by the int16x8 table when its I/O is float."""
     if not settings.get("debugger", True):
         return {"layers": None, "debugger": "disabled (quantization.debugger=false)"}, {}
-    limit = settings.get("debug_max_seconds", 60.0)
-    samples = DebugSamples(handle, calib, int(settings.get("debug_samples", 32)), None if limit is None else limit)
+    asked, limit = int(settings.get("debug_samples", 32)), settings.get("debug_max_seconds", 60.0)
+    samples = DebugSamples(handle, calib, asked, limit)
     per_layer = scheme(variant["mode"]).debugger == "per_layer"
     try:
         if per_layer:

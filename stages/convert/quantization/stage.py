@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from stages.convert.conversion import Conversion
-from stages.convert.quantization.debugger import layer_table, open_debugger, record_layers, write_csv
+from stages.convert.quantization.debugger import DebugSamples, layer_table, open_debugger, record_layers, write_csv
 from stages.convert.quantization.judge import Judge, summary
 from stages.convert.schemes import FLOAT
 from stages.result import StageError, StageResult
@@ -118,8 +118,9 @@ def convert_mixed(
     feeds, labels = load_samples(calibrate.path("holdout"))
     names = io_names(handle)
     started = time.perf_counter()
-    debug_samples = int((cfg.get("quantization") or {}).get("debug_samples", 32))
-    debugger = open_debugger(handle, variant, calib, debug_samples)
+    # The search ranks its candidates by this table: every asked sample, no time limit.
+    samples = DebugSamples(handle, calib, int((cfg.get("quantization") or {}).get("debug_samples", 32)), None)
+    debugger = open_debugger(handle, variant, calib, samples)
     layers = layer_table(debugger, variant["mode"])
     backends: list[Any] = []
     for kind in settings.get("backends") or ["converter"]:
@@ -149,7 +150,7 @@ def convert_mixed(
     index = trials.index(best)
     quantization: dict[str, Any] = {
         "layers": layers,
-        "debugger": f"{min(debug_samples, len(next(iter(calib.values()))))} calibration samples",
+        "debugger": samples.note(),
         "backend": best.backend,
         "moves": [f"{m.target} -> {m.kind}" for m in best.moves],
         "float_ops": sorted({op for m in best.moves if m.kind == "float" for op in m.ops}),
@@ -173,7 +174,7 @@ def convert_mixed(
         def requantize(second: dict[str, np.ndarray]) -> bytes:
             if chosen.backend != "converter":
                 return aeq_backend(handle, variant, second).build(chosen.moves)
-            other = open_debugger(handle, variant, second, 1)
+            other = open_debugger(handle, variant, second, DebugSamples(handle, second, 1, None))
             return ConverterBackend(other, bytes(other.get_nondebug_quantized_model())).build(chosen.moves)
 
         quantization["stability"] = stability(load, split, calibrate, variant, path, requantize)
