@@ -83,20 +83,28 @@ class SignatureModel:
     def invoke_raw(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.runner(**raw)
 
+    def _axes(self) -> dict[str, int | None]:
+        return {key: self.axes.get(self.name(key), 0) for key in [*self.input_details, *self.output_details]}
+
+    def samples_per_call(self, batch_size: int = 64) -> int:
+        """Samples one invoke takes: `batch_size` when the batch dimension is dynamic, else the fixed batch (one
+        for a tensor without batch axis)."""
+        axes = self._axes()
+        key, first = next(iter(self.input_details.items()))
+        axis = axes[key]
+        if axis is None or any(axes[k] is None for k in self.output_details) or not len(first["shape"]):
+            return 1
+        if len(first["shape_signature"]) > axis and first["shape_signature"][axis] == -1:
+            return batch_size
+        return max(1, int(first["shape"][axis]))
+
     def __call__(self, feeds: dict[str, np.ndarray], batch_size: int = 64) -> dict[str, np.ndarray]:
         """Run all samples (batch-first), in batches when the model's batch dimension is dynamic, else as many
         at a time as its fixed batch holds (one sample per call for a tensor without batch axis)."""
         raw = self.quantized_feeds(feeds)
         count = len(next(iter(raw.values())))
-        axes = {key: self.axes.get(self.name(key), 0) for key in [*self.input_details, *self.output_details]}
-        key, first = next(iter(self.input_details.items()))
-        axis = axes[key]
-        if axis is None or any(axes[k] is None for k in self.output_details) or not len(first["shape"]):
-            step = 1
-        elif len(first["shape_signature"]) > axis and first["shape_signature"][axis] == -1:
-            step = batch_size
-        else:
-            step = max(1, int(first["shape"][axis]))
+        axes = self._axes()
+        step = self.samples_per_call(batch_size)
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, count, step):
             out = self.runner(**{k: to_model(v[start : start + step], axes[k]) for k, v in raw.items()})

@@ -116,7 +116,7 @@ class QuantizationConfig:
     debug_samples: int = 32
     # ... and the seconds they may take: an instrumented model runs without XNNPACK (int16x8: reference kernels),
     # seconds a sample on a large model. After this long the table is made from the samples run (at least 4).
-    debug_max_seconds: Optional[float] = 60.0
+    debug_max_seconds: Optional[float] = 30.0
 
     def __post_init__(self) -> None:
         if self.debug_samples < 1:

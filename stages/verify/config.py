@@ -46,8 +46,9 @@ class Gates:
 @dataclass
 class VerifyConfig:
     """How long a variant's verification may take (`conf/verify/default.yaml`): a variant that would need more
-    than `max_seconds` for the whole evaluation set is verified on its first samples, never fewer than
-    `min_samples`, and the report says so. null: always the whole set."""
+    than `max_seconds` for the whole evaluation set, on one interpreter per core (stages/verify/budget.py), is
+    verified on its first samples, never fewer than `min_samples`, and the report says so. null: always the whole
+    set."""
 
     max_seconds: Optional[float] = 120.0
     min_samples: int = 200

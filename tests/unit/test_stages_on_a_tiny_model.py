@@ -188,4 +188,36 @@ def test_a_variant_too_slow_for_the_budget_is_verified_on_a_recorded_subset(
         converted,
     )
     assert not whole.meta  # null: the whole evaluation set, always
-    assert json.loads((Path(whole_dir) / "verification.json").read_text())["samples"] == len(labels)
+    details = json.loads((Path(whole_dir) / "verification.json").read_text())
+    assert details["samples"] == len(labels) and details["interpreters"] == 1  # a fast model: one interpreter
+
+
+def test_a_slow_variant_is_split_across_interpreters_without_changing_its_outputs(
+    upstream: dict[str, StageResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the rest of the set would take longer than PARALLEL_AFTER_S, one interpreter per core runs a share of
+    it in a thread (LiteRT's invoke releases the GIL); the outputs are the single interpreter's, in order."""
+    from stages.convert.stage import convert
+    from stages.litert_runtime import SignatureModel
+    from stages.samples import load_samples
+    from stages.verify import budget
+
+    variant = {"name": "fp32", **VARIANTS["fp32"]}
+    conv_dir = _dir(tmp_path, "convert")
+    converted = _settled(convert({"variant": variant}, conv_dir, *_chain(upstream)), conv_dir)
+    feeds, _ = load_samples(upstream["calibrate"].path("eval"))
+    opened: list[SignatureModel] = []
+
+    def open_model() -> SignatureModel:
+        opened.append(SignatureModel(converted.path("tflite"), converted.meta["names"]))
+        return opened[-1]
+
+    alone = budget.run_within_budget(open_model, feeds, {"max_seconds": None}, "fp32")
+    monkeypatch.setattr(budget, "PARALLEL_AFTER_S", 0.0)
+    monkeypatch.setattr(budget, "usable_cores", lambda: 3)
+    split = budget.run_within_budget(open_model, feeds, {"max_seconds": None}, "fp32")
+    assert (alone.interpreters, split.interpreters, len(opened)) == (1, 3, 4)
+    assert alone.shortened is None and split.shortened is None
+    for name, values in alone.outputs.items():
+        assert len(values) == len(next(iter(feeds.values())))
+        np.testing.assert_array_equal(split.outputs[name], values)

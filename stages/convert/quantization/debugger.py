@@ -196,7 +196,7 @@ def record_layers(
     `quantized`: the variant as converted, reused by the int16x8 table when its I/O is float."""
     if not settings.get("debugger", True):
         return {"layers": None, "debugger": "disabled (quantization.debugger=false)"}, {}
-    asked, limit = int(settings.get("debug_samples", 32)), settings.get("debug_max_seconds", 60.0)
+    asked, limit = int(settings.get("debug_samples", 32)), settings.get("debug_max_seconds", 30.0)
     samples = DebugSamples(handle, calib, asked, limit)
     per_layer = scheme(variant["mode"]).debugger == "per_layer"
     try:
