@@ -16,20 +16,13 @@ reach the main thread as before. How many run at once:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_any
 from typing import Any
 
 from pipelines.engine.errors import StageFailed
 from pipelines.engine.worker import WARM, Worker, resident_mb
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+from stages.host import usable_cpus
 
 
 def available_mb() -> float | None:

@@ -27,6 +27,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from stages.host import usable_cpus
+
 # The SIMD features LiteRT's kernels (XNNPACK, ruy, the reference kernels) dispatch on: they explain most
 # differences between hosts, so every figure carries them.
 _RELEVANT_FLAGS = (
@@ -91,16 +93,12 @@ def environment() -> dict[str, Any]:
                 flags = set(value.split())
     except OSError:
         pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
     return {
         "cpu": model,
         "cpu_flags": [f for f in _RELEVANT_FLAGS if f in flags],
         "machine": platform.machine(),
         "logical_cpus": os.cpu_count(),
-        "usable_cpus": usable,
+        "usable_cpus": usable_cpus(),
         "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "litert": _version("ai-edge-litert"),

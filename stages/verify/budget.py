@@ -9,13 +9,14 @@ are verified (never fewer than `verify.min_samples`) and the stage says so, with
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from stages import host
 
 PROBE_SAMPLES = 16  # at most, timed one at a time after a warm-up sample, to project the whole set's time
 PROBE_SECONDS = 2.0  # ... or fewer once this long has passed: a slow variant is known after one or two
@@ -29,14 +30,6 @@ class Budgeted(NamedTuple):
     outputs: dict[str, np.ndarray]
     shortened: dict[str, Any] | None
     interpreters: int
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (a container's or taskset's limit, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def run_within_budget(
@@ -57,7 +50,7 @@ def run_within_budget(
         done += 1
     per_sample = (time.perf_counter() - started) / (done - 1)
     rest = count - done
-    workers = min(usable_cores(), rest) if per_sample * rest > PARALLEL_AFTER_S else 1
+    workers = min(host.usable_cpus(), rest) if per_sample * rest > PARALLEL_AFTER_S else 1
     limit, floor = float(budget.get("max_seconds") or 0.0), int(budget.get("min_samples", 200))
     keep = count
     if limit and per_sample * count / workers > limit:

@@ -214,7 +214,7 @@ def test_a_slow_variant_is_split_across_interpreters_without_changing_its_output
 
     alone = budget.run_within_budget(open_model, feeds, {"max_seconds": None}, "fp32")
     monkeypatch.setattr(budget, "PARALLEL_AFTER_S", 0.0)
-    monkeypatch.setattr(budget, "usable_cores", lambda: 3)
+    monkeypatch.setattr(budget.host, "usable_cpus", lambda: 3)
     split = budget.run_within_budget(open_model, feeds, {"max_seconds": None}, "fp32")
     assert (alone.interpreters, split.interpreters, len(opened)) == (1, 3, 4)
     assert alone.shortened is None and split.shortened is None
