@@ -46,6 +46,7 @@ from pipelines.output.report import build_report, write_plot, write_report
 from pipelines.output.table import format_table
 from pipelines.tracking.lineage import prepare as prepare_lineage
 from pipelines.tracking.publish import disk_failure_in_stages, remove_partial_files, track_run
+from stages.run_memo import run_memo
 
 log = logging.getLogger("tflite_pipeline")
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
@@ -110,7 +111,7 @@ def _execute(
     )
     log_path = None if runtime["debug"] else str(run_dir / "worker.log")
     pool = WorkerPool(runtime["workers"], log_path=log_path, max_rss_mb=runtime["worker_max_rss_mb"])
-    with pool:
+    with run_memo(), pool:  # the memo before the workers: they inherit its directory (stages/run_memo.py)
         before_work = tracker.wait_started if tracker is not None else None
         outcomes = run_dag(
             nodes, cache, pool, runtime["stage_timeout_s"], before_work, exclusive=runtime["exclusive_stages"]

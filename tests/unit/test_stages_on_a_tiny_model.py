@@ -221,3 +221,40 @@ def test_a_slow_variant_is_split_across_interpreters_without_changing_its_output
     for name, values in alone.outputs.items():
         assert len(values) == len(next(iter(feeds.values())))
         np.testing.assert_array_equal(split.outputs[name], values)
+
+
+def test_variants_differing_only_in_io_share_one_layer_table_within_a_run(
+    upstream: dict[str, StageResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QuantizationDebugger quantizes with float I/O whatever the variant asks, so int8 and int8_io would compute
+    the same table: within a run (the engine's run memo) the first computes it and the second reads it; a stage
+    called on its own computes its own."""
+    from stages import run_memo
+    from stages.convert.quantization import debugger
+    from stages.load.model.access import deployed_handle
+    from stages.samples import load_samples
+
+    handle = deployed_handle(upstream["load"], upstream["split"])
+    calib, _ = load_samples(upstream["calibrate"].path("calib"))
+    opened: list[str] = []
+    real = debugger.open_debugger
+
+    def counted(handle: object, variant: dict[str, object], *rest: object) -> object:
+        opened.append(str(variant["name"]))
+        return real(handle, variant, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(debugger, "open_debugger", counted)
+    settings, where = {"debug_samples": 8}, str(upstream["calibrate"].path("calib"))
+    tables = {}
+    with run_memo.run_memo() as memo:
+        for name in ("int8", "int8_io"):
+            out = _dir(tmp_path, name)
+            variant = {"name": name, **VARIANTS[name]}
+            info, files = debugger.record_layers(handle, variant, calib, settings, out, None, where)
+            tables[name] = (info, (Path(out) / files["layers"]).read_text())
+    assert opened == ["int8"]
+    assert tables["int8"] == tables["int8_io"] and tables["int8"][0]["layers"]
+    assert not memo.exists()  # the memo goes with the run
+    variant = {"name": "int8_io", **VARIANTS["int8_io"]}
+    debugger.record_layers(handle, variant, calib, settings, _dir(tmp_path, "alone"), None, where)
+    assert opened == ["int8", "int8_io"]

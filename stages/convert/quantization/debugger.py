@@ -191,25 +191,45 @@ def record_layers(
     settings: dict[str, Any],
     out_dir: Any,
     quantized: bytes | None = None,
+    calibration: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """`quantization` metadata and files for an integer variant; a debugger failure is noted, never fatal.
-    `quantized`: the variant as converted, reused by the int16x8 table when its I/O is float."""
-    if not settings.get("debugger", True):
-        return {"layers": None, "debugger": "disabled (quantization.debugger=false)"}, {}
-    asked, limit = int(settings.get("debug_samples", 32)), settings.get("debug_max_seconds", 30.0)
-    samples = DebugSamples(handle, calib, asked, limit)
-    per_layer = scheme(variant["mode"]).debugger == "per_layer"
-    try:
-        if per_layer:
-            rows = layer_table(open_debugger(handle, variant, calib, samples), variant["mode"])
-        else:
-            float_io = variant.get("io_dtype", "float32") == "float32"
-            rows = int16_table(handle, variant, calib, samples, quantized if float_io else None)
-    except Exception as err:  # noqa: BLE001 - the debugger is a diagnostic; the variant itself converted
-        return {"layers": None, "debugger": f"failed: {type(err).__name__}: {str(err)[:300]}"}, {}
+    `quantized`: the variant as converted, reused by the int16x8 table when its I/O is float. `calibration`: what
+    identifies the handle and calibration set within the run (the calibrate stage's file), so that variants that
+    differ only in I/O dtype or name share one table (stages/run_memo.py)."""
     from pathlib import Path
 
-    write_csv(rows, Path(out_dir) / "layers.csv")
-    method = "per layer (QuantizationDebugger)" if per_layer else "accumulated (against fp32)"
-    info = {"layers": rows, "debugger": f"{method}, {samples.note()}"}
+    from stages import run_memo
+
+    if not settings.get("debugger", True):
+        return {"layers": None, "debugger": "disabled (quantization.debugger=false)"}, {}
+
+    def table() -> dict[str, Any]:
+        asked, limit = int(settings.get("debug_samples", 32)), settings.get("debug_max_seconds", 30.0)
+        samples = DebugSamples(handle, calib, asked, limit)
+        per_layer = scheme(variant["mode"]).debugger == "per_layer"
+        try:
+            if per_layer:
+                rows = layer_table(open_debugger(handle, variant, calib, samples), variant["mode"])
+            else:
+                float_io = variant.get("io_dtype", "float32") == "float32"
+                rows = int16_table(handle, variant, calib, samples, quantized if float_io else None)
+        except Exception as err:  # noqa: BLE001 - the debugger is a diagnostic; the variant itself converted
+            return {"layers": None, "debugger": f"failed: {type(err).__name__}: {str(err)[:300]}"}
+        method = "per layer (QuantizationDebugger)" if per_layer else "accumulated (against fp32)"
+        return {"layers": rows, "debugger": f"{method}, {samples.note()}"}
+
+    if calibration is None:
+        info = table()
+    else:
+        key = {
+            "calibration": calibration,
+            "mode": variant["mode"],
+            "allow_float_ops": bool(variant.get("allow_float_ops")),
+            "settings": {k: settings.get(k) for k in ("debug_samples", "debug_max_seconds")},
+        }
+        info = run_memo.once("layers", key, table)
+    if info["layers"] is None:
+        return info, {}
+    write_csv(info["layers"], Path(out_dir) / "layers.csv")
     return info, {"layers": "layers.csv"}
