@@ -105,8 +105,11 @@ class WorkerPool:
         worker = self._idle() or self._new()
         worker.submit(target, kwargs, timeout_s, what)
         self._running[worker] = _Slot(tag, kind.get("exclusive", False), kind.get("gauge", False))
-        if kind.get("gauge") and len(self._workers) < self.size:
-            self._new().warm_up()  # its TensorFlow import overlaps the gauge, ready if the memory allows it
+        # A second worker imports TensorFlow while the first runs the run's first stage (the model's load), so it
+        # is ready by the first conversions; each later one while the gauge runs, ready if the memory allows it.
+        first = len(self._workers) == 1 and not kind.get("exclusive")
+        if (first or kind.get("gauge")) and len(self._workers) < self.size:
+            self._new().warm_up()
         self.most_at_once = max(self.most_at_once, len(self._running))
 
     @property
