@@ -47,6 +47,12 @@ def upstream(tiny_keras: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 
 def test_load_records_named_io(upstream: dict[str, StageResult]) -> None:
+    """...and the next stages, asking with the names load recorded, get the handle load loaded (not a reload)."""
+    from stages.load.model import _HANDLES
+    from stages.load.model.access import source_handle
+
+    loaded = list(_HANDLES.values())
+    assert any(source_handle(upstream["load"]) is handle for handle in loaded)
     model = upstream["load"].meta["model"]
     assert model["name"] == "tiny"
     assert [i["name"] for i in model["inputs"]] == ["image"]
