@@ -43,10 +43,10 @@ def run_within_budget(
     count = len(next(iter(feeds.values())))
     if count <= 2 or model.samples_per_call(1) != 1:  # a fixed batch above 1 takes whole batches only
         return Budgeted(model(feeds), None, 1)
-    parts = [model(_rows(feeds, 0, 1))]
+    parts = [model(rows(feeds, 0, 1))]
     started, done = time.perf_counter(), 1
     while done < min(count, PROBE_SAMPLES + 1) and (done == 1 or time.perf_counter() - started < PROBE_SECONDS):
-        parts.append(model(_rows(feeds, done, done + 1)))
+        parts.append(model(rows(feeds, done, done + 1)))
         done += 1
     per_sample = (time.perf_counter() - started) / (done - 1)
     rest = count - done
@@ -59,7 +59,7 @@ def run_within_budget(
     bounds = np.linspace(done, keep, workers + 1).round().astype(int)
     models = [model, *(open_model() for _ in range(workers - 1))]
     with ThreadPoolExecutor(workers) as pool:
-        shards = pool.map(lambda m, a, b: m(_rows(feeds, a, b)) if b > a else None, models, bounds[:-1], bounds[1:])
+        shards = pool.map(lambda m, a, b: m(rows(feeds, a, b)) if b > a else None, models, bounds[:-1], bounds[1:])
         parts += [shard for shard in shards if shard is not None]
     outputs = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     if keep == count:
@@ -67,7 +67,8 @@ def run_within_budget(
     return Budgeted(outputs, _why_shortened(variant, per_sample, count, keep, workers, limit, floor), workers)
 
 
-def _rows(arrays: dict[str, np.ndarray], start: int, stop: int) -> dict[str, np.ndarray]:
+def rows(arrays: dict[str, np.ndarray], start: int, stop: int) -> dict[str, np.ndarray]:
+    """Samples `start:stop` of every array (batch-first)."""
     return {k: v[start:stop] for k, v in arrays.items()}
 
 

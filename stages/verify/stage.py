@@ -11,11 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from stages.result import StageError, StageResult
 from stages.samples import load_samples
-from stages.verify.budget import run_within_budget
+from stages.verify.budget import rows, run_within_budget
 from stages.verify.candidate import candidate_metrics
 from stages.verify.detection_metrics import nms_settings
 from stages.verify.metrics import accuracy
@@ -50,7 +48,7 @@ def verify(
     reference_accuracy = reference.metrics.get("accuracy")
     if shortened:  # the same first samples of everything, and the original's accuracy on just those
         keep = shortened["samples"]
-        feeds, expected, expected_head = (_first(a, keep) for a in (feeds, expected, expected_head))
+        feeds, expected, expected_head = (rows(a, 0, keep) for a in (feeds, expected, expected_head))
         labels = None if labels is None else labels[:keep]
         label_output = reference.meta["label_output"]
         if reference_accuracy is not None and label_output and labels is not None:
@@ -75,10 +73,6 @@ def verify(
     (Path(out_dir) / "verification.json").write_text(json.dumps(details, indent=2))
     meta = {"shortened": shortened} if shortened else {}
     return StageResult(files={"details": "verification.json"}, metrics=metrics, meta=meta)
-
-
-def _first(arrays: dict[str, np.ndarray], count: int) -> dict[str, np.ndarray]:
-    return {k: v[:count] for k, v in arrays.items()}
 
 
 def kinds_of(reference: StageResult) -> dict[str, str] | None:

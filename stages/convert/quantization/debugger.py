@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,7 @@ def open_debugger(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndar
 
 
 def int16_table(
-    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: DebugSamples, quantized: bytes | None
+    handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: DebugSamples, quantized: Path | None
 ) -> list[dict[str, Any]]:
     """int16x8 rows: each int16 tensor against the fp32 model's tensor of the same name, on the same samples.
 
@@ -88,7 +89,7 @@ def int16_table(
     from stages.convert.converter import make_converter
 
     models = [
-        quantized
+        quantized.read_bytes()
         if mode != FLOAT and quantized is not None
         else make_converter(handle, {**variant, "mode": mode, "io_dtype": "float32"}, calib).convert()
         for mode in (FLOAT, variant["mode"])
@@ -190,15 +191,13 @@ def record_layers(
     calib: dict[str, np.ndarray],
     settings: dict[str, Any],
     out_dir: Any,
-    quantized: bytes | None = None,
+    quantized: Path | None = None,
     calibration: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """`quantization` metadata and files for an integer variant; a debugger failure is noted, never fatal.
     `quantized`: the variant as converted, reused by the int16x8 table when its I/O is float. `calibration`: what
     identifies the handle and calibration set within the run (the calibrate stage's file), so that variants that
     differ only in I/O dtype or name share one table (stages/run_memo.py)."""
-    from pathlib import Path
-
     from stages import run_memo
 
     if not settings.get("debugger", True):

@@ -39,7 +39,7 @@ def integer_info(
     variant, handle = cfg["variant"], deployed_handle(load, split)
     calib, _ = load_samples(calibrate.path("calib"))
     settings, calibration = cfg.get("quantization") or {}, str(calibrate.path("calib"))
-    info, files = record_layers(handle, variant, calib, settings, out_dir, tflite.read_bytes(), calibration)
+    info, files = record_layers(handle, variant, calib, settings, out_dir, tflite, calibration)
     if "calib_b" in calibrate.files:
 
         def requantize(second: dict[str, np.ndarray]) -> bytes:
