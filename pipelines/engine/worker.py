@@ -40,8 +40,10 @@ def _serve(conn: Connection, log_path: str | None) -> None:
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
+    from pipelines.engine.keras_extras import skip_keras_extras
     from stages.result import InputError, StageError
 
+    skip_keras_extras()
     while True:
         try:
             target, kwargs = conn.recv()
