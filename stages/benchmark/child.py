@@ -200,12 +200,13 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     interpreter.invoke()
     first_ms = (clock() - start) * 1e3
     invoke = interpreter.invoke
-    warm_until = clock() + float(spec["min_seconds"])
+    warm_until, warmed = start + float(spec["min_seconds"]), 0  # from the first invoke's start
     for i in range(int(spec["warmup"])):
+        if clock() >= warm_until:  # a slow model: its first invoke(s) already warmed it (int16x8 on reference
+            break  # kernels: one invoke of several seconds, which one more warm-up invoke would only repeat)
         set_sample(i)
         invoke()
-        if clock() >= warm_until:  # a slow model: its first invokes already warmed it
-            break
+        warmed += 1
     min_runs, samples = int(spec["min_runs"]), array.array("d")  # 8 bytes a sample
     target = spec.get("target_ci")
     total = squares = 0.0
@@ -243,6 +244,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "init_ms": round(init_ms, 3),
         "first_invoke_ms": round(first_ms, 3),
+        "warmup_runs": warmed,
         "samples_ms": [round(float(v), 6) for v in samples_ms],
         "timed_s": round(float(samples_ms.sum()) / 1e3, 3),
         "capped": stopped == "max_seconds" and len(samples) < min_runs,

@@ -16,7 +16,8 @@ class BenchmarkConfig:
     # An int, or a list of ints to time each (`'benchmark.num_threads=[1,2,4]'`); the first is the headline.
     num_threads: Any = 1
     use_xnnpack: bool = True
-    # Untimed invokes first; a slow model stops warming up once min_seconds were spent on it.
+    # Untimed invokes after the first; warming stops once min_seconds passed since the first invoke started (a
+    # model whose first invoke took that long is not warmed again).
     warmup: int = 10
     # Timed invokes continue until both are reached, unless max_seconds of timing is spent first.
     min_runs: int = 50

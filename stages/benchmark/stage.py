@@ -23,7 +23,7 @@ from stages.result import StageError, StageResult
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-_NOT_METRICS = ("capped", "stopped")  # how the loop ended: meta, not figures
+_NOT_METRICS = ("capped", "stopped", "warmup_runs")  # how the loop went: meta, not figures
 
 
 def run_child(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -159,6 +159,7 @@ def benchmark(
             **result["memory"],
             "capped": result["capped"],
             "stopped": result["stopped"],
+            "warmup_runs": result["warmup_runs"],
         }
     (Path(out_dir) / "samples.json").write_text(
         json.dumps({"unit": "ms", "order": "as measured", "by_threads": samples})
@@ -174,6 +175,7 @@ def benchmark(
         "capped": sorted(int(k) for k, f in figures.items() if f["capped"]),
         # Why each timing loop ended: min_runs (the count), target_ci (steady early) or max_seconds (the cap).
         "stopped": {k: f["stopped"] for k, f in figures.items()},
+        "warmup_runs": {k: f["warmup_runs"] for k, f in figures.items()},  # after the first invoke
         "settings": {k: settings.get(k) for k in ("warmup", "min_runs", "min_seconds", "max_seconds", "target_ci")},
         "inputs": inputs_source,
         "environment": environment,

@@ -82,6 +82,10 @@ def test_timing_runs_in_a_separate_process_without_tensorflow(tiny_tflite: Stage
     result = run_child(spec, timeout_s=120)
     assert result["process"]["pid"] != os.getpid()
     assert result["process"]["tensorflow_loaded"] is False
+    # min_seconds 0: the first invoke counts as the warm-up, as for a model whose first invoke takes that long
+    assert result["warmup_runs"] == 0
+    warmed = run_child({**spec, "warmup": 3, "min_seconds": 5.0, "min_runs": 1, "max_seconds": 0.01}, 120)
+    assert warmed["warmup_runs"] == 3  # a fast model: every warm-up invoke within min_seconds
 
 
 def test_max_seconds_caps_timing_and_says_so(tiny_tflite: StageResult, tmp_path: Path) -> None:
