@@ -1,8 +1,9 @@
 """Keras imports scikit-learn, pandas and matplotlib at its own import whenever they are installed, for
 integrations no stage uses (scikit-learn wrappers, DataFrames as `fit` data, image galleries): about 2 s of a
-5.5 s TensorFlow import on a 2-core Xeon, paid by every stage worker of every run. In a worker those imports fail
-while Keras itself asks for them; Keras treats each as absent (`try: import ... except ImportError`), and every
-other importer (the digits dataset's scikit-learn, a custom layer's pandas) gets the package as usual."""
+5.5 s TensorFlow import on a 2-core Xeon, paid by every stage worker of every run. In a worker those imports
+fail while a Keras module's own import asks for them; Keras treats each as absent (`try: import ... except
+ImportError`), and every other importer (the digits dataset's scikit-learn, a custom layer's pandas) gets the
+package as usual."""
 
 from __future__ import annotations
 
@@ -27,10 +28,13 @@ class KerasExtrasSkipped(MetaPathFinder):
 
 
 def _importer_is_keras(frame: FrameType | None) -> bool:
-    """Whether the first frame outside the import machinery belongs to Keras."""
+    """Whether the first frame outside the import machinery is a Keras module's own import (its module-level
+    code); a Keras function that imports one of them when called gets it."""
     while frame is not None and ("importlib" in frame.f_code.co_filename or frame.f_code.co_filename == __file__):
         frame = frame.f_back
-    name = "" if frame is None else str(frame.f_globals.get("__name__", ""))
+    if frame is None or frame.f_code.co_name != "<module>":
+        return False
+    name = str(frame.f_globals.get("__name__", ""))
     return name == "keras" or name.startswith("keras.")
 
 

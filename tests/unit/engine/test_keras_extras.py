@@ -20,6 +20,9 @@ SCRIPT = textwrap.dedent(
     import keras
     assert keras.pandas is None and keras.submodule.pandas is None, "Keras got pandas"
     assert "pandas" not in sys.modules, "pandas was imported for Keras"
+    import keras.on_call
+    assert keras.on_call.load().REAL, "a Keras function's own import at call time did not get pandas"
+    del sys.modules["pandas"]
     import other
     assert other.pandas is not None and other.pandas.REAL, "another module did not get pandas"
     import keras.late
@@ -39,6 +42,7 @@ def test_keras_sees_no_pandas_while_every_other_importer_does(tmp_path: Path) ->
     _package(tmp_path, "keras", guarded + "from keras import submodule\n")
     (tmp_path / "keras" / "submodule.py").write_text(guarded)
     (tmp_path / "keras" / "late.py").write_text("import pandas\n")
+    (tmp_path / "keras" / "on_call.py").write_text("def load():\n    import pandas\n    return pandas\n")
     _package(tmp_path, "pandas", "REAL = True\n")
     (tmp_path / "other.py").write_text(guarded)
     proc = subprocess.run(
