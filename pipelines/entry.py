@@ -13,7 +13,7 @@ def main() -> None:
     from pipelines.tracking.tracking_process import prewarm, tracked_single_run
 
     if tracked_single_run(sys.argv[1:]):
-        prewarm()
+        prewarm(sys.argv[1:])
     from pipelines.cli import main as run_cli
 
     run_cli()

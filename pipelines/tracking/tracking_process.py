@@ -67,18 +67,27 @@ def tracked_single_run(args: list[str]) -> bool:
     return not any(a in _INFORMATIONAL or a.startswith("--") for a in args) and "tracking.enabled=false" not in args
 
 
-def warm() -> None:
-    """In the tracking process: import MLflow and its SQL store, the slow part, before the config is composed."""
+def warm(sql_store: bool = True) -> None:
+    """In the tracking process: import MLflow and (unless the command names a server) its SQL store, the slow
+    part, before the config is composed."""
     import mlflow  # noqa: F401
-    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - the default sqlite store's 0.8 s
+
+    if sql_store:
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - the default sqlite store's 0.8 s
 
 
-def prewarm() -> None:
+def names_a_server(args: list[str]) -> bool:
+    """Whether the command sets `tracking.uri` to an MLflow server (http/https), whose client needs no SQL store."""
+    uris = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("tracking.uri=")]
+    return bool(uris) and uris[-1].startswith(("http://", "https://"))
+
+
+def prewarm(args: list[str]) -> None:
     """Start the tracking process and its imports now; the background tracker takes it over (`take_pool`)."""
     global _prewarmed
     if _prewarmed is None:
         _prewarmed = new_pool()
-        _prewarmed.apply_async(warm)
+        _prewarmed.apply_async(warm, (not names_a_server(args),))
 
 
 def take_pool() -> Any:

@@ -31,3 +31,13 @@ def test_errored_variant_child_run_ends_failed(tmp_path: Path, monkeypatch: pyte
     assert runs["good"].info.status == "FINISHED"
     assert runs["bad"].info.status == "FAILED"
     assert runs["weak"].data.tags["status"] == "unverified"
+
+
+def test_the_early_tracking_process_skips_the_sql_store_only_for_a_server_uri() -> None:
+    from pipelines.tracking.tracking_process import names_a_server
+
+    assert names_a_server(["model=keras", "tracking.uri=http://127.0.0.1:5000"])
+    assert names_a_server(["+tracking.uri=https://mlflow.example.org", "variants=[fp32]"])
+    assert not names_a_server([])  # the default: sqlite:///mlflow.db
+    assert not names_a_server(["tracking.uri=sqlite:///runs.db"])
+    assert not names_a_server(["tracking.uri=http://a:5000", "tracking.uri=sqlite:///b.db"])  # the last one wins
