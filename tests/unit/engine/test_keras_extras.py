@@ -20,6 +20,8 @@ SCRIPT = textwrap.dedent(
     import keras
     assert keras.pandas is None and keras.submodule.pandas is None, "Keras got pandas"
     assert "pandas" not in sys.modules, "pandas was imported for Keras"
+    import tf_keras
+    assert tf_keras.pandas is None, "Keras 2 got pandas"
     import keras.on_call
     assert keras.on_call.load().REAL, "a Keras function's own import at call time did not get pandas"
     del sys.modules["pandas"]
@@ -43,6 +45,7 @@ def test_keras_sees_no_pandas_while_every_other_importer_does(tmp_path: Path) ->
     (tmp_path / "keras" / "submodule.py").write_text(guarded)
     (tmp_path / "keras" / "late.py").write_text("import pandas\n")
     (tmp_path / "keras" / "on_call.py").write_text("def load():\n    import pandas\n    return pandas\n")
+    _package(tmp_path, "tf_keras", guarded)
     _package(tmp_path, "pandas", "REAL = True\n")
     (tmp_path / "other.py").write_text(guarded)
     proc = subprocess.run(
