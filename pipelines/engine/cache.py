@@ -14,23 +14,20 @@ shared hits and computed entries (`stats`), which the report records.
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import importlib.util
 import json
 import logging
 import os
 import shutil
-import sysconfig
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
+from pipelines.engine.code_deps import code_files
 from pipelines.engine.dag import Node
 from stages.result import StageResult
 
@@ -39,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 _CODE_KEYS = ("_target_", "build")
 
 
@@ -60,56 +56,6 @@ def fingerprint_path(path: Path) -> str:
         digest.update(str(child.relative_to(path)).encode())
         digest.update(sha256_file(child).encode())
     return digest.hexdigest()
-
-
-@cache
-def _module_file(dotted: str) -> Path | None:
-    """Source file of a module, or of the module holding a dotted function path; None for installed
-    libraries (their version is not ours to track) and for anything that cannot be found."""
-    parts = dotted.split(".")
-    try:  # a top-level look-up imports nothing; sub-module look-ups import their parents
-        top = importlib.util.find_spec(parts[0])
-    except (ImportError, ValueError):
-        return None
-    if top is None or not top.origin or os.path.realpath(top.origin).startswith(_LIBRARY_DIRS):
-        return None
-    for end in range(len(parts), 0, -1):
-        name = ".".join(parts[:end])
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            continue
-        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-            continue
-        origin = os.path.realpath(spec.origin)
-        return None if origin.startswith(_LIBRARY_DIRS) else Path(origin)
-    return None
-
-
-@cache
-def _imported_names(path: Path, stamp: int) -> tuple[str, ...]:
-    """Every module name a source file imports (parsed once per file version)."""
-    names: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-    return tuple(names)
-
-
-@cache
-def code_files(dotted: str) -> tuple[Path, ...]:
-    """The module behind `dotted` plus every project module it imports, transitively."""
-    seen: dict[Path, None] = {}
-    pending = [dotted]
-    while pending:
-        path = _module_file(pending.pop())
-        if path is None or path in seen:
-            continue
-        seen[path] = None
-        pending += _imported_names(path, path.stat().st_mtime_ns)
-    return tuple(sorted(seen))
 
 
 def _walk_strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
