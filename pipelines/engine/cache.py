@@ -71,11 +71,11 @@ def _walk_strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
 
 def node_key(node: Node, upstream_keys: dict[str, str]) -> str:
     """Content hash of everything a node's result depends on."""
-    code = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in code_files(node.target)}
+    code = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in code_files(node.target).items()}
     inputs: dict[str, str] = {}
     for key, value in _walk_strings(node.config):
         if key in _CODE_KEYS:
-            code.update({str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in code_files(value)})
+            code.update({name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in code_files(value).items()})
         elif (key in ("path", "recipe") or key.endswith("_path")) and os.path.exists(value):
             inputs[value] = fingerprint_path(Path(value))
     payload = {

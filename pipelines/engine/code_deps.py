@@ -16,6 +16,7 @@ import re
 import sysconfig
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 _LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 
@@ -23,23 +24,37 @@ _LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib"
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)|import[ \t]+([^\n]*))", re.M)
 
 
+class Source(NamedTuple):
+    """A source file, and the folder its top-level package (or module) sits in: the file's name below that
+    folder (`stages/load/stage.py`) is what a cache key records, so two checkouts in different places, such as
+    two cluster nodes, compute the same keys."""
+
+    path: Path
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.relative_to(self.root).as_posix() if self.path.is_relative_to(self.root) else str(self.path)
+
+
 @cache
-def code_files(dotted: str) -> tuple[Path, ...]:
-    """The module behind `dotted` plus every project module it imports, transitively."""
-    seen: dict[Path, None] = {}
-    pending: list[str | Path] = [dotted]
+def code_files(dotted: str) -> dict[str, Path]:
+    """The module behind `dotted` plus every project module it imports, transitively, by name (Source.name)."""
+    seen: dict[Path, Source] = {}
+    pending: list[str | Source] = [dotted]
     while pending:
         item = pending.pop()
-        path = item if isinstance(item, Path) else module_file(item)
-        if path is None or path in seen:
+        found = item if isinstance(item, Source) else module_file(item)
+        if found is None or found.path in seen:
             continue
-        seen[path] = None
-        pending += imports_of(path, path.stat().st_mtime_ns)
-    return tuple(sorted(seen))
+        seen[found.path] = found
+        for imported in imports_of(found.path, found.path.stat().st_mtime_ns):
+            pending.append(imported if isinstance(imported, str) else Source(imported, found.root))
+    return {source.name: source.path for source in sorted(seen.values())}
 
 
 @cache
-def module_file(dotted: str) -> Path | None:
+def module_file(dotted: str) -> Source | None:
     """Source file of a module, or of the module holding a dotted function path (`stages.load.stage.load`);
     None for installed libraries (their version is not ours to track) and for anything that cannot be found.
     Only the top-level name goes through importlib (a top-level look-up imports nothing); the rest is looked
@@ -53,6 +68,7 @@ def module_file(dotted: str) -> Path | None:
         return None
     found = Path(os.path.realpath(top.origin)) if top.origin.endswith(".py") else None
     folders = list(top.submodule_search_locations or [])
+    root = Path(os.path.realpath(folders[0] if folders else top.origin)).parent
     for name in parts[1:]:
         if not folders:
             break  # a plain module: the rest names its attributes
@@ -66,7 +82,7 @@ def module_file(dotted: str) -> Path | None:
             folders = [str(package)]
         else:
             break  # an attribute of the package found so far
-    return found
+    return None if found is None else Source(found, root)
 
 
 @cache
