@@ -44,6 +44,7 @@ from pipelines.engine.runner import run_dag
 from pipelines.engine.schema import register_configs, validate
 from pipelines.output.report import build_report, write_plot, write_report
 from pipelines.output.table import format_table
+from pipelines.run_mode import skip_mode_composition
 from pipelines.tracking.lineage import prepare as prepare_lineage
 from pipelines.tracking.publish import disk_failure_in_stages, remove_partial_files, track_run
 from stages.run_memo import run_memo
@@ -220,6 +221,7 @@ def main() -> None:
     except ConfigError as err:
         print(f"Error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+    skip_mode_composition(CONF_DIR)
     try:
         _run_hydra()
     except KeyboardInterrupt:

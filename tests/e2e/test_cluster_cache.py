@@ -279,7 +279,8 @@ def test_a_ray_sweep_over_two_nodes_shares_the_cache_survives_a_killed_node_and_
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
          "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
          "--artifacts-destination", f"s3://{BUCKET}/mlflow"],
-        env={**env, "MLFLOW_S3_ENDPOINT_URL": s3["AWS_ENDPOINT_URL"]},
+        # No job runner (as tests/helpers/mlflow_server.py): its eight consumer processes each import MLflow.
+        env={**env, "MLFLOW_S3_ENDPOINT_URL": s3["AWS_ENDPOINT_URL"], "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         stdout=open(tmp_path / "mlflow.log", "wb"),  # noqa: SIM115 - the process owns it
         stderr=subprocess.STDOUT,
         start_new_session=True,
