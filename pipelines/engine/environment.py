@@ -59,11 +59,13 @@ def disk_errno_in_text(text: str) -> tuple[int, str | None] | None:
 
 
 def tracking_failure_kind(text: str) -> str:
-    """What went wrong with the store, in words, from the error text (MLflow, requests or sqlite)."""
+    """What went wrong with the store, in words, from the error text (MLflow, requests or sqlite). An HTTP
+    status counts only as a number of its own: a port (127.0.0.1:45403) or a run id that holds "403" is not one."""
     lower = text.lower()
     if any(s in lower for s in ("disk is full", "no space left", "[errno 28]", "quota")):
         return "the store is full"
-    if any(s in lower for s in ("readonly database", "read-only", "permission denied", "403", "[errno 13]")):
+    denied = ("readonly database", "read-only", "permission denied", "forbidden", "[errno 13]")
+    if any(s in lower for s in denied) or _http_status(lower, "403"):
         return "permission was denied"
     unreachable = (
         "connection refused",
@@ -74,13 +76,17 @@ def tracking_failure_kind(text: str) -> str:
         "connection reset",
         "connection aborted",
         "remote end closed",
-        "502",
-        "503",
         "did not answer",
     )
-    if any(s in lower for s in unreachable):
+    if any(s in lower for s in unreachable) or _http_status(lower, "502|503"):
         return "the server is unreachable"
     return "the store returned an error"
+
+
+def _http_status(text: str, codes: str) -> bool:
+    """Whether `text` holds one of `codes` as a status ("error code 403 != 200", "503 Server Error"), not as
+    part of a longer number, a port or a path."""
+    return re.search(rf"(?<![\w.:/-])(?:{codes})(?![\w.:/-])", text) is not None
 
 
 def first_line(err: BaseException | str, limit: int = 300) -> str:

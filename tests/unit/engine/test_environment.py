@@ -18,3 +18,16 @@ def test_disk_errors_and_store_failures_are_told_apart() -> None:
         "the server is unreachable"
     )
     assert tracking_failure_kind("attempt to write a readonly database") == "permission was denied"
+    # HTTP statuses count as statuses only: this connection-refused error names a port holding "403"
+    refused = (
+        "MlflowException: API request to http://127.0.0.1:45403/api/2.0/mlflow/experiments/get-by-name failed with "
+        "exception HTTPConnectionPool(host='127.0.0.1', port=45403): Max retries exceeded (Connection refused)"
+    )
+    assert tracking_failure_kind(refused) == "the server is unreachable"
+    assert tracking_failure_kind("MlflowException: API request failed with error code 403 != 200") == (
+        "permission was denied"
+    )
+    assert tracking_failure_kind("HTTPError: 503 Server Error: Service Unavailable for url: http://h:8403/x") == (
+        "the server is unreachable"
+    )
+    assert tracking_failure_kind("MlflowException: run 5034030 has no metric 'x'") == "the store returned an error"
