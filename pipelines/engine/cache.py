@@ -69,13 +69,18 @@ def _walk_strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
         yield key, value
 
 
+def _code_digests(dotted: str) -> dict[str, str]:
+    """The content hash of each source file `dotted` depends on, by its name below its package's folder."""
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in code_files(dotted).items()}
+
+
 def node_key(node: Node, upstream_keys: dict[str, str]) -> str:
     """Content hash of everything a node's result depends on."""
-    code = {name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in code_files(node.target).items()}
+    code = _code_digests(node.target)
     inputs: dict[str, str] = {}
     for key, value in _walk_strings(node.config):
         if key in _CODE_KEYS:
-            code.update({name: hashlib.sha256(p.read_bytes()).hexdigest() for name, p in code_files(value).items()})
+            code.update(_code_digests(value))
         elif (key in ("path", "recipe") or key.endswith("_path")) and os.path.exists(value):
             inputs[value] = fingerprint_path(Path(value))
     payload = {

@@ -145,10 +145,10 @@ def tradeoff_inputs(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def plot_tradeoffs(report: dict[str, Any], path: Path) -> Path | None:
-    """Write the figure; None when fewer than two variants have the figures to plot: one point trades nothing
-    off (the table holds its figures), and drawing it cost a one-variant run about 0.8 s of matplotlib."""
+    """Write the figure; None when no variant has the figures to plot. A one-variant run gets its figure too:
+    the run directory's contract (shared/ARCHITECTURE.md) promises one after every run."""
     variants = {n: v for n, v in report["variants"].items() if v.get("size_bytes") and _quality(v["metrics"])}
-    if len(variants) < 2:
+    if not variants:
         return None
     import matplotlib
 

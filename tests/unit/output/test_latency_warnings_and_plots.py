@@ -72,9 +72,9 @@ def test_plot_is_written(tmp_path: Path) -> None:
     }
     path = plot_tradeoffs(report, tmp_path / "tradeoffs.png")
     assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # one variant trades nothing off: no figure
+    # one variant still gets its figure (the run directory's contract)
     alone = {**report, "variants": {"fp32": report["variants"]["fp32"]}}
-    assert plot_tradeoffs(alone, tmp_path / "alone.png") is None and not (tmp_path / "alone.png").exists()
+    assert plot_tradeoffs(alone, tmp_path / "alone.png") == tmp_path / "alone.png"
 
 
 def test_a_figure_is_drawn_once_per_content_and_copied_after(tmp_path: Path) -> None:
