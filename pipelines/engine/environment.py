@@ -84,9 +84,9 @@ def tracking_failure_kind(text: str) -> str:
 
 
 def _http_status(text: str, codes: str) -> bool:
-    """Whether `text` holds one of `codes` as a status ("error code 403 != 200", "503 Server Error"), not as
-    part of a longer number, a port or a path."""
-    return re.search(rf"(?<![\w.:/-])(?:{codes})(?![\w.:/-])", text) is not None
+    """Whether `text` holds one of `codes` as a status ("error code 403 != 200", "503 Server Error", "status
+    403."), not as part of a longer number, a port or a path."""
+    return re.search(rf"(?<![\w.:/-])(?:{codes})(?![\w/-]|[.:][\w/])", text) is not None
 
 
 def first_line(err: BaseException | str, limit: int = 300) -> str:

@@ -30,4 +30,8 @@ def test_disk_errors_and_store_failures_are_told_apart() -> None:
     assert tracking_failure_kind("HTTPError: 503 Server Error: Service Unavailable for url: http://h:8403/x") == (
         "the server is unreachable"
     )
+    assert tracking_failure_kind("RestException: the server answered with status 403.") == "permission was denied"
     assert tracking_failure_kind("MlflowException: run 5034030 has no metric 'x'") == "the store returned an error"
+    assert tracking_failure_kind("MlflowException: no run at http://h:403/x or /runs/403/y") == (
+        "the store returned an error"
+    )
