@@ -42,7 +42,8 @@ from pipelines.engine.pool import WorkerPool
 from pipelines.engine.preflight import check_output_dirs, preflight
 from pipelines.engine.runner import run_dag
 from pipelines.engine.schema import register_configs, validate
-from pipelines.output.report import build_report, write_plot, write_report
+from pipelines.output.plot_beside import PlotBeside
+from pipelines.output.report import build_report, write_layer_plots, write_report, write_tradeoff_plot
 from pipelines.output.table import format_table
 from pipelines.run_mode import skip_mode_composition
 from pipelines.tracking.lineage import prepare as prepare_lineage
@@ -113,7 +114,7 @@ def _execute(
     log_path = None if runtime["debug"] else str(run_dir / "worker.log")
     pool = WorkerPool(runtime["workers"], log_path=log_path, max_rss_mb=runtime["worker_max_rss_mb"])
     with run_memo(), pool:  # the memo before the workers: they inherit its directory (stages/run_memo.py)
-        before_work = tracker.wait_started if tracker is not None else None
+        before_work = tracker.stages_start if tracker is not None else None
         outcomes = run_dag(
             nodes, cache, pool, runtime["stage_timeout_s"], before_work, exclusive=runtime["exclusive_stages"]
         )
@@ -126,12 +127,9 @@ def _execute(
     report["cache"] = cache.report()  # local hits, shared hits, computed entries
     prepare_lineage(report, outcomes, run_dir)  # datasets and servable models, for MLflow and the registry
     report["wall_s"] = round(time.perf_counter() - started, 2)
-    write_plot(
-        report, run_dir, cache.root if runtime["use_cache"] else None
-    )  # while the tracking process may still be opening its store
-    write_report(report, run_dir)  # the local report first: nothing has been sent to MLflow yet
-    written["report"] = True
-    tracking_problem = None if tracker is None else track_run(tracker, cfg, report, outcomes, run_dir, cache.root)
+    figures = cache.root if runtime["use_cache"] else None
+    write_layer_plots(report, run_dir, figures)  # before tracking: each variant's child run carries its own
+    tracking_problem = _write_and_track(cfg, report, outcomes, run_dir, cache.root, figures, tracker, written)
     problem = tracking_problem
     if runtime.get("outputs_url"):
         from pipelines.engine.remote import publish_outputs
@@ -165,6 +163,37 @@ def _execute(
     if registry is not None and not registry["promoted"]:
         return EXIT_FAILED
     return EXIT_OK if report["status"] == "passed" else EXIT_FAILED
+
+
+def _write_and_track(
+    cfg: dict[str, Any],
+    report: dict[str, Any],
+    outcomes: dict[str, Any],
+    run_dir: Path,
+    cache_root: Path,
+    figures: Path | None,
+    tracker: Any,
+    written: dict[str, bool],
+) -> str | None:
+    """The local report first, then MLflow, with the trade-off plot drawn while the variants are logged
+    (pipelines/output/plot_beside.py); returns a tracking failure's message, if any."""
+    if tracker is None:
+        write_tradeoff_plot(report, run_dir, figures)
+        write_report(report, run_dir)
+        written["report"] = True
+        return None
+    plot = PlotBeside(report, run_dir, figures)
+    write_report(report, run_dir)  # the local report first: nothing has been sent to MLflow yet
+    written["report"] = True
+    try:
+        problem = track_run(tracker, cfg, report, outcomes, run_dir, cache_root, plot.wait)
+    except BaseException:
+        plot.join()  # nothing of it is written after the caller cleans up
+        raise
+    if not plot.waited:  # tracking failed before the parent run: the local report as written, with its plot
+        plot.wait()
+        write_report(plot.as_written, run_dir)
+    return problem
 
 
 def _open_tracker(cfg: dict[str, Any], run_dir: Path) -> Any:

@@ -223,15 +223,23 @@ def build_report(cfg: dict[str, Any], outcomes: dict[str, Outcome], run_dir: Pat
     return report
 
 
-def write_plot(report: dict[str, Any], run_dir: Path, cache_root: Path | None = None) -> None:
-    """Draw the trade-off plot and each variant's worst layers, and record their names in the report (before
-    `write_report`). With `cache_root`, a figure drawn before from the same figures is copied, not redrawn."""
+def write_tradeoff_plot(report: dict[str, Any], run_dir: Path, cache_root: Path | None = None) -> None:
+    """Draw the trade-off plot and record its name in the report (before `write_report`). With `cache_root`, a
+    figure drawn before from the same figures is copied, not redrawn."""
     from pipelines.output.figure_cache import cached_figure
-    from pipelines.output.plots import plot_tradeoffs, plot_worst_layers, tradeoff_inputs
+    from pipelines.output.plots import plot_tradeoffs, tradeoff_inputs
 
     plot = cached_figure(cache_root, tradeoff_inputs(report), run_dir / "tradeoffs.png", plot_tradeoffs)
     if plot is not None:
         report["plot"] = plot.name
+
+
+def write_layer_plots(report: dict[str, Any], run_dir: Path, cache_root: Path | None = None) -> None:
+    """Draw each quantized variant's worst layers and record the figure in its entry (its MLflow child run
+    carries it, so this comes before tracking); cached like the trade-off plot."""
+    from pipelines.output.figure_cache import cached_figure
+    from pipelines.output.plots import plot_worst_layers
+
     for name, entry in report["variants"].items():
         info = entry.get("quantization") or {}
         if not info.get("layers"):

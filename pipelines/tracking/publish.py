@@ -7,6 +7,7 @@ never raised: the local report stands and no verdict changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,12 @@ def track_run(
     outcomes: dict[str, Outcome],
     run_dir: Path,
     cache_root: Path,
+    before_parent: Callable[[], None] = lambda: None,
 ) -> str | None:
     """Log the run to MLflow (and promote in the registry), then rewrite the report with the run ids.
 
+    `before_parent` runs once the variants are logged, before the parent run (which carries the report and its
+    plot) is: pipelines/output/plot_beside.py waits there for the plot it draws meanwhile.
     Returns None, or the message of a tracking failure; the parent run is then closed FAILED where the store
     still answers, else by the next run of this configuration (pipelines/tracking/run_recovery.py).
     """
@@ -44,6 +48,7 @@ def track_run(
         for name, entry in report["variants"].items():
             entry["mlflow_run_id"] = tracker.log_variant(name, entry, variant_params(cfg, name), run_dir, models)
         report["mlflow_run_id"] = tracker.parent_id
+        before_parent()
         if registry_cfg.get("name"):
             from pipelines.tracking.registry import promote
 

@@ -86,6 +86,8 @@ def test_tracking_server_killed_mid_run_keeps_the_report_then_the_rerun_logs_it(
     verdicts = {name: v["status"] for name, v in report["variants"].items()}
     assert verdicts == {"fp32": "passed", "int8": "passed"}
     assert "mlflow_run_id" not in report  # written before tracking, which never finished
+    assert "mlflow_run_id" not in report["variants"]["fp32"]
+    assert report["plot"] == "tradeoffs.png" and (tmp_path / "run" / "tradeoffs.png").is_file()  # drawn meanwhile
 
     port = int(url.rsplit(":", 1)[1])
     with mlflow_server_process(root, port=port):

@@ -101,3 +101,32 @@ def test_a_figure_is_drawn_once_per_content_and_copied_after(tmp_path: Path) -> 
     moved = cached_figure(cache, tradeoff_inputs(report), tmp_path / "c" / "tradeoffs.png", draw)
     assert len(drawn) == 2 and moved is not None and moved.read_bytes() != first.read_bytes()
     assert cached_figure(None, tradeoff_inputs(report), tmp_path / "d" / "tradeoffs.png", draw) and len(drawn) == 3
+
+
+def test_the_plot_drawn_beside_tracking_is_named_once_waited_for_and_its_failure_is_raised_then(
+    tmp_path: Path,
+) -> None:
+    from pipelines.output.plot_beside import PlotBeside
+
+    report = {
+        "model": {"name": "m"},
+        "reference": {"metrics": {"accuracy": 0.9}},
+        "variants": {"fp32": _variant(1.0), "int8": {**_variant(0.01), "size_bytes": 250}},
+    }
+    plot = PlotBeside(report, tmp_path, None)
+    report["variants"]["fp32"]["mlflow_run_id"] = "r1"  # tracking goes on meanwhile, in the main thread
+    plot.wait()
+    assert report["plot"] == "tradeoffs.png" and plot.waited
+    assert (tmp_path / "tradeoffs.png").read_bytes()[:4] == b"\x89PNG"
+    assert "mlflow_run_id" not in plot.as_written["variants"]["fp32"]  # the report as written before tracking
+    assert plot.as_written["plot"] == "tradeoffs.png"
+
+    (tmp_path / "a-file").write_text("")
+    failing = PlotBeside(report, tmp_path / "a-file" / "run", None)  # a file where its folder should be
+    try:
+        failing.wait()
+    except OSError as err:
+        assert "a-file" in str(err)
+    else:
+        raise AssertionError("the thread's failure was not raised")
+    assert not failing.waited
