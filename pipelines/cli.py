@@ -43,7 +43,7 @@ from pipelines.engine.preflight import check_output_dirs, preflight
 from pipelines.engine.runner import run_dag
 from pipelines.engine.schema import register_configs, validate
 from pipelines.output.plot_beside import PlotBeside
-from pipelines.output.report import build_report, write_report, write_tradeoff_plot
+from pipelines.output.report import build_report, write_layer_plots, write_report, write_tradeoff_plot
 from pipelines.output.table import format_table
 from pipelines.run_mode import skip_mode_composition
 from pipelines.tracking.lineage import prepare as prepare_lineage
@@ -128,6 +128,7 @@ def _execute(
     prepare_lineage(report, outcomes, run_dir)  # datasets and servable models, for MLflow and the registry
     report["wall_s"] = round(time.perf_counter() - started, 2)
     figures = cache.root if runtime["use_cache"] else None
+    write_layer_plots(report, run_dir, figures)  # before tracking: each variant's child run carries its own
     tracking_problem = _write_and_track(cfg, report, outcomes, run_dir, cache.root, figures, tracker, written)
     problem = tracking_problem
     if runtime.get("outputs_url"):

@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stages.convert.quantization.layers_plot import wide_range
-
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
     """Names of points no other point beats on both axes (smaller x, larger y is better)."""
@@ -59,6 +57,11 @@ def label_groups(points: dict[str, tuple[float, float]], log_x: bool, log_y: boo
     return groups
 
 
+def _wide(values: list[float]) -> bool:
+    positive = [v for v in values if v > 0]
+    return len(positive) == len(values) and bool(positive) and max(positive) / min(positive) > 10
+
+
 def _panel(
     ax: Any,
     points: dict[str, tuple[float, float]],
@@ -70,9 +73,9 @@ def _panel(
 ) -> None:
     signed = {n: (x, -y if lower_is_better else y) for n, (x, y) in points.items()}
     front = pareto_front(signed)
-    log_x = wide_range([p[0] for p in points.values()])
+    log_x = _wide([p[0] for p in points.values()])
     extra = [reference] if reference else []
-    log_y = lower_is_better and wide_range([p[1] for p in points.values()] + list(whiskers.values()) + extra)
+    log_y = lower_is_better and _wide([p[1] for p in points.values()] + list(whiskers.values()) + extra)
     for name, (x, y) in points.items():
         on_front, ok = name in front, passed.get(name, True)
         if name in whiskers:
@@ -173,6 +176,38 @@ def plot_tradeoffs(report: dict[str, Any], path: Path) -> Path | None:
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def plot_worst_layers(variant: str, layers: list[dict[str, Any]] | None, path: Path, count: int = 12) -> Path | None:
+    """The worst layers by RMSE / scale next to their activation range: the two columns to read together
+    (an outlier channel shows as a wide range with an unremarkable RMSE / scale; docs/quantization.md)."""
+    rows = [r for r in layers or [] if r.get("rmse_over_scale") is not None][:count]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    short = [r["name"].split(";")[0] for r in rows]
+    names = [f"{r['op']} {n if len(n) <= 40 else '…' + n[-39:]}" for r, n in zip(rows, short, strict=True)][::-1]
+    ratio = [r["rmse_over_scale"] for r in rows][::-1]
+    width = [(r["range_max"] or 0.0) - (r["range_min"] or 0.0) for r in rows][::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.6), sharey=True)
+    left.barh(names, ratio, color="tab:orange")
+    left.set_xlabel("RMSE / scale (quantization steps)")
+    right.barh(names, width, color="tab:blue")
+    right.set_xlabel("activation range (max - min)")
+    if _wide([w for w in width if w > 0]):
+        right.set_xscale("log")
+    fig.suptitle(f"{variant}: worst {len(rows)} layers by RMSE / scale")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(path)
     return path

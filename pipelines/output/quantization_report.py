@@ -14,18 +14,16 @@ from stages.result import StageResult
 
 
 def attach(entry: dict[str, Any], name: str, converted: StageResult, run_dir: Path) -> None:
-    """Copy the layers CSV and its figure next to the variant's model and put `quantization` into its entry."""
+    """Copy the layers CSV next to the variant's model and put `quantization` into its entry."""
     info = converted.meta.get("quantization")
     if not info:
         return
     info = dict(info)
-    copies = (("layers", "layers_csv"), ("layers_plot", "layers_plot"))  # the table, its figure (layers_plot.py)
-    for key, field in copies:
-        if key in converted.files:
-            target = run_dir / "variants" / name / Path(converted.files[key]).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(converted.path(key), target)
-            info[field] = str(target.relative_to(run_dir))
+    if "layers" in converted.files:
+        target = run_dir / "variants" / name / "layers.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(converted.path("layers"), target)
+        info["layers_csv"] = str(target.relative_to(run_dir))
     entry["quantization"] = info
 
 

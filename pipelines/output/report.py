@@ -234,6 +234,26 @@ def write_tradeoff_plot(report: dict[str, Any], run_dir: Path, cache_root: Path 
         report["plot"] = plot.name
 
 
+def write_layer_plots(report: dict[str, Any], run_dir: Path, cache_root: Path | None = None) -> None:
+    """Draw each quantized variant's worst layers and record the figure in its entry (its MLflow child run
+    carries it, so this comes before tracking); cached like the trade-off plot."""
+    from pipelines.output.figure_cache import cached_figure
+    from pipelines.output.plots import plot_worst_layers
+
+    for name, entry in report["variants"].items():
+        info = entry.get("quantization") or {}
+        if not info.get("layers"):
+            continue
+        layers = cached_figure(
+            cache_root,
+            {"variant": name, "layers": info["layers"]},
+            run_dir / "variants" / name / "worst_layers.png",
+            lambda inputs, path: plot_worst_layers(inputs["variant"], inputs["layers"], path),
+        )
+        if layers is not None:
+            info["layers_plot"] = str(layers.relative_to(run_dir))
+
+
 def write_report(report: dict[str, Any], run_dir: Path) -> None:
     write_atomic(run_dir / "report.json", json.dumps(report, indent=2, default=str))
     write_atomic(run_dir / "report.md", format_markdown(report))

@@ -30,7 +30,6 @@ from stages.convert.converter import (
 )
 from stages.convert.quantization import repair
 from stages.convert.quantization.aeq_convert import convert_aeq
-from stages.convert.quantization.layers_plot import write_layers_plot
 from stages.convert.quantization.stage import convert_mixed, integer_info
 from stages.convert.schemes import FLOAT, scheme
 from stages.convert.variant_checks import check_calibration, check_variant, explain_float_ops, inspect_tflite
@@ -211,7 +210,4 @@ def convert(
         info, extra = integer_info(cfg, out_dir, load, split, calibrate, tflite)
         meta["quantization"] = {**info, **repaired}
         files.update(extra)
-    layers = (meta.get("quantization") or {}).get("layers")
-    if "layers" in files and layers:
-        files.update(write_layers_plot(variant["name"], layers, Path(out_dir)))
     return StageResult(files=files, meta=meta, metrics=metrics)
