@@ -43,7 +43,7 @@ from pipelines.engine.preflight import check_output_dirs, preflight
 from pipelines.engine.runner import run_dag
 from pipelines.engine.schema import register_configs, validate
 from pipelines.output.plot_beside import PlotBeside
-from pipelines.output.report import build_report, write_layer_plots, write_report, write_tradeoff_plot
+from pipelines.output.report import build_report, write_plots, write_report
 from pipelines.output.table import format_table
 from pipelines.run_mode import skip_mode_composition
 from pipelines.tracking.lineage import prepare as prepare_lineage
@@ -114,7 +114,7 @@ def _execute(
     log_path = None if runtime["debug"] else str(run_dir / "worker.log")
     pool = WorkerPool(runtime["workers"], log_path=log_path, max_rss_mb=runtime["worker_max_rss_mb"])
     with run_memo(), pool:  # the memo before the workers: they inherit its directory (stages/run_memo.py)
-        before_work = tracker.stages_start if tracker is not None else None
+        before_work = tracker.wait_started if tracker is not None else None
         outcomes = run_dag(
             nodes, cache, pool, runtime["stage_timeout_s"], before_work, exclusive=runtime["exclusive_stages"]
         )
@@ -128,7 +128,6 @@ def _execute(
     prepare_lineage(report, outcomes, run_dir)  # datasets and servable models, for MLflow and the registry
     report["wall_s"] = round(time.perf_counter() - started, 2)
     figures = cache.root if runtime["use_cache"] else None
-    write_layer_plots(report, run_dir, figures)  # before tracking: each variant's child run carries its own
     tracking_problem = _write_and_track(cfg, report, outcomes, run_dir, cache.root, figures, tracker, written)
     problem = tracking_problem
     if runtime.get("outputs_url"):
@@ -175,10 +174,10 @@ def _write_and_track(
     tracker: Any,
     written: dict[str, bool],
 ) -> str | None:
-    """The local report first, then MLflow, with the trade-off plot drawn while the variants are logged
+    """The local report first, then MLflow, with the figures drawn while the variants are logged
     (pipelines/output/plot_beside.py); returns a tracking failure's message, if any."""
     if tracker is None:
-        write_tradeoff_plot(report, run_dir, figures)
+        write_plots(report, run_dir, figures)
         write_report(report, run_dir)
         written["report"] = True
         return None

@@ -236,7 +236,7 @@ def write_tradeoff_plot(report: dict[str, Any], run_dir: Path, cache_root: Path 
 
 def write_layer_plots(report: dict[str, Any], run_dir: Path, cache_root: Path | None = None) -> None:
     """Draw each quantized variant's worst layers and record the figure in its entry (its MLflow child run
-    carries it, so this comes before tracking); cached like the trade-off plot."""
+    carries it); cached like the trade-off plot."""
     from pipelines.output.figure_cache import cached_figure
     from pipelines.output.plots import plot_worst_layers
 
@@ -252,6 +252,12 @@ def write_layer_plots(report: dict[str, Any], run_dir: Path, cache_root: Path | 
         )
         if layers is not None:
             info["layers_plot"] = str(layers.relative_to(run_dir))
+
+
+def write_plots(report: dict[str, Any], run_dir: Path, cache_root: Path | None = None) -> None:
+    """Every figure of the run: each quantized variant's worst layers, then the trade-off plot."""
+    write_layer_plots(report, run_dir, cache_root)
+    write_tradeoff_plot(report, run_dir, cache_root)
 
 
 def write_report(report: dict[str, Any], run_dir: Path) -> None:

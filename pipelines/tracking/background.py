@@ -35,10 +35,6 @@ def _remote(method: str, *args: Any) -> Any:
         return run_id
     if method == "preload":
         return _preload()
-    if method == "prepare_saving":
-        from pipelines.tracking.logged_model import prepare_saving
-
-        return prepare_saving()
     assert _session is not None
     try:
         return getattr(_session, method)(*args)
@@ -114,14 +110,6 @@ class BackgroundTracker:
                 self._pool.terminate()
                 raise
         return self.parent_id
-
-    def stages_start(self) -> str:
-        """Called before the first stage that computes: the store's opening is waited for (an unusable store
-        fails before any work), then the tracking process prepares saving the variants' models while the
-        stages run (logged_model.prepare_saving), not waited for."""
-        parent_id = self.wait_started()
-        self._pool.apply_async(_remote, ("prepare_saving",))
-        return parent_id
 
     def _call(self, method: str, *args: Any) -> Any:
         """A call in the tracking process; a timeout (e.g. that process died) is reported, not waited out."""

@@ -48,21 +48,6 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
-def prepare_saving() -> None:
-    """What a process's first `mlflow.pyfunc.save_model` spends before it writes anything, paid while the stages
-    still compute: importing `mlflow.pyfunc`, and the requirement check's map of every installed package to its
-    modules (MLflow builds it once per process; 0.7-1.4 s here, on the finished run's path otherwise). Not
-    needed after a run whose pyfunc directories all come from the store, so only called when stages compute."""
-    import mlflow.pyfunc  # noqa: F401
-
-    try:  # MLflow's own check, with the requirements `_save_pyfunc` passes; it warns as save_model would
-        from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
-
-        warn_dependency_requirement_mismatches(pip_requirements())
-    except Exception:  # noqa: BLE001 - a warm-up: save_model does the check itself in any case
-        pass
-
-
 def content_key(tflite: Path, config: Path, variant: str) -> str:
     """Everything the pyfunc directory is made of: its files, the requirements and MLflow's version."""
     from importlib.metadata import version

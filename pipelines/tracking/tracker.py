@@ -119,8 +119,8 @@ class MlflowTracker:
         return str(run_id)
 
     def _log_artifacts(self, run_id: str, entry: dict[str, Any], run_dir: Path) -> None:
-        """`model.tflite`, `verification.json`, the AI Edge Quantizer recipe, the per-layer CSV and plot, and the
-        int8_mixed search's trials as an MLflow table."""
+        """`model.tflite`, `verification.json`, the AI Edge Quantizer recipe, the per-layer CSV (its figure comes
+        with the parent run: `finish`), and the int8_mixed search's trials as an MLflow table."""
         from pipelines.output.quantization_report import trial_rows
 
         client = self.client
@@ -133,9 +133,8 @@ class MlflowTracker:
         if info.get("repaired"):  # per-op repair: what moved off the variant's precision (report notes)
             self.mlflow.set_tag("repaired", "; ".join(f"{r['op']} {r['from']}->{r['to']}" for r in info["repaired"]))
             self.mlflow.log_metric("quantization/repaired_ops", len(info["repaired"]))
-        for key in ("layers_csv", "layers_plot"):
-            if info.get(key) and (run_dir / info[key]).exists():
-                client.log_artifact(run_id, str(run_dir / info[key]), "quantization")
+        if info.get("layers_csv") and (run_dir / info["layers_csv"]).exists():
+            client.log_artifact(run_id, str(run_dir / info["layers_csv"]), "quantization")
         rows = trial_rows(entry)
         if rows:
             client.log_table(run_id, data=rows, artifact_file="quantization/trials.json")
@@ -150,6 +149,10 @@ class MlflowTracker:
         for name in ("report.json", "report.md", "tradeoffs.png"):
             if (run_dir / name).exists():
                 client.log_artifact(run_id, str(run_dir / name))
+        for entry in report["variants"].values():  # drawn while the variants were logged (output/plot_beside.py)
+            figure = (entry.get("quantization") or {}).get("layers_plot")
+            if figure and entry.get("mlflow_run_id") and (run_dir / figure).exists():
+                client.log_artifact(entry["mlflow_run_id"], str(run_dir / figure), "quantization")
         dashboard.log_parent(client, run_id, report, run_dir)
         lineage.link_children(self.mlflow, report, self.calibrated, self.models)
         self.mlflow.end_run(status=status)

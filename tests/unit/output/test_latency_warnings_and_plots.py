@@ -108,16 +108,20 @@ def test_the_plot_drawn_beside_tracking_is_named_once_waited_for_and_its_failure
 ) -> None:
     from pipelines.output.plot_beside import PlotBeside
 
+    layer = {"name": "conv;x", "op": "CONV_2D", "rmse_over_scale": 0.4, "range_min": -1.0, "range_max": 3.0}
+    quantized = {**_variant(0.01), "size_bytes": 250, "quantization": {"layers": [layer]}}
     report = {
         "model": {"name": "m"},
         "reference": {"metrics": {"accuracy": 0.9}},
-        "variants": {"fp32": _variant(1.0), "int8": {**_variant(0.01), "size_bytes": 250}},
+        "variants": {"fp32": _variant(1.0), "int8": quantized},
     }
     plot = PlotBeside(report, tmp_path, None)
     report["variants"]["fp32"]["mlflow_run_id"] = "r1"  # tracking goes on meanwhile, in the main thread
     plot.wait()
     assert report["plot"] == "tradeoffs.png" and plot.waited
     assert (tmp_path / "tradeoffs.png").read_bytes()[:4] == b"\x89PNG"
+    assert report["variants"]["int8"]["quantization"]["layers_plot"] == "variants/int8/worst_layers.png"
+    assert (tmp_path / "variants" / "int8" / "worst_layers.png").is_file()
     assert "mlflow_run_id" not in plot.as_written["variants"]["fp32"]  # the report as written before tracking
     assert plot.as_written["plot"] == "tradeoffs.png"
 
