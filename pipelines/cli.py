@@ -127,8 +127,7 @@ def _execute(
     report["cache"] = cache.report()  # local hits, shared hits, computed entries
     prepare_lineage(report, outcomes, run_dir)  # datasets and servable models, for MLflow and the registry
     report["wall_s"] = round(time.perf_counter() - started, 2)
-    figures = cache.root if runtime["use_cache"] else None
-    tracking_problem = _write_and_track(cfg, report, outcomes, run_dir, cache.root, figures, tracker, written)
+    tracking_problem = _write_and_track(cfg, report, outcomes, run_dir, cache.root, tracker, written)
     problem = tracking_problem
     if runtime.get("outputs_url"):
         from pipelines.engine.remote import publish_outputs
@@ -170,12 +169,12 @@ def _write_and_track(
     outcomes: dict[str, Any],
     run_dir: Path,
     cache_root: Path,
-    figures: Path | None,
     tracker: Any,
     written: dict[str, bool],
 ) -> str | None:
     """The local report first, then MLflow, with the figures drawn while the variants are logged
     (pipelines/output/plot_beside.py); returns a tracking failure's message, if any."""
+    figures = cache_root if cfg["runtime"]["use_cache"] else None  # figures drawn before are copied from there
     if tracker is None:
         write_plots(report, run_dir, figures)
         write_report(report, run_dir)
@@ -189,7 +188,7 @@ def _write_and_track(
     except BaseException:
         plot.join()  # nothing of it is written after the caller cleans up
         raise
-    if not plot.waited:  # tracking failed before the parent run: the local report as written, with its plot
+    if not plot.waited:  # tracking failed before rewriting the report: the local report as written, with its figures
         plot.wait()
         write_report(plot.as_written, run_dir)
     return problem

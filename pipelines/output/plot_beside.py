@@ -25,7 +25,7 @@ class PlotBeside:
         self._report = report
         self.as_written = copy.deepcopy(report)  # the local report before tracking (which adds the run ids)
         self._error: BaseException | None = None
-        self.waited = False  # whether `wait` returned: the report holds the plot's name
+        self.waited = False  # whether `wait` returned: the report names the figures
         self._thread = threading.Thread(target=self._draw, args=(run_dir, cache_root), daemon=True)
         self._thread.start()
 

@@ -29,12 +29,13 @@ def track_run(
     outcomes: dict[str, Outcome],
     run_dir: Path,
     cache_root: Path,
-    before_parent: Callable[[], None] = lambda: None,
+    before_report: Callable[[], None] = lambda: None,
 ) -> str | None:
     """Log the run to MLflow (and promote in the registry), then rewrite the report with the run ids.
 
-    `before_parent` runs once the variants are logged, before the parent run (which carries the report and its
-    plot) is: pipelines/output/plot_beside.py waits there for the plot it draws meanwhile.
+    `before_report` runs once the variants are logged (and the model registered), right before the report is
+    rewritten with the run ids and the parent run, which carries the figures, is logged:
+    pipelines/output/plot_beside.py waits there for the figures it draws meanwhile.
     Returns None, or the message of a tracking failure; the parent run is then closed FAILED where the store
     still answers, else by the next run of this configuration (pipelines/tracking/run_recovery.py).
     """
@@ -48,11 +49,11 @@ def track_run(
         for name, entry in report["variants"].items():
             entry["mlflow_run_id"] = tracker.log_variant(name, entry, variant_params(cfg, name), run_dir, models)
         report["mlflow_run_id"] = tracker.parent_id
-        before_parent()
         if registry_cfg.get("name"):
             from pipelines.tracking.registry import promote
 
             report["registry"] = promote(registry_cfg, report, outcomes, run_dir, tracker.uri)
+        before_report()
         write_report(report, run_dir)  # atomically replaces the local report, now with the run ids
         tracker.finish(report, run_dir, "FINISHED" if report["status"] == "passed" else "FAILED")
     except Exception as err:  # noqa: BLE001 - MLflow, HTTP and store errors alike: the work is kept

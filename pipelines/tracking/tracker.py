@@ -140,7 +140,8 @@ class MlflowTracker:
             client.log_table(run_id, data=rows, artifact_file="quantization/trials.json")
 
     def finish(self, report: dict[str, Any], run_dir: Path, status: str) -> str | None:
-        """Close the parent run; returns how to open its page (see dashboard.run_page)."""
+        """Close the parent run (with the report, the trade-off plot, and each variant's worst-layers figure in
+        its child run); returns how to open its page (see dashboard.run_page)."""
         client, run_id = self.client, str(self.parent_id)
         # Which samples calibrated the variants (count, seed, source, checksum); the figures; the description.
         params = {f"calibration.{k}": str(v)[:500] for k, v in (report.get("calibration") or {}).items()}
