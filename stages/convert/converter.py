@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.convert.calibrated import converted
 from stages.convert.schemes import scheme
 from stages.load.model.conversion_roads import plain_converter, roads
 from stages.result import StageError
@@ -116,7 +117,7 @@ def convert_flatbuffer(
             if index == 0 and made is not None:
                 flatbuffer = made
             else:
-                flatbuffer = make_converter(handle, variant, calib, workdir, via).convert()
+                flatbuffer = converted(handle, variant, calib, workdir, via)
         except StageError:
             raise
         except Exception as err:  # noqa: BLE001 - ConverterError, or calibration needing a lost signature

@@ -66,12 +66,16 @@ class DebugSamples:
 
 
 def open_debugger(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray], samples: DebugSamples) -> Any:
-    """A QuantizationDebugger for the variant's int8 converter settings, calibrated on the whole calibration set."""
+    """A QuantizationDebugger for the variant's int8 converter settings, on the run's calibration of the whole
+    calibration set (stages/convert/calibrated.py): the debugger would otherwise calibrate once more."""
     import tensorflow as tf
 
+    from stages.convert.calibrated import CalibratedConverter, calibrated_model
     from stages.convert.converter import make_converter
 
-    converter = make_converter(handle, {**variant, "io_dtype": "float32"}, calib)
+    settings = {**variant, "io_dtype": "float32"}
+    calibrated = calibrated_model(handle, settings, calib, None, None)
+    converter = make_converter(handle, settings, calib) if calibrated is None else CalibratedConverter(calibrated)
     return tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=samples)
 
 
@@ -82,18 +86,19 @@ def int16_table(
 
     The converter quantizes int16x8 with its older quantizer, which cannot add the debugger's NumericVerify ops,
     so these errors accumulate along the graph instead of being isolated per layer (docs/quantization.md).
-    `quantized`: the variant as converted (float I/O), so that it is not calibrated a second time.
+    `quantized`: the variant as converted (float I/O), read instead of quantized again.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from stages.convert.calibrated import calibrated_model, converted
     from stages.convert.converter import make_converter
 
-    models = [
-        quantized.read_bytes()
-        if mode != FLOAT and quantized is not None
-        else make_converter(handle, {**variant, "mode": mode, "io_dtype": "float32"}, calib).convert()
-        for mode in (FLOAT, variant["mode"])
-    ]
+    settings = {**variant, "io_dtype": "float32"}
+    # The run's calibrated model is a float model whose tensors carry the quantized model's names.
+    reference = calibrated_model(handle, settings, calib, None, None)
+    if reference is None:
+        reference = make_converter(handle, {**settings, "mode": FLOAT}, calib).convert()
+    models = [reference, quantized.read_bytes() if quantized is not None else converted(handle, settings, calib)]
     builtin = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES  # a delegate would not keep intermediate tensors
     ref, quant = (
         Interpreter(model_content=m, experimental_preserve_all_tensors=True, experimental_op_resolver_type=builtin)

@@ -33,7 +33,7 @@ def integer_info(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """`quantization` metadata of a converted int8/int16x8 variant: the debugger's table and, when
     `calibrate.stability=true`, the same variant calibrated on a second, disjoint subset."""
-    from stages.convert.converter import make_converter
+    from stages.convert.calibrated import converted
     from stages.load.model.access import deployed_handle
 
     variant, handle = cfg["variant"], deployed_handle(load, split)
@@ -43,7 +43,7 @@ def integer_info(
     if "calib_b" in calibrate.files:
 
         def requantize(second: dict[str, np.ndarray]) -> bytes:
-            return bytes(make_converter(handle, variant, second).convert())
+            return converted(handle, variant, second)
 
         info["stability"] = stability(load, split, calibrate, variant, tflite, requantize)
     return info, files
