@@ -5,11 +5,11 @@ conversion (the float model, each tensor's min/max over the calibration set writ
 `_experimental_calibrate_only`), then the quantization of that model: the MLIR quantizer for int8 (`mlir_quantize`,
 integer I/O included) and the older quantizer for int16x8 (`Calibrator.QuantizeModel`, which reads the
 min/max already in the model when it is fed no new sample). The calibrated model does not depend on the
-variant. Its tensors are the same whether the int8 or the int16x8 ops set asked for it; only the recorded
-options differ. int8, int8 with integer I/O, int16x8 and the per-layer debugger (which calibrates again
-whenever it is given a converter) can therefore all quantize one calibration. Calibrating runs the float model
-through TFLite's calibrating interpreter, one sample at a time and off XNNPACK: on a published audio tagger,
-20-30 s each time, four times a run before this.
+variant. Its tensors are the same whether the int8 or the int16x8 ops set asked for it, with or without float
+ops allowed; only the recorded options differ. int8, int8 with integer I/O, int16x8, a repaired variant and the
+per-layer debugger (which calibrates again whenever it is given a converter) can therefore all quantize one
+calibration. Calibrating runs the float model through TFLite's calibrating interpreter, one sample at a time and
+off XNNPACK: on a published audio tagger, 10-25 s each time, four times a run before this.
 
 The first stage of a run that needs the calibration computes it (stages/run_memo.py); the others read it.
 `quantize` repeats the converter's last steps (I/O types, shared read-only buffers, conversion metadata), so
@@ -52,11 +52,10 @@ def calibrated_model(
         "inputs": [i.to_json() for i in handle.inputs],
         "outputs": [o.to_json() for o in handle.outputs],
         "via": via,
-        "allow_float_ops": bool(variant.get("allow_float_ops")),
     }
 
     def calibrate() -> bytes:
-        settings = {**variant, "mode": CALIBRATING_MODE, "io_dtype": "float32"}
+        settings = {**variant, "mode": CALIBRATING_MODE, "io_dtype": "float32", "allow_float_ops": False}
         converter = make_converter(handle, settings, calib, workdir, via)
         converter._experimental_calibrate_only = True
         model = bytes(converter.convert())
