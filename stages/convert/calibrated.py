@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.convert.converter_settings import make_converter
 from stages.convert.schemes import scheme
 
 CALIBRATING_MODE = "int8"  # the calibrate-only conversion's flags (int16x8's give the same tensors)
@@ -43,7 +44,6 @@ def calibrated_model(
     """The handle's float model calibrated on `calib` along road `via` (the first road by default), computed
     once per run; None when the converter did not calibrate it (a model trained with fake quantization)."""
     from stages import run_memo
-    from stages.convert.converter import make_converter
     from stages.load.model.conversion_roads import roads
 
     via = via or next(roads(handle))
@@ -73,8 +73,6 @@ def converted(
 ) -> bytes:
     """The variant converted along road `via`: a full-integer converter variant quantizes the run's calibration,
     any other (and a model the converter does not calibrate) takes one plain `convert()`."""
-    from stages.convert.converter import make_converter
-
     if shares_calibration(variant):
         calibrated = calibrated_model(handle, variant, calib, workdir, via)
         if calibrated is not None:

@@ -25,7 +25,6 @@ from stages.convert.converter import (
     captured_stderr,
     convert_flatbuffer,
     failure_message,
-    make_converter,
     missing_kernels,
 )
 from stages.convert.quantization import repair
@@ -38,7 +37,7 @@ from stages.load.shapes import batch_one, fixed_shapes
 from stages.result import StageError, StageResult
 from stages.samples import load_samples
 
-__all__ = ["check_calibration", "check_variant", "convert", "inspect_tflite", "make_converter", "not_applicable"]
+__all__ = ["check_calibration", "check_variant", "convert", "inspect_tflite", "not_applicable"]
 
 
 def not_applicable(variant: dict[str, Any], inputs: list[dict[str, Any]]) -> str | None:

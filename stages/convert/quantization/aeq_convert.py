@@ -31,7 +31,7 @@ def convert_aeq(
     The fp32 model is converted here rather than taken from the `fp32` variant because per-variant nodes cannot
     depend on each other; it is kept as `float.tflite` next to the result (the search reuses it).
     """
-    from stages.convert.converter import make_converter
+    from stages.convert.converter_settings import make_converter
     from stages.convert.variant_checks import check_samples
     from stages.samples import load_samples
 

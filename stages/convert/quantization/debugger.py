@@ -71,7 +71,7 @@ def open_debugger(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndar
     import tensorflow as tf
 
     from stages.convert.calibrated import CalibratedConverter, calibrated_model
-    from stages.convert.converter import make_converter
+    from stages.convert.converter_settings import make_converter
 
     settings = {**variant, "io_dtype": "float32"}
     calibrated = calibrated_model(handle, settings, calib, None, None)
@@ -91,7 +91,7 @@ def int16_table(
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from stages.convert.calibrated import calibrated_model, converted
-    from stages.convert.converter import make_converter
+    from stages.convert.converter_settings import make_converter
 
     settings = {**variant, "io_dtype": "float32"}
     # The run's calibrated model is a float model whose tensors carry the quantized model's names.

@@ -91,7 +91,7 @@ def stability(
 
 def aeq_backend(handle: Any, variant: dict[str, Any], calib: dict[str, np.ndarray]) -> Any:
     """AI Edge Quantizer moves, from the fp32 conversion of the same model (quantization/aeq_moves.py)."""
-    from stages.convert.converter import make_converter
+    from stages.convert.converter_settings import make_converter
     from stages.convert.quantization.aeq_moves import AeqBackend
 
     fp32 = bytes(make_converter(handle, {**variant, "mode": FLOAT}, calib).convert())

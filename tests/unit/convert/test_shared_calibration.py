@@ -80,7 +80,7 @@ def test_each_full_integer_variant_is_the_converters_own_model_from_one_calibrat
 ) -> None:
     from stages import run_memo
     from stages.convert.calibrated import converted
-    from stages.convert.converter import make_converter
+    from stages.convert.converter_settings import make_converter
     from stages.load.model.access import deployed_handle
     from stages.samples import load_samples
 
@@ -104,7 +104,7 @@ def test_the_debugger_reads_the_runs_calibration_instead_of_calibrating_again(
     import tensorflow as tf
 
     from stages import run_memo
-    from stages.convert import converter
+    from stages.convert import calibrated
     from stages.convert.calibrated import converted
     from stages.convert.quantization import debugger
     from stages.load.model.access import deployed_handle
@@ -114,13 +114,13 @@ def test_the_debugger_reads_the_runs_calibration_instead_of_calibrating_again(
     calib, _ = load_samples(chain["calibrate"].path("calib"))
     variant = {"name": "int8", **FULL_INTEGER["int8"]}
     samples = debugger.DebugSamples(handle, calib, 6, None)
-    made, calibrations = converter.make_converter, []
+    made, calibrations = calibrated.make_converter, []
 
     def counted(*args: Any) -> Any:
         calibrations.append(args[1]["name"])
         return made(*args)
 
-    monkeypatch.setattr(converter, "make_converter", counted)
+    monkeypatch.setattr(calibrated, "make_converter", counted)
     with run_memo.run_memo():
         converted(handle, variant, calib)
         shared = debugger.layer_table(debugger.open_debugger(handle, variant, calib, samples), "int8")

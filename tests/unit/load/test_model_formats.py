@@ -196,7 +196,7 @@ def test_int8_that_fell_back_to_float_is_an_error(tmp_path: Path) -> None:
     """Empty calibration makes the real converter return a float model while logging INT8: caught."""
     import tensorflow as tf
 
-    from stages.convert.converter import make_converter
+    from stages.convert.converter_settings import make_converter
     from stages.litert_runtime import describe_io
 
     save_two_input_model(tmp_path / "two.keras")
