@@ -7,6 +7,7 @@ tensor's batch axis (stages/load/batch_axis.py, as the load stage recorded it) i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,34 @@ def open_interpreter(model_path: str | Path, num_threads: int = 1, use_xnnpack: 
         model_content=Path(model_path).read_bytes(),
         num_threads=num_threads,
         experimental_op_resolver_type=resolver,
+    )
+
+
+# LiteRT's refusal of an op for its tensor type, e.g. "SquaredDifference only supports FLOAT32 and INT32 now, got 7.
+# Node number 14 (SQUARED_DIFFERENCE) failed to invoke." (the number is a TfLiteType).
+_NO_KERNEL_FOR_TYPE = re.compile(r"only supports (.+?)(?: now)?, got (\d+)\.\s*Node number \d+ \((\w+)\) failed to")
+_TFLITE_TYPES = {1: "float32", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8", 10: "float16"}
+
+
+def runtime_refusal(variant: dict[str, Any], error: str) -> str:
+    """One paragraph for a converted model LiteRT will not run: the op and the type it was given, when LiteRT
+    names them. The converter's quantization rules and LiteRT's kernels do not always agree: TF 2.21 quantizes a
+    LayerNorm's SQUARED_DIFFERENCE to int16 under int16x8, which LiteRT 2.3 has no kernel for."""
+    name, said = variant["name"], " ".join(error.split())[:300]
+    found = _NO_KERNEL_FOR_TYPE.search(error)
+    if not found:
+        return (
+            f"Variant '{name}' converted, but LiteRT cannot run it ({said}). Drop this variant "
+            "(`'variants=[...]'`) or report the model and this message."
+        )
+    supported, code, op = found.groups()
+    given = _TFLITE_TYPES.get(int(code), f"TfLiteType {code}")
+    return (
+        f"Variant '{name}' converted, but LiteRT cannot run it: the converter made its {op} op {given}, and "
+        f"LiteRT's {op} kernel supports only {supported.lower()}. The converter's {variant.get('mode')} rules "
+        "and LiteRT's kernels disagree on this op (a LayerNorm's variance is one under int16x8). Drop this "
+        "variant (`'variants=[...]'`), or quantize at this precision with AI Edge Quantizer instead "
+        f"(`aeq_a16w8` for int16x8: LiteRT runs its LayerNorm models). LiteRT: {said}"
     )
 
 

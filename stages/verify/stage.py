@@ -29,7 +29,7 @@ def verify(
     reference: StageResult,
     convert: StageResult,
 ) -> StageResult:
-    from stages.litert_runtime import SignatureModel
+    from stages.litert_runtime import SignatureModel, runtime_refusal
     from stages.load.batch_axis import axes_of
     from stages.split.stage import run_tail
 
@@ -41,9 +41,12 @@ def verify(
     def open_model() -> SignatureModel:
         return SignatureModel(convert.path("tflite"), convert.meta["names"], axes=axes)
 
-    head, shortened, interpreters = run_within_budget(
-        open_model, feeds, cfg.get("verify") or {}, cfg["variant"]["name"]
-    )
+    try:
+        head, shortened, interpreters = run_within_budget(
+            open_model, feeds, cfg.get("verify") or {}, cfg["variant"]["name"]
+        )
+    except RuntimeError as err:  # LiteRT refused to prepare or invoke the model
+        raise StageError(runtime_refusal(cfg["variant"], str(err))) from None
     expected, expected_head = load_reference(reference), load_reference(reference, "head/")
     reference_accuracy = reference.metrics.get("accuracy")
     if shortened:  # the same first samples of everything, and the original's accuracy on just those
