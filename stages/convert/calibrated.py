@@ -149,11 +149,20 @@ def _as_converted(model: bytes, activations: str | None) -> bytes:
 
 
 def _is_calibrated(model: bytes) -> bool:
-    """Whether a calibrate-only conversion gave a float model with min/max (not one already quantized)."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Whether a calibrate-only conversion gave a float model with min/max (not one already quantized). Read from
+    the flatbuffer itself: an interpreter would have to resolve every op, custom ops included."""
+    from tensorflow.lite.python import schema_py_generated as schema
 
-    details = Interpreter(model_content=model).get_tensor_details()
-    return not any(np.dtype(d["dtype"]) in (np.int8, np.int16) and d["quantization"][0] for d in details)
+    root = schema.Model.GetRootAs(model, 0)
+    integer = (schema.TensorType.INT8, schema.TensorType.INT16)
+    for g in range(root.SubgraphsLength()):
+        graph = root.Subgraphs(g)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            quantization = tensor.Quantization()
+            if tensor.Type() in integer and quantization is not None and quantization.ScaleLength():
+                return False
+    return True
 
 
 def _digest(calib: dict[str, np.ndarray]) -> str:
