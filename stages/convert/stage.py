@@ -194,11 +194,13 @@ def convert(
     path = "search" if variant.get("search") and chosen.backend == "converter" else chosen.backend
     made = _PATHS[path](cfg, Path(out_dir), load, split, calibrate, handle)
     tflite = Path(out_dir) / made.files["tflite"]
-    io = describe_io(SignatureModel(tflite, made.names))
+    converted = SignatureModel(tflite, made.names)
+    io = describe_io(converted)
     contents = inspect_tflite(tflite)
     if made.checked:
         expected = {**contents, "float_ops": {}} if made.kept_float else contents
-        check_variant(variant, io, expected, {i.name: i.dtype for i in [*handle.inputs, *handle.outputs]})
+        dtypes = {i.name: i.dtype for i in [*handle.inputs, *handle.outputs]}
+        check_variant(variant, io, expected, dtypes, converted)
     meta = {"variant": variant, "io": io, "contents": contents, "names": made.names, **made.meta}
     metrics = {"size_bytes": tflite.stat().st_size, "convert_s": round(made.seconds, 3), **made.metrics}
     files = dict(made.files)

@@ -77,12 +77,14 @@ def check_variant(
     io: dict[str, Any],
     contents: dict[str, Any],
     source_dtypes: dict[str, str] | None = None,
+    model: Any = None,
 ) -> None:
     """Raise StageError when the converted model is not the kind of model the variant asked for.
 
     The converter does not fail when calibration is useless (empty, all-NaN): it returns a float model while
     logging INT8. So the model itself is inspected: I/O dtypes, weight dtypes and the dtype every op
-    computes in.
+    computes in. `model` (the converted SignatureModel) lets an input or output left in float name the op
+    that keeps it there.
     """
     mode, name = variant["mode"], variant["name"]
     compute = scheme(mode).compute
@@ -98,6 +100,14 @@ def check_variant(
                 continue
             if np.dtype(got).kind in "iu" and got == (source_dtypes or {}).get(tensor):
                 continue  # an integer input of the original model (token ids, indices) stays integer
+            cause = float_io_cause(model, role, tensor) if model is not None and np.dtype(got).kind == "f" else ""
+            if cause:
+                raise StageError(
+                    f"Variant '{name}' asked for {want_io} {role} but {role[:-1]} '{tensor}' came back {got}. "
+                    f"{cause} The converter gives an {role[:-1]} an integer type only where the op at that end "
+                    "computes in integer, and its quantizer left this one in float. Use a variant with float "
+                    f"{role} for this model (`{mode}` with `io_dtype: float32`: the same integer ops inside)."
+                )
             raise StageError(
                 f"Variant '{name}' asked for {want_io} {role} but {role[:-1]} '{tensor}' came back {got}"
                 + (": the converter did not produce a full-integer model." if np.dtype(got).kind == "f" else ".")
@@ -126,6 +136,39 @@ def check_variant(
         )
     elif mode == "fp32" and any(weights.get(d) for d in ("int8", "int16", "float16")):
         raise StageError(f"Variant '{name}' asked for a plain float32 model but it has quantized weights {weights}.")
+
+
+def float_io_cause(model: Any, role: str, name: str) -> str:
+    """Which op keeps a signature input or output float in an integer-I/O model, in a sentence: for an output,
+    the op that writes it and the float tensor it reads (a DEQUANTIZE'd copy of an integer tensor, typically);
+    for an input, the ops that read it. Empty when the graph does not say."""
+    details = model.input_details if role == "inputs" else model.output_details
+    detail = details.get(model.key(name))
+    if detail is None:
+        return ""
+    interpreter = model.interpreter
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    ops = interpreter._get_ops_details()
+    writer = {int(o): op for op in ops for o in op["outputs"]}
+    label = lambda i: str(tensors[i]["name"]).split(";")[-1]  # noqa: E731 - fused names: the last is the op's own
+    dtype = lambda i: np.dtype(tensors[i]["dtype"]).name  # noqa: E731
+    index = int(detail["index"])
+    if role == "inputs":
+        readers = sorted({op["op_name"] for op in ops if index in {int(i) for i in op["inputs"]}})
+        return f"The ops that read it ({', '.join(readers)}) compute in float." if readers else ""
+    op = writer.get(index)
+    if op is None:
+        return ""
+    reads = [int(i) for i in op["inputs"] if int(i) in tensors and np.dtype(dtype(int(i))).kind == "f"]
+    if not reads:
+        return f"The op that writes it, {op['op_name']}, computes in float."
+    source = writer.get(reads[0])
+    if source is not None and source["op_name"] == "DEQUANTIZE" and len(source["inputs"]):
+        copied = int(source["inputs"][0])
+        what = f"a float copy (DEQUANTIZE) of the {dtype(copied)} tensor '{label(copied)}'"
+    else:
+        what = f"the float tensor '{label(reads[0])}'"
+    return f"The op that writes it, {op['op_name']}, computes in float: it reads {what}."
 
 
 def _refuse_float_ops(name: str, mode: str, float_ops: dict[str, int]) -> None:
