@@ -56,12 +56,24 @@ def _recover(session: MlflowTracker, cfg: dict[str, Any], run_dir: Path | None) 
 
 def _preload() -> None:
     """Import what logging the finished run needs while the stages compute (queued after `open`, so that the
-    first stage never waits for it; after a run whose stages all come from the cache it costs nothing more)."""
+    first stage never waits for it; after a run whose stages all come from the cache it costs nothing more).
+
+    Also MLflow's check of a saved model's requirements against the installed packages: its first call maps every
+    installed distribution to its modules (0.3-0.4 s here, then kept for the process), which would otherwise
+    fall on the first variant's model after the last stage."""
     import mlflow.data.numpy_dataset  # noqa: F401
     import mlflow.models  # noqa: F401
     import PIL.Image  # noqa: F401
 
     import pipelines.output.quantization_report  # noqa: F401
+    from pipelines.tracking.logged_model import pip_requirements
+
+    try:
+        from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
+
+        warn_dependency_requirement_mismatches(pip_requirements())
+    except Exception:  # noqa: BLE001, S110 - a head start only: `save_model` runs the same check anyway
+        pass
 
 
 _OPEN_TIMEOUT_S = 300
