@@ -116,7 +116,13 @@ def _execute(
     with run_memo(), pool:  # the memo before the workers: they inherit its directory (stages/run_memo.py)
         before_work = tracker.wait_started if tracker is not None else None
         outcomes = run_dag(
-            nodes, cache, pool, runtime["stage_timeout_s"], before_work, exclusive=runtime["exclusive_stages"]
+            nodes,
+            cache,
+            pool,
+            runtime["stage_timeout_s"],
+            before_work,
+            exclusive=runtime["exclusive_stages"],
+            progress_every_s=runtime["progress_every_s"],
         )
     input_errors = [o for nid, o in outcomes.items() if "[" not in nid and o.status == "error" and o.input_error]
     if input_errors:

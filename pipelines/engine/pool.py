@@ -16,6 +16,7 @@ reach the main thread as before. How many run at once:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_any
 from typing import Any
@@ -116,12 +117,16 @@ class WorkerPool:
     def running(self) -> int:
         return len(self._running)
 
-    def wait(self) -> list[tuple[Any, Any, StageFailed | None]]:
-        """Block until at least one stage finished; returns (tag, result, None) or (tag, None, error) for each."""
+    def wait(self, timeout_s: float | None = None) -> list[tuple[Any, Any, StageFailed | None]]:
+        """Block until at least one stage finished (or `timeout_s` passed: then nothing); returns (tag, result,
+        None) or (tag, None, error) for each finished stage."""
+        until = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             finished = [w for w in self._running if w.poll()]
             if finished:
                 break
+            if until is not None and time.monotonic() >= until:
+                return []
             wait_any([obj for w in self._running for obj in w.waitables()], timeout=0.2)  # 0.2 s: timeouts
         done: list[tuple[Any, Any, StageFailed | None]] = []
         for worker in finished:

@@ -56,6 +56,7 @@ def run_dag(
     timeout_s: float,
     before_work: Callable[[], object] | None = None,
     exclusive: Collection[str] = (),
+    progress_every_s: float | None = None,
 ) -> dict[str, Outcome]:
     """Run every node whose upstream succeeded; one node's failure only skips what depends on it.
 
@@ -71,7 +72,7 @@ def run_dag(
     sorter = graphlib.TopologicalSorter({node.id: node.needs for node in nodes})
     sorter.prepare()
     outcomes: dict[str, Outcome] = {}
-    progress = _Progress(len(nodes))
+    progress = _Progress(len(nodes), progress_every_s)
     ready: list[Node] = []
     running: dict[str, _Started] = {}
     gauged = False
@@ -115,7 +116,10 @@ def run_dag(
                 pool.start(node.id, node.target, kwargs, timeout_s, node.id, exclusive=rank[node.id][0], gauge=gauge)
             if not running:
                 continue
-            for nid, result, error in pool.wait():
+            finished = pool.wait(progress.quiet_for())
+            if not finished:  # a long stage: say what is still running rather than nothing for minutes
+                progress.still_running({nid: job.started for nid, job in running.items()})
+            for nid, result, error in finished:
                 job = running.pop(nid)
                 try:
                     settle(job.node, _finish(job, result, error, cache))
@@ -155,12 +159,26 @@ def _finish(job: _Started, result: StageResult | None, error: StageFailed | None
 
 
 class _Progress:
-    """`[ 3/22] convert[int8]          done in 4.2s`: one line per node as it finishes, numbered in that order."""
+    """`[ 3/22] convert[int8]          done in 4.2s`: one line per node as it finishes, numbered in that order;
+    with `every_s`, a line naming the stages still running whenever that long passed without one."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, every_s: float | None = None) -> None:
         self.total, self.count, self.width = total, 0, len(str(total))
+        self.every_s, self.last = every_s, time.perf_counter()
+
+    def quiet_for(self) -> float | None:
+        """How long to wait for a stage before saying what is still running (None: no such line)."""
+        if not self.every_s:
+            return None
+        return max(0.0, self.last + self.every_s - time.perf_counter())
+
+    def still_running(self, started: dict[str, float]) -> None:
+        now = self.last = time.perf_counter()
+        stages = ", ".join(f"{nid} {_duration(now - since)}" for nid, since in started.items())
+        log.info("%s still running: %s", " " * (2 * self.width + 3), stages)
 
     def tell(self, node_id: str, outcome: Outcome) -> None:
+        self.last = time.perf_counter()
         self.count += 1
         prefix = f"[{self.count:>{self.width}}/{self.total}] {node_id:<22}"
         if outcome.status == "skipped":
@@ -169,6 +187,16 @@ class _Progress:
             log.error("%s FAILED after %.1fs: %s", prefix, outcome.seconds, outcome.error)
         else:
             log.info("%s %s", prefix, "cached" if outcome.cached else f"done in {outcome.seconds:.1f}s")
+
+
+def _duration(seconds: float) -> str:
+    """`48s`, `3m05s`, `1h02m`."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def stage_output(outcomes: dict[str, Outcome], node_id: str) -> StageResult | None:

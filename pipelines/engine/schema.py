@@ -77,6 +77,9 @@ class RuntimeConfig:
     workers: Optional[int] = None
     # Stages that run alone, nothing beside them: timing shares no core with another stage's work.
     exclusive_stages: list[str] = field(default_factory=lambda: ["benchmark"])
+    # While stages run this long (seconds) without one finishing, a line names them and how long each has run;
+    # null: no such line.
+    progress_every_s: Optional[float] = 30.0
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -87,6 +90,10 @@ class RuntimeConfig:
         if self.worker_max_rss_mb is not None and self.worker_max_rss_mb <= 0:
             raise BadSetting(
                 "worker_max_rss_mb", self.worker_max_rss_mb, " must be positive (MB), or null to never replace it."
+            )
+        if self.progress_every_s is not None and self.progress_every_s <= 0:
+            raise BadSetting(
+                "progress_every_s", self.progress_every_s, " must be positive (seconds), or null for no such line."
             )
         if self.workers is not None and self.workers < 1:
             raise BadSetting("workers", self.workers, " must be at least 1, or null for the number of cores.")

@@ -108,6 +108,7 @@ def test_schema_types_values() -> None:
         (["variants.int8.backend=aeq"], "`variants.int8.backend=aeq`"),
         (["variants.fp32.gates.max_rmse=-1"], "`variants.fp32.gates.max_rmse=-1.0`"),
         (["runtime.stage_timeout_s=-1"], "`runtime.stage_timeout_s=-1.0`"),
+        (["runtime.progress_every_s=0"], "`runtime.progress_every_s=0.0`"),
         (["benchmark.num_threads=0"], "`benchmark.num_threads`"),
     ],
 )

@@ -5,6 +5,7 @@ alone, memory bounds the pool, and a crash, a timeout or Ctrl-C stays as contain
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,17 @@ def _stages(log: Path, seconds: float = 1.0) -> dict[str, Any]:
 
 
 def _run(
-    tmp_path: Path, variants: dict[str, Any], pool: WorkerPool, timeout_s: float = 60, seconds: float = 1.0
+    tmp_path: Path,
+    variants: dict[str, Any],
+    pool: WorkerPool,
+    timeout_s: float = 60,
+    seconds: float = 1.0,
+    progress_every_s: float | None = None,
 ) -> dict[str, Outcome]:
     nodes = build_dag(_stages(tmp_path / "log", seconds), variants)
     with pool:
-        return run_dag(nodes, StageCache(tmp_path / "cache"), pool, timeout_s, exclusive=["bench"])
+        cache = StageCache(tmp_path / "cache")
+        return run_dag(nodes, cache, pool, timeout_s, exclusive=["bench"], progress_every_s=progress_every_s)
 
 
 def _intervals(log: Path) -> dict[str, dict[str, Any]]:
@@ -63,6 +70,17 @@ def test_variants_run_side_by_side_and_benchmarks_alone(tmp_path: Path) -> None:
         assert not any(_overlap(runs[name], other) for key, other in runs.items() if key != name)
     again = _run(tmp_path, variants, WorkerPool(warm=None, size=2), seconds=0.3)
     assert all(o.cached for o in again.values())
+
+
+def test_a_long_stage_is_named_while_it_runs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # With a line due every 0.5 s, a 2.5 s stage is named (with how long it has run) before it finishes.
+    caplog.set_level(logging.INFO, logger="tflite_pipeline")
+    _run(tmp_path, {"a": {"seconds": 2.5}}, WorkerPool(warm=None, size=1), seconds=0.2, progress_every_s=0.5)
+    lines = [r.getMessage() for r in caplog.records]
+    running = [n for n, line in enumerate(lines) if "still running: work[a] " in line]
+    done = next(n for n, line in enumerate(lines) if "work[a]" in line and "done in" in line)
+    assert len(running) >= 3 and max(running) < done, lines
+    assert not any("still running" in line and "source" in line for line in lines)  # 0.2 s: never named
 
 
 def test_one_worker_runs_one_stage_at_a_time(tmp_path: Path) -> None:
