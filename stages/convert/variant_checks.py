@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stages.convert.schemes import scheme
 from stages.result import StageError
+
+if TYPE_CHECKING:
+    from stages.litert_runtime import SignatureModel
 
 # In a full-integer model (a scheme with `compute` dtypes) only these touch floats, at the float I/O.
 _CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -77,7 +80,7 @@ def check_variant(
     io: dict[str, Any],
     contents: dict[str, Any],
     source_dtypes: dict[str, str] | None = None,
-    model: Any = None,
+    model: SignatureModel | None = None,
 ) -> None:
     """Raise StageError when the converted model is not the kind of model the variant asked for.
 
@@ -138,7 +141,7 @@ def check_variant(
         raise StageError(f"Variant '{name}' asked for a plain float32 model but it has quantized weights {weights}.")
 
 
-def float_io_cause(model: Any, role: str, name: str) -> str:
+def float_io_cause(model: SignatureModel, role: str, name: str) -> str:
     """Which op keeps a signature input or output float in an integer-I/O model, in a sentence: for an output,
     the op that writes it and the float tensor it reads (a DEQUANTIZE'd copy of an integer tensor, typically);
     for an input, the ops that read it. Empty when the graph does not say."""
