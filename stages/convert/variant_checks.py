@@ -162,7 +162,7 @@ def float_io_cause(model: SignatureModel, role: str, name: str) -> str:
     op = writer.get(index)
     if op is None:
         return ""
-    reads = [int(i) for i in op["inputs"] if int(i) in tensors and np.dtype(dtype(int(i))).kind == "f"]
+    reads = [int(i) for i in op["inputs"] if int(i) in tensors and np.dtype(tensors[int(i)]["dtype"]).kind == "f"]
     if not reads:
         return f"The op that writes it, {op['op_name']}, computes in float."
     source = writer.get(reads[0])
