@@ -236,22 +236,33 @@ def write_tradeoff_plot(report: dict[str, Any], run_dir: Path, cache_root: Path 
 
 def write_layer_plots(report: dict[str, Any], run_dir: Path, cache_root: Path | None = None) -> None:
     """Draw each quantized variant's worst layers and record the figure in its entry (its MLflow child run
-    carries it); cached like the trade-off plot."""
+    carries it); cached like the trade-off plot. Variants that share one per-layer table (int8 and int8_io:
+    stages/run_memo.py) share one figure, titled with all their names and copied into each variant's folder:
+    drawing it again would cost most of a second for the same bars."""
     from pipelines.output.figure_cache import cached_figure
     from pipelines.output.plots import plot_worst_layers
 
+    sharing: dict[str, list[str]] = {}  # one per-layer table (as JSON) -> the variants it belongs to
     for name, entry in report["variants"].items():
         info = entry.get("quantization") or {}
-        if not info.get("layers"):
-            continue
-        layers = cached_figure(
+        if info.get("layers"):
+            sharing.setdefault(json.dumps(info["layers"], sort_keys=True, default=str), []).append(name)
+    for names in sharing.values():
+        first = report["variants"][names[0]]["quantization"]
+        drawn = cached_figure(
             cache_root,
-            {"variant": name, "layers": info["layers"]},
-            run_dir / "variants" / name / "worst_layers.png",
+            {"variant": ", ".join(names), "layers": first["layers"]},
+            run_dir / "variants" / names[0] / "worst_layers.png",
             lambda inputs, path: plot_worst_layers(inputs["variant"], inputs["layers"], path),
         )
-        if layers is not None:
-            info["layers_plot"] = str(layers.relative_to(run_dir))
+        if drawn is None:
+            continue
+        for name in names:
+            figure = run_dir / "variants" / name / "worst_layers.png"
+            if figure != drawn:
+                figure.parent.mkdir(parents=True, exist_ok=True)
+                copy_atomic(drawn, figure)
+            report["variants"][name]["quantization"]["layers_plot"] = str(figure.relative_to(run_dir))
 
 
 def write_plots(report: dict[str, Any], run_dir: Path, cache_root: Path | None = None) -> None:

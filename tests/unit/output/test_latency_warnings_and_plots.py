@@ -103,6 +103,32 @@ def test_a_figure_is_drawn_once_per_content_and_copied_after(tmp_path: Path) -> 
     assert cached_figure(None, tradeoff_inputs(report), tmp_path / "d" / "tradeoffs.png", draw) and len(drawn) == 3
 
 
+def test_variants_sharing_one_per_layer_table_share_one_drawn_figure(tmp_path: Path) -> None:
+    """int8 and int8_io read one per-layer table (stages/run_memo.py): one figure is drawn for both and copied
+    into each variant's folder; a variant with a table of its own gets a figure of its own."""
+    from pipelines.output.report import write_layer_plots
+
+    def table(ratio: float) -> list[dict[str, Any]]:
+        return [{"name": "conv;x", "op": "CONV_2D", "rmse_over_scale": ratio, "range_min": -1.0, "range_max": 3.0}]
+
+    report = {
+        "variants": {
+            "fp32": _variant(1.0),
+            "int8": {**_variant(0.5), "quantization": {"layers": table(0.4)}},
+            "int8_io": {**_variant(0.5), "quantization": {"layers": table(0.4)}},
+            "int16x8": {**_variant(9.0), "quantization": {"layers": table(0.01)}},
+        }
+    }
+    write_layer_plots(report, tmp_path / "run", tmp_path / "cache")
+    drawn = list((tmp_path / "cache" / "figures").glob("*.png"))
+    assert len(drawn) == 2  # int8 and int8_io once, int16x8 once
+    figures = {n: report["variants"][n]["quantization"].get("layers_plot") for n in ("int8", "int8_io", "int16x8")}
+    assert figures == {n: f"variants/{n}/worst_layers.png" for n in figures}
+    shared = [(tmp_path / "run" / figures[n]).read_bytes() for n in ("int8", "int8_io")]
+    assert shared[0] == shared[1] and shared[0] != (tmp_path / "run" / figures["int16x8"]).read_bytes()
+    assert "quantization" not in report["variants"]["fp32"]
+
+
 def test_the_plot_drawn_beside_tracking_is_named_once_waited_for_and_its_failure_is_raised_then(
     tmp_path: Path,
 ) -> None:
