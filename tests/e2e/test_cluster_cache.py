@@ -396,4 +396,4 @@ def test_a_ray_sweep_over_two_nodes_shares_the_cache_survives_a_killed_node_and_
                 pass
         subprocess.run(["rm", "-rf", marker], check=False)
         _stop(server)
-    assert not pids_of(marker)
+    assert not pids_of(marker), "processes of this test's Ray nodes outlived it (their logs are under the marker)"
