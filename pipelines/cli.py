@@ -114,7 +114,7 @@ def _execute(
     log_path = None if runtime["debug"] else str(run_dir / "worker.log")
     pool = WorkerPool(runtime["workers"], log_path=log_path, max_rss_mb=runtime["worker_max_rss_mb"])
     with run_memo(), pool:  # the memo before the workers: they inherit its directory (stages/run_memo.py)
-        before_work = tracker.wait_started if tracker is not None else None
+        before_work = tracker.before_work if tracker is not None else None
         outcomes = run_dag(
             nodes,
             cache,

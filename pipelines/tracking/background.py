@@ -35,6 +35,8 @@ def _remote(method: str, *args: Any) -> Any:
         return run_id
     if method == "preload":
         return _preload()
+    if method == "prepare_models":
+        return _prepare_models()
     assert _session is not None
     try:
         return getattr(_session, method)(*args)
@@ -56,16 +58,20 @@ def _recover(session: MlflowTracker, cfg: dict[str, Any], run_dir: Path | None) 
 
 def _preload() -> None:
     """Import what logging the finished run needs while the stages compute (queued after `open`, so that the
-    first stage never waits for it; after a run whose stages all come from the cache it costs nothing more).
-
-    Also MLflow's check of a saved model's requirements against the installed packages: its first call maps every
-    installed distribution to its modules (0.3-0.4 s here, then kept for the process), which would otherwise
-    fall on the first variant's model after the last stage."""
+    first stage never waits for it; after a run whose stages all come from the cache it costs nothing more)."""
     import mlflow.data.numpy_dataset  # noqa: F401
     import mlflow.models  # noqa: F401
     import PIL.Image  # noqa: F401
 
     import pipelines.output.quantization_report  # noqa: F401
+
+
+def _prepare_models() -> None:
+    """MLflow's check of a saved model's requirements against the installed packages, made while the stages
+    compute: its first call maps every installed distribution to its modules (0.3-0.8 s, then kept for the
+    process), which would otherwise fall on the first new variant's model after the last stage. Only a run that
+    computes asks for it (`BackgroundTracker.before_work`): a rerun whose stages all come from the cache saves
+    no new pyfunc directory (pipelines/tracking/logged_model.py), and would wait for the check for nothing."""
     from pipelines.tracking.logged_model import pip_requirements
 
     try:
@@ -84,7 +90,7 @@ class BackgroundTracker:
     """The MlflowTracker in a process of its own, opened at once and waited for only when needed.
 
     Importing MLflow and opening its store take seconds; in their own process they overlap the pipeline's work
-    (most of a re-run whose stages all come from the cache) instead of adding to it. `wait_started` is called
+    (most of a re-run whose stages all come from the cache) instead of adding to it. `before_work` waits for it
     before the first stage that must compute, so an unusable store still fails before any work.
     """
 
@@ -100,6 +106,7 @@ class BackgroundTracker:
         self.uri = uri
         self.parent_id: str | None = None
         self._closed = False
+        self._models_prepared = False
         self.page: str | None = None  # set by `finish`: how to open the parent run's page
         self._pool = take_pool()
         self._opened = self._pool.apply_async(_remote, ("open", uri, experiment, cfg, run_name, parent, run_dir))
@@ -122,6 +129,15 @@ class BackgroundTracker:
                 self._pool.terminate()
                 raise
         return self.parent_id
+
+    def before_work(self) -> str:
+        """`wait_started`, called before the first stage that computes; it also queues the requirements check of
+        the models this run may save (`_prepare_models`), to run while the stages compute."""
+        run_id = self.wait_started()
+        if not self._models_prepared:
+            self._models_prepared = True
+            self._pool.apply_async(_remote, ("prepare_models",))
+        return run_id
 
     def _call(self, method: str, *args: Any) -> Any:
         """A call in the tracking process; a timeout (e.g. that process died) is reported, not waited out."""

@@ -41,3 +41,30 @@ def test_the_early_tracking_process_skips_the_sql_store_only_for_a_server_uri() 
     assert not names_a_server([])  # the default: sqlite:///mlflow.db
     assert not names_a_server(["tracking.uri=sqlite:///runs.db"])
     assert not names_a_server(["tracking.uri=http://a:5000", "tracking.uri=sqlite:///b.db"])  # the last one wins
+
+
+def _requirements_mapped() -> bool:
+    """In the tracking process: whether MLflow's requirements check has mapped the installed packages yet."""
+    from mlflow.utils import requirements_utils
+
+    return requirements_utils._MODULES_TO_PACKAGES is not None
+
+
+@pytest.mark.slow  # a tracking process of its own (MLflow's import)
+def test_the_model_requirements_check_is_made_only_once_a_stage_computes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rerun whose stages all come from the cache saves no new pyfunc directory, so its tracking process does not
+    map the installed packages for MLflow's requirements check (0.3-0.8 s before its first log call); a run that
+    computes has that done while its stages run (`before_work`), not by its first variant's model at the end."""
+    from pipelines.tracking.background import BackgroundTracker
+
+    monkeypatch.chdir(tmp_path)
+    tracker = BackgroundTracker(new_sqlite_store(tmp_path / "mlflow.db"), "e", {"model": {"name": "m"}}, "run", None)
+    try:
+        tracker.wait_started()  # what a fully cached run waits for before logging
+        assert tracker._pool.apply_async(_requirements_mapped).get(timeout=300) is False
+        tracker.before_work()  # called before the first stage that computes
+        assert tracker._pool.apply_async(_requirements_mapped).get(timeout=300) is True
+    finally:
+        tracker.abort()
